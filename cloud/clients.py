@@ -1,0 +1,71 @@
+"""boto3 clients with standard retries, built on first use and cached; the factory is injectable."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_autoscaling import AutoScalingClient
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_sns import SNSClient
+
+# `standard` retries RequestLimitExceeded and throttling with backoff; the legacy mode does not.
+CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 5},
+    connect_timeout=5,
+    read_timeout=20,
+)
+
+
+class ClientFactory:
+    """Builds one client per (service, region) on first use. The endpoint comes from boto3 itself
+    (`AWS_ENDPOINT_URL`), so the product has no endpoint code path of its own."""
+
+    def __init__(self, session: boto3.session.Session | None = None) -> None:
+        self._session = session
+        self._clients: dict[tuple[str, str], Any] = {}
+
+    def ec2(self, region: str) -> EC2Client:
+        return self._client("ec2", region)  # type: ignore[no-any-return]
+
+    def autoscaling(self, region: str) -> AutoScalingClient:
+        return self._client("autoscaling", region)  # type: ignore[no-any-return]
+
+    def dynamodb(self, region: str) -> DynamoDBClient:
+        return self._client("dynamodb", region)  # type: ignore[no-any-return]
+
+    def sns(self, region: str) -> SNSClient:
+        return self._client("sns", region)  # type: ignore[no-any-return]
+
+    def _client(self, service: str, region: str) -> Any:
+        key = (service, region)
+        if key not in self._clients:
+            self._clients[key] = self.build(service, region)
+        return self._clients[key]
+
+    def build(self, service: str, region: str) -> Any:
+        """Make a new client; subclasses may wrap it (tests record every call's region here)."""
+        if self._session is None:
+            self._session = boto3.session.Session()
+        return self._session.client(service, region_name=region, config=CLIENT_CONFIG)  # type: ignore[call-overload]
+
+
+_installed: ClientFactory | None = None
+
+
+def client_factory() -> ClientFactory:
+    """The process-wide factory, created on first use."""
+    global _installed
+    if _installed is None:
+        _installed = ClientFactory()
+    return _installed
+
+
+def install_client_factory(factory: ClientFactory | None) -> None:
+    """Replace the process-wide factory (tests, the local runtime); None restores the default."""
+    global _installed
+    _installed = factory

@@ -1,0 +1,99 @@
+"""DynamoDB adapter: the producer's version ledger and the consumer's newest-wins source states.
+
+Items (string keys `pk`, `sk`):
+- `producer#<cluster>` / `<group>`: the last version a producer of this region claimed for a group.
+- `state#<cluster>` / `<account>/<region>/<group>`: the newest snapshot applied for a source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from schemas.events import MembershipSnapshot, parse_snapshot
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+def _producer_key(cluster: str) -> str:
+    return f"producer#{cluster}"
+
+
+def _state_key(cluster: str) -> str:
+    return f"state#{cluster}"
+
+
+class Table:
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._name = table_name
+
+    def claimed_versions(self, cluster: str) -> dict[str, int]:
+        """The last claimed version of every local group of the cluster (one consistent query)."""
+        return {item["sk"]["S"]: int(item["version"]["N"]) for item in self._query(_producer_key(cluster))}
+
+    def claim_version(self, cluster: str, group: str, expected: int, claimed: int) -> bool:
+        """Move the group's version from `expected` to `claimed`; False if another producer moved it."""
+        return self._conditional(
+            lambda: self._client.update_item(
+                TableName=self._name,
+                Key={"pk": {"S": _producer_key(cluster)}, "sk": {"S": group}},
+                UpdateExpression="SET version = :claimed, claimed_at = :now",
+                ConditionExpression="attribute_not_exists(pk) OR version = :expected",
+                ExpressionAttributeValues={
+                    ":claimed": {"N": str(claimed)},
+                    ":expected": {"N": str(expected)},
+                    ":now": {"S": _now()},
+                },
+            )
+        )
+
+    def store_if_newer(self, snapshot: MembershipSnapshot) -> bool:
+        """Replace the source's state unless the table already holds this version or a newer one."""
+        return self._conditional(
+            lambda: self._client.put_item(
+                TableName=self._name,
+                Item={
+                    "pk": {"S": _state_key(snapshot.cluster)},
+                    "sk": {"S": snapshot.source.key},
+                    "version": {"N": str(snapshot.version)},
+                    "event_id": {"S": str(snapshot.event_id)},
+                    "snapshot": {"S": snapshot.to_json()},
+                    "stored_at": {"S": _now()},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR version < :version",
+                ExpressionAttributeValues={":version": {"N": str(snapshot.version)}},
+            )
+        )
+
+    def stored_states(self, cluster: str) -> list[MembershipSnapshot]:
+        """The newest applied snapshot of every source of the cluster."""
+        return [parse_snapshot(item["snapshot"]["S"]) for item in self._query(_state_key(cluster))]
+
+    def _query(self, partition: str) -> Iterator[dict[str, Any]]:
+        paginator = self._client.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self._name,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": partition}},
+            ConsistentRead=True,
+        ):
+            yield from page["Items"]
+
+    @staticmethod
+    def _conditional(write: Callable[[], object]) -> bool:
+        try:
+            write()
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()

@@ -1,0 +1,29 @@
+"""Lambda entry point: an SQS batch of snapshot envelopes, applied with partial batch failures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from consumers.batch import CoalescingBatchProcessor
+from consumers.bootstrap import apply_service, logger
+from schemas.events import MembershipSnapshot
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    service = apply_service()
+
+    def accept(record: SQSRecord) -> MembershipSnapshot:
+        return service.accept(record.body, record.message_id)
+
+    return process_partial_response(
+        event=event,
+        record_handler=accept,
+        processor=CoalescingBatchProcessor(service.apply),
+        context=context,
+    )

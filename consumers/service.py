@@ -1,0 +1,174 @@
+"""Validate delivered snapshots, keep the newest per source, and make the local groups match."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aws_lambda_powertools.logging import Logger
+
+from consumers.reconcile import Plan, check_quota, desired_rules, plan_group
+from consumers.state import newest_per_source
+from schemas.errors import InvalidRecordError, RuleConflictError
+from schemas.events import MembershipSnapshot, parse_snapshot
+from schemas.names import topic_region_and_account
+from schemas.rules import DesiredRule, ExistingRule, Permission
+from schemas.settings import Settings
+
+
+class SourceStates(Protocol):
+    def store_if_newer(self, snapshot: MembershipSnapshot) -> bool: ...
+
+    def stored_states(self, cluster: str) -> list[MembershipSnapshot]: ...
+
+
+class SecurityGroups(Protocol):
+    def ingress_rules(self, group_id: str) -> list[ExistingRule]: ...
+
+    def authorize(self, group_id: str, rules: Sequence[DesiredRule]) -> None: ...
+
+    def revoke(self, group_id: str, rules: Sequence[ExistingRule]) -> None: ...
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    applied: tuple[MembershipSnapshot, ...]
+    stale: tuple[MembershipSnapshot, ...]
+    plans: tuple[Plan, ...]
+
+
+class ApplyService:
+    """The consumer: newest version wins per source, then a level-triggered reconcile of every group."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        states: SourceStates,
+        groups: SecurityGroups,
+        logger: Logger,
+        max_conflict_retries: int = 3,
+    ) -> None:
+        settings.require("security_group_ids", "ports", "peer_topic_arns")
+        self._settings = settings
+        self._states = states
+        self._groups = groups
+        self._logger = logger
+        self._max_conflict_retries = max_conflict_retries
+
+    def accept(self, body: str, message_id: str) -> MembershipSnapshot:
+        """Validate one SQS body (an SNS envelope); reject anything this cluster must not apply."""
+        try:
+            return self._validate(body)
+        except InvalidRecordError as error:
+            self._logger.error("record rejected", extra={"message_id": message_id, "reason": str(error)})
+            raise
+
+    def apply(self, snapshots: Sequence[MembershipSnapshot]) -> ApplyReport:
+        """Store the newest snapshot of each source (if newer than the table's), then reconcile once."""
+        newest = newest_per_source(snapshots)
+        applied: list[MembershipSnapshot] = []
+        stale: list[MembershipSnapshot] = []
+        for snapshot in newest.values():
+            stored = self._states.store_if_newer(snapshot)
+            (applied if stored else stale).append(snapshot)
+            self._logger.info(
+                "snapshot applied" if stored else "snapshot stale; table already has this version or newer",
+                extra=_snapshot_fields(snapshot),
+            )
+        coalesced = len(snapshots) - len(newest)
+        if coalesced:
+            self._logger.info("older snapshots coalesced in batch", extra={"coalesced": coalesced})
+        plans = self.reconcile(applied)
+        return ApplyReport(tuple(applied), tuple(stale), plans)
+
+    def reconcile(self, causes: Iterable[MembershipSnapshot] = ()) -> tuple[Plan, ...]:
+        """Desired from the table, actual from EC2; apply the difference, re-planning on conflicts.
+
+        Every group's plan is checked against the quota before any group is touched.
+        """
+        cause_fields = [_snapshot_fields(snapshot) for snapshot in causes]
+        desired = desired_rules(
+            self._settings.cluster,
+            self._states.stored_states(self._settings.cluster),
+            self._settings.ports,
+            self._settings.address,
+        )
+        for attempt in range(1, self._max_conflict_retries + 2):
+            plans = self._plan_all(desired)
+            try:
+                for plan in plans:
+                    self._execute(plan, cause_fields)
+            except RuleConflictError as conflict:
+                self._logger.warning(
+                    "group changed under us; re-planning", extra={"attempt": attempt, "error": str(conflict)}
+                )
+                continue
+            return plans
+        raise RuleConflictError(
+            f"groups kept changing under us for {self._max_conflict_retries + 1} attempts; "
+            "the record will be retried"
+        )
+
+    def _plan_all(self, desired: Mapping[Permission, DesiredRule]) -> tuple[Plan, ...]:
+        plans = []
+        for group_id in self._settings.security_group_ids:
+            existing = self._groups.ingress_rules(group_id)
+            plan = plan_group(group_id, self._settings.cluster, desired, existing)
+            check_quota(plan, existing, self._settings.rule_quota)
+            plans.append(plan)
+        return tuple(plans)
+
+    def _execute(self, plan: Plan, causes: list[dict[str, Any]]) -> None:
+        # Revoke first so a membership swap never needs more than the quota in between.
+        if plan.revoke:
+            self._groups.revoke(plan.group_id, plan.revoke)
+        if plan.authorize:
+            self._groups.authorize(plan.group_id, plan.authorize)
+        if not plan.is_empty:
+            self._logger.info(
+                "security group reconciled",
+                extra={
+                    "group_id": plan.group_id,
+                    "authorized": [f"{rule.permission} ({rule.description})" for rule in plan.authorize],
+                    "revoked": [f"{rule.permission} ({rule.description})" for rule in plan.revoke],
+                    "causes": causes,
+                },
+            )
+
+    def _validate(self, body: str) -> MembershipSnapshot:
+        try:
+            envelope = json.loads(body)
+        except json.JSONDecodeError as error:
+            raise InvalidRecordError(f"body is not JSON: {error}") from None
+        if not isinstance(envelope, dict) or envelope.get("Type") != "Notification":
+            raise InvalidRecordError("body is not an SNS notification envelope (raw delivery must be off)")
+        topic_arn = envelope.get("TopicArn")
+        if topic_arn not in self._settings.peer_topic_arns:
+            raise InvalidRecordError(f"TopicArn {topic_arn!r} is not in SGMESH_PEER_TOPIC_ARNS")
+        message = envelope.get("Message")
+        if not isinstance(message, str):
+            raise InvalidRecordError("SNS envelope has no Message string")
+        snapshot = parse_snapshot(message)
+        if snapshot.cluster != self._settings.cluster:
+            raise InvalidRecordError(
+                f"cluster {snapshot.cluster!r} is not this deployment's cluster {self._settings.cluster!r}"
+            )
+        region, account = topic_region_and_account(topic_arn)
+        if (snapshot.source.region, snapshot.source.account) != (region, account):
+            raise InvalidRecordError(
+                f"source {snapshot.source.key!r} did not come from its own region's topic {topic_arn!r}"
+            )
+        return snapshot
+
+
+def _snapshot_fields(snapshot: MembershipSnapshot) -> dict[str, Any]:
+    return {
+        "event_id": str(snapshot.event_id),
+        "source": snapshot.source.key,
+        "version": snapshot.version,
+        "cause": snapshot.cause.kind.value,
+        "members": len(snapshot.members),
+    }

@@ -1,0 +1,41 @@
+"""Composition root of the producers: builds the snapshot service for this environment, lazily."""
+
+from __future__ import annotations
+
+import os
+
+from aws_lambda_powertools.logging import Logger
+
+from cloud.autoscaling import AutoScaling
+from cloud.clients import ClientFactory, client_factory
+from cloud.dynamodb import Table
+from cloud.ec2 import Ec2
+from cloud.sns import Topic
+from producers.service import SnapshotService
+from schemas.settings import Settings, current_settings
+
+logger = Logger(service="sgmesh-producer")
+
+_services: dict[tuple[Settings, ClientFactory], SnapshotService] = {}
+
+
+def build(settings: Settings, clients: ClientFactory) -> SnapshotService:
+    region = settings.region
+    autoscaling = AutoScaling(clients.autoscaling(region))
+    return SnapshotService(
+        settings=settings,
+        groups=autoscaling,
+        addresses=Ec2(clients.ec2(region)),
+        ledger=Table(clients.dynamodb(region), settings.table_name),
+        topic=Topic(clients.sns(region), settings.topic_arn or ""),
+        hooks=autoscaling,
+        logger=logger,
+    )
+
+
+def snapshot_service() -> SnapshotService:
+    """The service for the current environment and client factory, built on first use."""
+    key = (current_settings(os.environ), client_factory())
+    if key not in _services:
+        _services[key] = build(*key)
+    return _services[key]

@@ -1,0 +1,79 @@
+"""Pure: turn what AWS says about a group into the members of its next snapshot."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from uuid import UUID
+
+from schemas.events import Cause, Member, MembershipSnapshot, Source
+from schemas.inventory import GroupInstance, InstanceAddresses
+from schemas.settings import AddressMode
+
+# Instances on their way out (or parked in a warm pool) are not members.
+LEAVING_STATES = frozenset(
+    {"Terminating", "Terminating:Wait", "Terminating:Proceed", "Terminated", "Detaching", "Detached"}
+)
+
+
+def is_member_state(lifecycle_state: str) -> bool:
+    return lifecycle_state not in LEAVING_STATES and not lifecycle_state.startswith("Warmed:")
+
+
+def has_mode_address(addresses: InstanceAddresses, mode: AddressMode) -> bool:
+    return bool(addresses.public_ipv4 if mode is AddressMode.PUBLIC else addresses.private_ipv4)
+
+
+def select_members(
+    instances: Iterable[GroupInstance],
+    addresses: Mapping[str, InstanceAddresses],
+    mode: AddressMode,
+    leaving_instance_id: str | None = None,
+) -> tuple[Member, ...]:
+    """Members: instances that stay in the group and already have an address for the mode."""
+    members = []
+    for instance in instances:
+        known = addresses.get(instance.instance_id)
+        if (
+            instance.instance_id == leaving_instance_id
+            or not is_member_state(instance.lifecycle_state)
+            or known is None
+            or not has_mode_address(known, mode)
+        ):
+            continue
+        members.append(
+            Member(
+                instance_id=instance.instance_id,
+                public_ipv4=_host(known.public_ipv4, 32),
+                private_ipv4=_host(known.private_ipv4, 32),
+                ipv6=tuple(f"{address}/128" for address in known.ipv6),
+                availability_zone=instance.availability_zone,
+                lifecycle_state=instance.lifecycle_state,
+            )
+        )
+    return tuple(sorted(members, key=lambda member: member.instance_id))
+
+
+def _host(address: str | None, prefix: int) -> str | None:
+    return f"{address}/{prefix}" if address else None
+
+
+def build_snapshot(
+    *,
+    cluster: str,
+    source: Source,
+    version: int,
+    cause: Cause,
+    members: tuple[Member, ...],
+    event_id: UUID,
+    produced_at: datetime,
+) -> MembershipSnapshot:
+    return MembershipSnapshot(
+        event_id=event_id,
+        cluster=cluster,
+        source=source,
+        version=version,
+        produced_at=produced_at,
+        cause=cause,
+        members=members,
+    )

@@ -1,0 +1,69 @@
+"""Host addresses written as CIDRs: the only kind of source range sgmesh ever puts in a rule."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
+from typing import Annotated
+
+from pydantic import AfterValidator
+
+# VPCs may use RFC 1918 space and the shared address space (RFC 6598) for private addresses.
+PRIVATE_IPV4_RANGES = tuple(
+    IPv4Network(cidr) for cidr in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
+)
+
+
+def host_network(value: str) -> IPv4Network | IPv6Network:
+    """Parse `address/32` or `address/128`, rejecting ranges and addresses no member can have."""
+    if "/" not in value:
+        raise ValueError(f"{value!r} must be written as address/32 or address/128")
+    try:
+        network = ip_network(value, strict=True)
+    except ValueError as error:
+        raise ValueError(f"{value!r} is not an IP address in CIDR form") from error
+    if network.prefixlen != network.max_prefixlen:
+        raise ValueError(f"{value!r} is a range, not one host (only /32 and /128 are allowed)")
+    address = network.network_address
+    if (
+        address.is_unspecified
+        or address.is_loopback
+        or address.is_multicast
+        or address.is_link_local
+        or address.is_reserved
+    ):
+        raise ValueError(f"{value!r} is a reserved address")
+    return network
+
+
+def public_ipv4_cidr(value: str) -> str:
+    """A globally routable IPv4 host: what `public` mode allows into a rule."""
+    network = host_network(value)
+    if not isinstance(network.network_address, IPv4Address):
+        raise ValueError(f"{value!r} is not an IPv4 address")
+    if not network.network_address.is_global:
+        raise ValueError(f"{value!r} is not a public address")
+    return str(network)
+
+
+def private_ipv4_cidr(value: str) -> str:
+    """An IPv4 host inside the private ranges a VPC may use."""
+    network = host_network(value)
+    address = network.network_address
+    if not isinstance(address, IPv4Address) or not any(address in r for r in PRIVATE_IPV4_RANGES):
+        raise ValueError(f"{value!r} is not a private IPv4 address")
+    return str(network)
+
+
+def ipv6_cidr(value: str) -> str:
+    """A globally routable IPv6 host (/128)."""
+    network = host_network(value)
+    if not isinstance(network.network_address, IPv6Address):
+        raise ValueError(f"{value!r} is not an IPv6 address")
+    if not network.network_address.is_global:
+        raise ValueError(f"{value!r} is not a global IPv6 address")
+    return str(network)
+
+
+PublicIPv4Cidr = Annotated[str, AfterValidator(public_ipv4_cidr)]
+PrivateIPv4Cidr = Annotated[str, AfterValidator(private_ipv4_cidr)]
+IPv6Cidr = Annotated[str, AfterValidator(ipv6_cidr)]

@@ -1,0 +1,29 @@
+"""Constrained names used in events and settings: AWS identifiers and the cluster name."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+# The cluster name ends up in every managed rule's description, so it keeps to characters AWS allows there.
+ClusterName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
+AccountId = Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
+RegionName = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")]
+GroupName = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+InstanceId = Annotated[str, StringConstraints(pattern=r"^i-[0-9a-f]{8,17}$")]
+SecurityGroupId = Annotated[str, StringConstraints(pattern=r"^sg-[0-9a-f]{8,17}$")]
+TopicArn = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^arn:aws[a-z-]*:sns:[a-z]{2}(-[a-z]+)+-[0-9]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$"
+    ),
+]
+TableName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{3,255}$")]
+Version = Annotated[int, Field(ge=1)]
+
+
+def topic_region_and_account(topic_arn: str) -> tuple[str, str]:
+    """The region and account a (validated) topic ARN belongs to."""
+    _arn, _partition, _service, region, account, _name = topic_arn.split(":", 5)
+    return region, account
