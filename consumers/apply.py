@@ -24,6 +24,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     return process_partial_response(
         event=event,
         record_handler=accept,
-        processor=CoalescingBatchProcessor(service.apply),
+        processor=CoalescingBatchProcessor(service.apply, logger),
         context=context,
     )

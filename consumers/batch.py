@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
@@ -15,10 +16,11 @@ from schemas.events import MembershipSnapshot
 class CoalescingBatchProcessor(BatchProcessor):
     """Invalid records fail alone; if applying the valid ones fails, each of them fails, to be retried."""
 
-    def __init__(self, apply_batch: Callable[[Sequence[MembershipSnapshot]], object]) -> None:
+    def __init__(self, apply_batch: Callable[[Sequence[MembershipSnapshot]], object], logger: Logger) -> None:
         # A batch of nothing but poison records is still reported record by record, not raised.
         super().__init__(EventType.SQS, raise_on_entire_batch_failure=False)
         self._apply_batch = apply_batch
+        self._log = logger
 
     def process(self) -> list[tuple[Any, ...]]:
         results = super().process()
@@ -27,7 +29,11 @@ class CoalescingBatchProcessor(BatchProcessor):
             return results
         try:
             self._apply_batch([snapshot for snapshot, _record in accepted])
-        except Exception:  # every failure retries the records through SQS; nothing is dropped
+        except Exception as error:  # every failure retries the records through SQS; nothing is dropped
+            self._log.exception(
+                "applying the batch failed; its records will be retried",
+                extra={"error": str(error), "message_ids": [record["messageId"] for _snapshot, record in accepted]},
+            )
             failure = sys.exc_info()
             self.success_messages.clear()
             return [self.failure_handler(SQSRecord(record), failure) for _snapshot, record in accepted]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 
 # VPCs may use RFC 1918 space and the shared address space (RFC 6598) for private addresses.
 PRIVATE_IPV4_RANGES = tuple(
@@ -64,6 +64,22 @@ def ipv6_cidr(value: str) -> str:
     return str(network)
 
 
-PublicIPv4Cidr = Annotated[str, AfterValidator(public_ipv4_cidr)]
-PrivateIPv4Cidr = Annotated[str, AfterValidator(private_ipv4_cidr)]
-IPv6Cidr = Annotated[str, AfterValidator(ipv6_cidr)]
+# The patterns publish the shape in the JSON Schema; the validators add what a pattern cannot say.
+IPV4_HOST_PATTERN = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}/32$"
+IPV6_HOST_PATTERN = r"^[0-9A-Fa-f:.]+/128$"
+
+PublicIPv4Cidr = Annotated[
+    str,
+    Field(json_schema_extra={"pattern": IPV4_HOST_PATTERN}, description="A globally routable IPv4 host, as a.b.c.d/32."),
+    AfterValidator(public_ipv4_cidr),
+]
+PrivateIPv4Cidr = Annotated[
+    str,
+    Field(json_schema_extra={"pattern": IPV4_HOST_PATTERN}, description="An RFC 1918 or RFC 6598 IPv4 host, as a.b.c.d/32."),
+    AfterValidator(private_ipv4_cidr),
+]
+IPv6Cidr = Annotated[
+    str,
+    Field(json_schema_extra={"pattern": IPV6_HOST_PATTERN}, description="A globally routable IPv6 host, as an address/128."),
+    AfterValidator(ipv6_cidr),
+]

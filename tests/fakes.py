@@ -1,0 +1,259 @@
+"""In-memory fakes of the service ports, with the AWS semantics the services rely on, plus event builders."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from itertools import count
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from schemas.errors import RuleConflictError
+from schemas.events import Cause, CauseKind, Member, MembershipSnapshot, Source, parse_snapshot
+from schemas.inventory import GroupInstance, InstanceAddresses
+from schemas.lifecycle import LifecycleAction
+from schemas.rules import DesiredRule, ExistingRule, Family, Permission
+
+# --- consumer ports (consumers/service.py) ---------------------------------------------------------
+
+
+class FakeSourceStates:
+    """The consumer's table: a put conditioned on `attribute_not_exists(pk) OR version < :v`.
+
+    Snapshots are stored as JSON and parsed on read, as the DynamoDB adapter does.
+    """
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], tuple[int, str]] = {}
+        self.writes = 0
+
+    def store_if_newer(self, snapshot: MembershipSnapshot) -> bool:
+        key = (snapshot.cluster, snapshot.source.key)
+        stored = self.items.get(key)
+        if stored is not None and not stored[0] < snapshot.version:
+            return False
+        self.items[key] = (snapshot.version, snapshot.to_json())
+        self.writes += 1
+        return True
+
+    def stored_states(self, cluster: str) -> list[MembershipSnapshot]:
+        return [parse_snapshot(raw) for (owner, _source), (_v, raw) in self.items.items() if owner == cluster]
+
+    def versions(self, cluster: str) -> dict[str, int]:
+        return {source: version for (owner, source), (version, _raw) in self.items.items() if owner == cluster}
+
+
+class RulesPerGroupLimitExceeded(Exception):
+    """What EC2 answers when an authorize would pass the quota (the service must never get here)."""
+
+
+# Called at the start of a mutating call with (operation, group id, permissions of the request):
+# another writer acting between the service's read and its write.
+Interference = Callable[[str, str, tuple[Permission, ...]], None]
+
+
+class FakeSecurityGroups:
+    """Security groups as EC2 keeps them: atomic calls, Duplicate / NotFound as RuleConflictError."""
+
+    def __init__(self, *group_ids: str, quota: int = 60) -> None:
+        self.groups: dict[str, dict[str, ExistingRule]] = {group_id: {} for group_id in group_ids}
+        self.quota = quota
+        # Every authorize/revoke the service made, failed ones included: (operation, group id).
+        self.calls: list[tuple[str, str]] = []
+        # One entry is used up per mutating call, in order.
+        self.interference: list[Interference] = []
+        self._rule_ids = count(1)
+
+    @property
+    def mutating_calls(self) -> int:
+        return len(self.calls)
+
+    def add_rule(self, group_id: str, permission: Permission | None, description: str = "") -> str:
+        """A rule written by someone else: an operator, another cluster, another consumer."""
+        if permission is not None and permission in self._permissions(group_id):
+            raise RuleConflictError(f"InvalidPermission.Duplicate on {group_id}: {permission}")
+        rule_id = f"sgr-{next(self._rule_ids):017x}"
+        self._group(group_id)[rule_id] = ExistingRule(rule_id, permission, description)
+        return rule_id
+
+    def remove_rule(self, group_id: str, rule_id: str) -> None:
+        del self._group(group_id)[rule_id]
+
+    def rules(self, group_id: str) -> list[ExistingRule]:
+        return list(self._group(group_id).values())
+
+    def ingress_rules(self, group_id: str) -> list[ExistingRule]:
+        return self.rules(group_id)
+
+    def authorize(self, group_id: str, rules: Sequence[DesiredRule]) -> None:
+        permissions = tuple(rule.permission for rule in rules)
+        self._mutating("authorize", group_id, permissions)
+        if len(set(permissions)) != len(permissions):
+            raise ValueError(f"InvalidParameterValue: a permission appears twice in one request: {permissions}")
+        duplicates = [permission for permission in permissions if permission in self._permissions(group_id)]
+        if duplicates:
+            raise RuleConflictError(f"InvalidPermission.Duplicate on {group_id}: {duplicates[0]}")
+        after = Counter(
+            rule.permission.family for rule in self.rules(group_id) if rule.permission is not None
+        ) + Counter(permission.family for permission in permissions)
+        if any(after[family] > self.quota for family in Family):
+            raise RulesPerGroupLimitExceeded(f"{group_id}: {dict(after)} over {self.quota}")
+        for rule in rules:
+            rule_id = f"sgr-{next(self._rule_ids):017x}"
+            self._group(group_id)[rule_id] = ExistingRule(rule_id, rule.permission, rule.description)
+
+    def revoke(self, group_id: str, rules: Sequence[ExistingRule]) -> None:
+        self._mutating("revoke", group_id, tuple(rule.permission for rule in rules if rule.permission))
+        group = self._group(group_id)
+        missing = [rule.rule_id for rule in rules if rule.rule_id not in group]
+        if missing:
+            raise RuleConflictError(f"InvalidPermission.NotFound on {group_id}: {missing[0]}")
+        for rule in rules:
+            del group[rule.rule_id]
+
+    def _mutating(self, operation: str, group_id: str, permissions: tuple[Permission, ...]) -> None:
+        self._group(group_id)
+        self.calls.append((operation, group_id))
+        if self.interference:
+            self.interference.pop(0)(operation, group_id, permissions)
+
+    def _group(self, group_id: str) -> dict[str, ExistingRule]:
+        if group_id not in self.groups:
+            raise LookupError(f"InvalidGroup.NotFound: {group_id}")
+        return self.groups[group_id]
+
+    def _permissions(self, group_id: str) -> set[Permission]:
+        return {rule.permission for rule in self.rules(group_id) if rule.permission is not None}
+
+
+# --- producer ports (producers/service.py) ---------------------------------------------------------
+
+
+class FakeGroupDirectory:
+    """Auto Scaling groups by name; a missing group is absent from the answer, as in the adapter."""
+
+    def __init__(self, groups: dict[str, list[GroupInstance]], journal: list[str] | None = None) -> None:
+        self.groups = groups
+        self.journal = journal if journal is not None else []
+        self.describes: list[tuple[str, ...]] = []
+        # One entry is used up per describe: something that happens while the group is being described.
+        self.during_describe: list[Callable[[], None]] = []
+
+    def group_instances(self, names: Sequence[str]) -> dict[str, tuple[GroupInstance, ...]]:
+        self.describes.append(tuple(names))
+        self.journal.append(f"describe {','.join(names)}")
+        if self.during_describe:
+            self.during_describe.pop(0)()
+        return {name: tuple(self.groups[name]) for name in names if name in self.groups}
+
+
+class FakeAddressDirectory:
+    """Every known instance's addresses; a superset of the asked groups' instances is harmless."""
+
+    def __init__(self, addresses: Iterable[InstanceAddresses]) -> None:
+        self.addresses = {known.instance_id: known for known in addresses}
+
+    def instance_addresses(self, group_names: Sequence[str]) -> dict[str, InstanceAddresses]:
+        return dict(self.addresses)
+
+
+class FakeVersionLedger:
+    """The producer's versions: an update conditioned on `attribute_not_exists(pk) OR version = :expected`."""
+
+    def __init__(self, journal: list[str] | None = None) -> None:
+        self.versions: dict[tuple[str, str], int] = {}
+        self.journal = journal if journal is not None else []
+
+    def claimed_versions(self, cluster: str) -> dict[str, int]:
+        self.journal.append("read versions")
+        return {group: version for (owner, group), version in self.versions.items() if owner == cluster}
+
+    def claim_version(self, cluster: str, group: str, expected: int, claimed: int) -> bool:
+        stored = self.versions.get((cluster, group))
+        won = stored is None or stored == expected
+        self.journal.append(f"claim {group} {expected}->{claimed} {'won' if won else 'lost'}")
+        if won:
+            self.versions[(cluster, group)] = claimed
+        return won
+
+
+class FakeSnapshotTopic:
+    """Records what was published; `failure` makes every publish raise it."""
+
+    def __init__(self, journal: list[str] | None = None) -> None:
+        self.published: list[MembershipSnapshot] = []
+        self.failure: Exception | None = None
+        self.journal = journal if journal is not None else []
+
+    def publish(self, snapshot: MembershipSnapshot) -> str:
+        if self.failure is not None:
+            raise self.failure
+        self.published.append(parse_snapshot(snapshot.to_json()))
+        self.journal.append(f"publish {snapshot.source.group} v{snapshot.version}")
+        return f"message-{len(self.published)}"
+
+
+class FakeLifecycleHooks:
+    """Records the actions completed; the port's contract is that completing means CONTINUE."""
+
+    def __init__(self, journal: list[str] | None = None) -> None:
+        self.continued: list[LifecycleAction] = []
+        self.journal = journal if journal is not None else []
+
+    def complete(self, action: LifecycleAction) -> bool:
+        self.continued.append(action)
+        self.journal.append(f"continue {action.instance_id}")
+        return True
+
+
+# --- builders ----------------------------------------------------------------------------------------
+
+CLUSTER = "prod"
+PRODUCED_AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def topic_arn(source: Source, cluster: str = CLUSTER) -> str:
+    """The topic of the source's own region and account."""
+    return f"arn:aws:sns:{source.region}:{source.account}:sgmesh-{cluster}"
+
+
+def make_member(instance_id: str, public_ipv4: str | None = None, private_ipv4: str | None = None) -> Member:
+    return Member(instance_id=instance_id, public_ipv4=public_ipv4, private_ipv4=private_ipv4)
+
+
+def make_snapshot(
+    source: Source,
+    version: int,
+    members: Iterable[Member] = (),
+    *,
+    cluster: str = CLUSTER,
+    cause: Cause | None = None,
+) -> MembershipSnapshot:
+    """A snapshot whose event id depends only on its source and version, so redeliveries compare equal."""
+    return MembershipSnapshot(
+        event_id=uuid5(NAMESPACE_URL, f"{cluster}/{source.key}/{version}"),
+        cluster=cluster,
+        source=source,
+        version=version,
+        produced_at=PRODUCED_AT,
+        cause=cause or Cause(kind=CauseKind.TRUEUP),
+        members=tuple(members),
+    )
+
+
+def sns_body(message: str, arn: str, message_id: UUID | str = "00000000-0000-0000-0000-000000000001") -> str:
+    """An SQS body as SNS delivers it with raw delivery off."""
+    return json.dumps(
+        {
+            "Type": "Notification",
+            "MessageId": str(message_id),
+            "TopicArn": arn,
+            "Message": message,
+            "Timestamp": "2024-05-01T12:00:00.000Z",
+            "SignatureVersion": "1",
+            "Signature": "c2lnbmF0dXJl",
+            "SigningCertURL": "https://sns.example.invalid/cert.pem",
+            "UnsubscribeURL": "https://sns.example.invalid/unsubscribe",
+        }
+    )

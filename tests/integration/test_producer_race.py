@@ -1,0 +1,74 @@
+"""Two producers racing in one region: the committed version order follows the describe order."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from cloud.autoscaling import AutoScaling
+from cloud.clients import client_factory
+from cloud.dynamodb import Table
+from cloud.ec2 import Ec2
+from cloud.sns import Topic
+from producers.bootstrap import build, logger
+from producers.service import SnapshotService
+from schemas.inventory import GroupInstance
+from schemas.lifecycle import TrueupRequest
+from schemas.settings import Settings
+from tests.support.mesh import Mesh
+
+
+class InterleavingGroups:
+    """Wraps the real Auto Scaling adapter: right after the first describe returns, runs `meanwhile`."""
+
+    def __init__(self, real: AutoScaling, meanwhile: Any) -> None:
+        self.real = real
+        self.meanwhile = meanwhile
+        self.views: list[int] = []
+
+    def group_instances(self, names: Sequence[str]) -> dict[str, tuple[GroupInstance, ...]]:
+        view = self.real.group_instances(names)
+        self.views.append(sum(len(instances) for instances in view.values()))
+        if self.meanwhile is not None:
+            meanwhile, self.meanwhile = self.meanwhile, None
+            meanwhile()
+        return view
+
+
+def test_the_older_describe_never_gets_the_higher_version(mesh: Mesh) -> None:
+    region = "us-east-1"
+    group = mesh.stacks[region].group_name
+    with mesh.environment(region):
+        settings = Settings.from_env(os.environ)
+    factory = client_factory()
+
+    def scale_out_and_let_producer_b_publish() -> None:
+        mesh.autoscaling(region).set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=3)
+        with mesh.environment(region):
+            build(settings, factory).trueup(TrueupRequest())
+
+    # GIVEN producer A whose describe (2 members) is overtaken by producer B's (3 members)
+    autoscaling = AutoScaling(factory.autoscaling(region))
+    interleaving = InterleavingGroups(autoscaling, scale_out_and_let_producer_b_publish)
+    producer_a = SnapshotService(
+        settings=settings,
+        groups=interleaving,
+        addresses=Ec2(factory.ec2(region)),
+        ledger=Table(factory.dynamodb(region), settings.table_name),
+        topic=Topic(factory.sns(region), settings.topic_arn or ""),
+        hooks=autoscaling,
+        logger=logger,
+    )
+
+    # WHEN A finishes
+    published = producer_a.trueup(TrueupRequest())
+
+    # THEN A lost its first claim, described again, and published the newer view as version 2
+    assert interleaving.views == [2, 3]
+    assert [item.version for item in published] == [2]
+    snapshots = sorted(
+        (json.loads(json.loads(m["Body"])["Message"]) for m in mesh.drain(region)), key=lambda s: s["version"]
+    )
+    assert [(s["version"], len(s["members"])) for s in snapshots] == [(1, 3), (2, 3)]
