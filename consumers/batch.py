@@ -32,7 +32,10 @@ class CoalescingBatchProcessor(BatchProcessor):
         except Exception as error:  # every failure retries the records through SQS; nothing is dropped
             self._log.exception(
                 "applying the batch failed; its records will be retried",
-                extra={"error": str(error), "message_ids": [record["messageId"] for _snapshot, record in accepted]},
+                extra={
+                    "error": str(error),
+                    "message_ids": [record["messageId"] for _snapshot, record in accepted],
+                },
             )
             failure = sys.exc_info()
             self.success_messages.clear()

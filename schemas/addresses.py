@@ -70,16 +70,25 @@ IPV6_HOST_PATTERN = r"^[0-9A-Fa-f:.]+/128$"
 
 PublicIPv4Cidr = Annotated[
     str,
-    Field(json_schema_extra={"pattern": IPV4_HOST_PATTERN}, description="A globally routable IPv4 host, as a.b.c.d/32."),
+    Field(
+        json_schema_extra={"pattern": IPV4_HOST_PATTERN},
+        description="A globally routable IPv4 host, as a.b.c.d/32.",
+    ),
     AfterValidator(public_ipv4_cidr),
 ]
 PrivateIPv4Cidr = Annotated[
     str,
-    Field(json_schema_extra={"pattern": IPV4_HOST_PATTERN}, description="An RFC 1918 or RFC 6598 IPv4 host, as a.b.c.d/32."),
+    Field(
+        json_schema_extra={"pattern": IPV4_HOST_PATTERN},
+        description="An RFC 1918 or RFC 6598 IPv4 host, as a.b.c.d/32.",
+    ),
     AfterValidator(private_ipv4_cidr),
 ]
 IPv6Cidr = Annotated[
     str,
-    Field(json_schema_extra={"pattern": IPV6_HOST_PATTERN}, description="A globally routable IPv6 host, as an address/128."),
+    Field(
+        json_schema_extra={"pattern": IPV6_HOST_PATTERN},
+        description="A globally routable IPv6 host, as an address/128.",
+    ),
     AfterValidator(ipv6_cidr),
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any, Literal, Self
@@ -45,7 +45,11 @@ class PortSpec(BaseModel):
             raise ValueError(f"{text!r} is not a port spec (protocol:port or protocol:from-to, tcp or udp)")
         from_port = int(match["from_port"])
         to_port = int(match["to_port"]) if match["to_port"] else from_port
-        return cls(protocol=match["protocol"], from_port=from_port, to_port=to_port)  # type: ignore[arg-type]
+        try:
+            return cls(protocol=match["protocol"], from_port=from_port, to_port=to_port)  # type: ignore[arg-type]
+        except ValidationError as error:
+            reason = error.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+            raise ValueError(f"{text.strip()!r} is not a valid port spec: {reason}") from None
 
     def __str__(self) -> str:
         ports = str(self.from_port) if self.from_port == self.to_port else f"{self.from_port}-{self.to_port}"
@@ -121,11 +125,14 @@ class Settings(BaseModel):
 
 
 def _describe(error: ValidationError) -> str:
-    problems: Iterable[str] = (
-        f"{ENVIRONMENT_NAMES.get(str(issue['loc'][0]), issue['loc'][0]) if issue['loc'] else 'settings'}"
-        f"={issue['input']!r}: {issue['msg']}"
-        for issue in error.errors(include_url=False)
-    )
+    problems: list[str] = []
+    for issue in error.errors(include_url=False):
+        field = str(issue["loc"][0]) if issue["loc"] else ""
+        variable = ENVIRONMENT_NAMES.get(field, field or "settings")
+        if issue["type"] == "missing":
+            problems.append(f"{variable} is required but not set")
+        else:
+            problems.append(f"{variable}={issue['input']!r}: {issue['msg']}")
     return "invalid sgmesh settings: " + "; ".join(problems)
 
 

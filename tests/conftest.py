@@ -40,10 +40,10 @@ def moto_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture
-def aws(moto_endpoint: str) -> Iterator[str]:
+def aws(moto_endpoint: str) -> str:
     """A clean embedded AWS for one test."""
     requests.post(f"{moto_endpoint}/moto-api/reset", timeout=30).raise_for_status()
-    yield moto_endpoint
+    return moto_endpoint
 
 
 @pytest.fixture

@@ -41,7 +41,9 @@ class FakeSourceStates:
         return [parse_snapshot(raw) for (owner, _source), (_v, raw) in self.items.items() if owner == cluster]
 
     def versions(self, cluster: str) -> dict[str, int]:
-        return {source: version for (owner, source), (version, _raw) in self.items.items() if owner == cluster}
+        return {
+            source: version for (owner, source), (version, _raw) in self.items.items() if owner == cluster
+        }
 
 
 class RulesPerGroupLimitExceeded(Exception):
@@ -90,7 +92,9 @@ class FakeSecurityGroups:
         permissions = tuple(rule.permission for rule in rules)
         self._mutating("authorize", group_id, permissions)
         if len(set(permissions)) != len(permissions):
-            raise ValueError(f"InvalidParameterValue: a permission appears twice in one request: {permissions}")
+            raise ValueError(
+                f"InvalidParameterValue: a permission appears twice in one request: {permissions}"
+            )
         duplicates = [permission for permission in permissions if permission in self._permissions(group_id)]
         if duplicates:
             raise RuleConflictError(f"InvalidPermission.Duplicate on {group_id}: {duplicates[0]}")

@@ -24,7 +24,9 @@ def capture_history(mesh: Mesh) -> list[dict[str, Any]]:
         mesh.trueup(region)
     group = mesh.stacks["us-east-1"].group_name
     for capacity in (4, 1, 3):
-        mesh.autoscaling("us-east-1").set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=capacity)
+        mesh.autoscaling("us-east-1").set_desired_capacity(
+            AutoScalingGroupName=group, DesiredCapacity=capacity
+        )
         mesh.trueup("us-east-1")
     mesh.trueup("us-west-2")
     return mesh.drain("eu-west-1")
@@ -66,7 +68,9 @@ def test_any_order_and_duplication_of_deliveries_converges(mesh: Mesh) -> None:
     versions = sorted((snapshot_of(m)["source"]["region"], snapshot_of(m)["version"]) for m in history)
     assert len(history) == 7, versions
     expected_cidrs = newest_addresses(history)
-    assert expected_cidrs == {f"{ip}/32" for r in ("us-east-1", "us-west-2", "eu-west-1") for ip in mesh.live_instances(r).values()}
+    assert expected_cidrs == {
+        f"{ip}/32" for r in ("us-east-1", "us-west-2", "eu-west-1") for ip in mesh.live_instances(r).values()
+    }
 
     @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
     @given(

@@ -23,7 +23,11 @@ def tampered(message: dict[str, Any], *, body: str | None = None, **changes: Any
     for key, value in changes.items():
         snapshot[key] = value
     envelope["Message"] = json.dumps(snapshot)
-    return {**message, "MessageId": str(uuid.uuid4()), "Body": body if body is not None else json.dumps(envelope)}
+    return {
+        **message,
+        "MessageId": str(uuid.uuid4()),
+        "Body": body if body is not None else json.dumps(envelope),
+    }
 
 
 def with_member_address(message: dict[str, Any], cidr: str) -> dict[str, Any]:
@@ -41,7 +45,9 @@ def test_bad_records_fail_alone_and_leave_no_trace(mesh: Mesh, caplog: pytest.Lo
     # GIVEN a real delivery from us-east-1 and one from us-west-2 to tamper with
     mesh.trueup("us-east-1")
     mesh.trueup("us-west-2")
-    delivered = {json.loads(json.loads(m["Body"])["Message"])["source"]["region"]: m for m in mesh.drain("eu-west-1")}
+    delivered = {
+        json.loads(json.loads(m["Body"])["Message"])["source"]["region"]: m for m in mesh.drain("eu-west-1")
+    }
     good, template = delivered["us-east-1"], delivered["us-west-2"]
     bad = {
         "not JSON": tampered(template, body="{not json"),
@@ -75,7 +81,9 @@ def test_bad_records_fail_alone_and_leave_no_trace(mesh: Mesh, caplog: pytest.Lo
     # ... the good record applied, and nothing bad reached the table or the group
     east = {f"{ip}/32" for ip in mesh.live_instances("us-east-1").values()}
     assert {cidr for *_ports, cidr in mesh.managed_permissions("eu-west-1")} == east
-    assert stored_sources(mesh, "eu-west-1") == {f"123456789012/us-east-1/{mesh.stacks['us-east-1'].group_name}"}
+    assert stored_sources(mesh, "eu-west-1") == {
+        f"123456789012/us-east-1/{mesh.stacks['us-east-1'].group_name}"
+    }
     cidrs = {rule.get("CidrIpv4") for rule in mesh.ingress("eu-west-1")}
     assert cidrs.isdisjoint({"0.0.0.0/0", "54.1.2.0/24", "10.0.0.5/32"})
 
@@ -101,9 +109,8 @@ def test_a_plan_over_the_rule_quota_changes_nothing(
     assert ec2_writes == []
     group_id = mesh.stacks["eu-west-1"].security_group_id
     errors = [r.error for r in caplog.records if r.getMessage().startswith("applying the batch failed")]
-    assert errors == [
-        f"security group {group_id} would need 13 ipv4 inbound rules, over its quota of 10; nothing was changed"
-    ]
+    needed = f"security group {group_id} would need 13 ipv4 inbound rules, over its quota of 10"
+    assert errors == [f"{needed}; nothing was changed"]
 
 
 def test_a_failed_publish_raises_and_leaves_the_hook_pending(mesh: Mesh) -> None:
@@ -135,4 +142,6 @@ def test_a_failed_publish_raises_and_leaves_the_hook_pending(mesh: Mesh) -> None
         },
     }
     mesh.lifecycle(region, event)
-    assert [(c.instance_id, c.token, c.result) for c in mesh.hooks.completions] == [(launched, token, "CONTINUE")]
+    assert [(c.instance_id, c.token, c.result) for c in mesh.hooks.completions] == [
+        (launched, token, "CONTINUE")
+    ]

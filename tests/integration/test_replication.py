@@ -36,9 +36,12 @@ def test_every_region_converges_through_scaling_hand_termination_and_zero(mesh: 
         mesh.lifecycle_action("us-east-1", instance_id, launching=True)
     step_converged(mesh)
     # THEN each launch hook was completed with CONTINUE, with the token AWS sent
-    completed = {(c.region, c.group_name, c.hook_name, c.instance_id, c.result) for c in mesh.hooks.completions}
+    completed = {
+        (c.region, c.group_name, c.hook_name, c.instance_id, c.result) for c in mesh.hooks.completions
+    }
     assert completed == {
-        ("us-east-1", "sgmesh-us-east-1", "sgmesh-launching", instance_id, "CONTINUE") for instance_id in launched
+        ("us-east-1", "sgmesh-us-east-1", "sgmesh-launching", instance_id, "CONTINUE")
+        for instance_id in launched
     }
     assert mesh.hooks.pending == {}
 
@@ -78,7 +81,9 @@ def test_every_region_converges_through_scaling_hand_termination_and_zero(mesh: 
 
 def test_seed_trueup_event_is_accepted_by_the_lifecycle_handler(mesh: Mesh) -> None:
     stack = mesh.stacks["us-west-2"]
-    result = mesh.lifecycle("us-west-2", {"detail": {"AutoScalingGroupName": stack.group_name}, "trueup": True})
+    result = mesh.lifecycle(
+        "us-west-2", {"detail": {"AutoScalingGroupName": stack.group_name}, "trueup": True}
+    )
     assert [item["group"] for item in result["published"]] == [stack.group_name]
     mesh.settle()
     west = {f"{ip}/32" for ip in mesh.live_instances("us-west-2").values()}

@@ -152,7 +152,10 @@ class Mesh:
         table_name = f"sgmesh-{region}"
         self.dynamodb(region).create_table(
             TableName=table_name,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
             AttributeDefinitions=[
                 {"AttributeName": "pk", "AttributeType": "S"},
                 {"AttributeName": "sk", "AttributeType": "S"},
@@ -264,9 +267,9 @@ class Mesh:
     def live_instances(self, region: str) -> dict[str, str]:
         """instance id -> public IP of the group's running instances, as EC2 reports them."""
         stack = self.stacks[region]
-        group = self.autoscaling(region).describe_auto_scaling_groups(AutoScalingGroupNames=[stack.group_name])[
-            "AutoScalingGroups"
-        ][0]
+        group = self.autoscaling(region).describe_auto_scaling_groups(
+            AutoScalingGroupNames=[stack.group_name]
+        )["AutoScalingGroups"][0]
         ids = [instance["InstanceId"] for instance in group["Instances"]]
         if not ids:
             return {}
@@ -290,7 +293,9 @@ class Mesh:
 
     def ingress(self, region: str) -> list[dict[str, Any]]:
         group_id = self.stacks[region].security_group_id
-        rules = self.ec2(region).describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group_id]}])
+        rules = self.ec2(region).describe_security_group_rules(
+            Filters=[{"Name": "group-id", "Values": [group_id]}]
+        )
         return [rule for rule in rules["SecurityGroupRules"] if not rule["IsEgress"]]
 
     def managed_permissions(self, region: str) -> set[Permission]:

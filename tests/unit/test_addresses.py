@@ -106,4 +106,3 @@ def test_any_global_unicast_ipv6_host_round_trips_through_ipv6_cidr(address: IPv
     cidr = f"{address}/128"
 
     assert ipv6_cidr(cidr) == cidr
-

@@ -149,7 +149,9 @@ def test_given_max_members_with_every_field_when_serialised_then_fits_one_sns_me
         )
         for n in range(MAX_MEMBERS)
     ]
-    snapshot = make_snapshot(Source(account="111111111111", region="ap-southeast-2", group="g" * 255), 1, members)
+    snapshot = make_snapshot(
+        Source(account="111111111111", region="ap-southeast-2", group="g" * 255), 1, members
+    )
 
     assert len(snapshot.to_json().encode()) < SNS_MESSAGE_LIMIT
 
@@ -185,7 +187,9 @@ def test_given_schema_version_2_when_parsed_then_rejected_naming_it() -> None:
         ("type", "sgmesh.something-else"),
     ],
 )
-def test_given_field_of_wrong_type_when_parsed_then_rejected_naming_field_and_value(field: str, value: object) -> None:
+def test_given_field_of_wrong_type_when_parsed_then_rejected_naming_field_and_value(
+    field: str, value: object
+) -> None:
     document = snapshot_document()
     document[field] = value
 
@@ -215,8 +219,8 @@ def test_given_snapshot_when_assigned_then_refused() -> None:
     snapshot = full_snapshot()
 
     with pytest.raises(ValidationError, match="frozen"):
-        snapshot.version = 8  # type: ignore[misc]
+        snapshot.version = 8
     with pytest.raises(ValidationError, match="frozen"):
-        snapshot.members[0].public_ipv4 = "54.9.9.9/32"  # type: ignore[misc]
+        snapshot.members[0].public_ipv4 = "54.9.9.9/32"
     with pytest.raises(ValidationError, match="frozen"):
-        snapshot.source.group = "other"  # type: ignore[misc]
+        snapshot.source.group = "other"

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from consumers.reconcile import check_quota, desired_rules, plan_group
 from schemas.errors import RuleQuotaExceededError
-from schemas.events import Member, Source
+from schemas.events import Source
 from schemas.rules import DesiredRule, ExistingRule, Permission
 from schemas.settings import AddressMode, PortSpec
 from tests.fakes import make_member, make_snapshot
@@ -37,11 +37,17 @@ def managed(rule_id: str, permission: Permission, cluster: str = "prod") -> Exis
 
 
 def v4_rules(count: int, description: str = "operator", first: int = 0) -> list[ExistingRule]:
-    return [ExistingRule(f"sgr-v4-{n}", tcp(f"203.0.{n // 250}.{n % 250}/32", 22, 22), description) for n in range(first, first + count)]
+    return [
+        ExistingRule(f"sgr-v4-{n}", tcp(f"203.0.{n // 250}.{n % 250}/32", 22, 22), description)
+        for n in range(first, first + count)
+    ]
 
 
 def v6_rules(count: int) -> list[ExistingRule]:
-    return [ExistingRule(f"sgr-v6-{n}", tcp(f"2600:1f18::{n + 1:x}/128", 22, 22), "operator") for n in range(count)]
+    return [
+        ExistingRule(f"sgr-v6-{n}", tcp(f"2600:1f18::{n + 1:x}/128", 22, 22), "operator")
+        for n in range(count)
+    ]
 
 
 # --- desired ------------------------------------------------------------------------------------------
@@ -72,7 +78,10 @@ def test_given_private_mode_when_desired_then_private_addresses_only() -> None:
     snapshot = make_snapshot(
         EU,
         1,
-        [make_member("i-00000000000000001", "54.1.1.1/32", "10.0.0.1/32"), make_member("i-00000000000000002", None, "10.0.0.2/32")],
+        [
+            make_member("i-00000000000000001", "54.1.1.1/32", "10.0.0.1/32"),
+            make_member("i-00000000000000002", None, "10.0.0.2/32"),
+        ],
     )
 
     desired = desired_rules("prod", [snapshot], PORTS[:1], AddressMode.PRIVATE)
@@ -114,11 +123,17 @@ def test_given_group_name_with_forbidden_and_too_many_characters_when_described_
 
 def test_given_some_desired_rules_present_when_planned_then_only_missing_ones_are_authorized() -> None:
     desired = desired_for("54.1.1.1/32", "54.2.2.2/32")
-    existing = [managed("sgr-1", tcp("54.1.1.1/32")), managed("sgr-2", Permission("udp", 7002, 7002, "54.1.1.1/32"))]
+    existing = [
+        managed("sgr-1", tcp("54.1.1.1/32")),
+        managed("sgr-2", Permission("udp", 7002, 7002, "54.1.1.1/32")),
+    ]
 
     plan = plan_group(GROUP, "prod", desired, existing)
 
-    assert {rule.permission for rule in plan.authorize} == {tcp("54.2.2.2/32"), Permission("udp", 7002, 7002, "54.2.2.2/32")}
+    assert {rule.permission for rule in plan.authorize} == {
+        tcp("54.2.2.2/32"),
+        Permission("udp", 7002, 7002, "54.2.2.2/32"),
+    }
     assert plan.revoke == ()
     assert plan.group_id == GROUP
 
@@ -137,11 +152,21 @@ def test_given_managed_rule_no_longer_desired_when_planned_then_revoked() -> Non
         ExistingRule("sgr-ssh", tcp("203.0.113.7/32", 22, 22), "ssh from the office"),
         ExistingRule("sgr-blank", tcp("203.0.113.8/32", 22, 22), ""),
         ExistingRule("sgr-other", tcp("54.8.8.8/32"), "sgmesh:other eu-west-1/cassandra/i-00000000000000001"),
-        ExistingRule("sgr-prefix", tcp("54.8.8.9/32"), "sgmesh:prod-eu eu-west-1/cassandra/i-00000000000000001"),
+        ExistingRule("sgr-prefix", tcp("54.8.8.9/32"), "sgmesh:prod-eu eu-west-1/cassandra/i-0000000000001"),
         ExistingRule("sgr-glued", tcp("54.8.8.10/32"), "sgmesh:prodeu-west-1/cassandra"),
         ExistingRule("sgr-later", tcp("54.8.8.11/32"), "note sgmesh:prod"),
         ExistingRule("sgr-case", tcp("54.8.8.12/32"), "SGMESH:prod eu-west-1/cassandra"),
         ExistingRule("sgr-ref", None, "sgmesh:prod reference to a group"),
+    ],
+    ids=[
+        "operator",
+        "blank",
+        "other-cluster",
+        "cluster-name-prefix",
+        "no-space",
+        "not-first",
+        "case",
+        "reference",
     ],
 )
 def test_given_rule_without_this_clusters_marker_when_planned_then_never_revoked(rule: ExistingRule) -> None:
@@ -201,7 +226,10 @@ def test_given_61_ipv6_rules_when_checked_then_ipv6_is_over_quota() -> None:
 
 def test_given_full_group_whose_members_are_replaced_when_checked_then_revokes_make_room() -> None:
     existing = [managed(f"sgr-{n}", tcp(f"54.9.{n}.1/32", 7000, 7000)) for n in range(60)]
-    desired = {tcp(f"54.1.{n}.1/32", 7000, 7000): DesiredRule(tcp(f"54.1.{n}.1/32", 7000, 7000), "sgmesh:prod x") for n in range(60)}
+    desired = {
+        tcp(f"54.1.{n}.1/32", 7000, 7000): DesiredRule(tcp(f"54.1.{n}.1/32", 7000, 7000), "sgmesh:prod x")
+        for n in range(60)
+    }
     plan = plan_group(GROUP, "prod", desired, existing)
 
     assert len(plan.revoke) == len(plan.authorize) == 60
@@ -210,7 +238,15 @@ def test_given_full_group_whose_members_are_replaced_when_checked_then_revokes_m
 
 def test_given_group_reference_rule_when_checked_then_it_counts_against_the_quota() -> None:
     existing = [*v4_rules(58), ExistingRule("sgr-ref", None, "from the bastion group")]
-    plan = plan_group(GROUP, "prod", {tcp("54.1.1.1/32"): DesiredRule(tcp("54.1.1.1/32"), "sgmesh:prod x"), tcp("54.1.1.2/32"): DesiredRule(tcp("54.1.1.2/32"), "sgmesh:prod x")}, existing)
+    plan = plan_group(
+        GROUP,
+        "prod",
+        {
+            tcp("54.1.1.1/32"): DesiredRule(tcp("54.1.1.1/32"), "sgmesh:prod x"),
+            tcp("54.1.1.2/32"): DesiredRule(tcp("54.1.1.2/32"), "sgmesh:prod x"),
+        },
+        existing,
+    )
 
     with pytest.raises(RuleQuotaExceededError, match="61 ipv4"):
         check_quota(plan, existing, 60)
@@ -218,7 +254,9 @@ def test_given_group_reference_rule_when_checked_then_it_counts_against_the_quot
 
 # --- property: applying the plan converges ------------------------------------------------------------
 
-CIDRS = st.sampled_from([f"54.0.0.{n}/32" for n in range(1, 9)] + [f"2600:1f18::{n}/128" for n in range(1, 4)])
+CIDRS = st.sampled_from(
+    [f"54.0.0.{n}/32" for n in range(1, 9)] + [f"2600:1f18::{n}/128" for n in range(1, 4)]
+)
 PERMISSIONS = st.builds(
     Permission,
     protocol=st.sampled_from(["tcp", "udp"]),
@@ -260,12 +298,15 @@ def is_prod_managed(rule: ExistingRule) -> bool:
 def test_applying_the_plan_makes_managed_rules_desired_and_leaves_unmarked_rules_alone(
     desired_permissions: set[Permission], existing: list[ExistingRule]
 ) -> None:
-    desired = {p: DesiredRule(p, "sgmesh:prod eu-west-1/cassandra/i-00000000000000009") for p in desired_permissions}
+    desired = {
+        p: DesiredRule(p, "sgmesh:prod eu-west-1/cassandra/i-00000000000000009") for p in desired_permissions
+    }
 
     plan = plan_group(GROUP, "prod", desired, existing)
     revoked = {rule.rule_id for rule in plan.revoke}
     after = [rule for rule in existing if rule.rule_id not in revoked] + [
-        ExistingRule(f"sgr-new-{n}", rule.permission, rule.description) for n, rule in enumerate(plan.authorize)
+        ExistingRule(f"sgr-new-{n}", rule.permission, rule.description)
+        for n, rule in enumerate(plan.authorize)
     ]
 
     unmanaged_before = [rule for rule in existing if not is_prod_managed(rule)]

@@ -133,7 +133,10 @@ def test_given_settings_without_producer_variables_when_required_then_error_name
 def test_given_complete_settings_when_required_then_returns_them() -> None:
     settings = Settings.from_env(full_environment())
 
-    assert settings.require("topic_arn", "asg_names", "security_group_ids", "ports", "peer_topic_arns") is settings
+    assert (
+        settings.require("topic_arn", "asg_names", "security_group_ids", "ports", "peer_topic_arns")
+        is settings
+    )
 
 
 def test_given_only_aws_default_region_when_read_then_it_is_the_region() -> None:

@@ -98,7 +98,10 @@ def test_given_joining_or_serving_state_when_selected_then_included(state: str) 
 
 
 def test_given_public_mode_when_instance_has_only_private_address_then_excluded() -> None:
-    instances = [GroupInstance("i-00000000000000001", "InService"), GroupInstance("i-00000000000000002", "InService")]
+    instances = [
+        GroupInstance("i-00000000000000001", "InService"),
+        GroupInstance("i-00000000000000002", "InService"),
+    ]
     known = addresses(BOTH, InstanceAddresses("i-00000000000000002", private_ipv4="10.0.0.2"))
 
     members = select_members(instances, known, AddressMode.PUBLIC)
@@ -107,7 +110,10 @@ def test_given_public_mode_when_instance_has_only_private_address_then_excluded(
 
 
 def test_given_private_mode_when_instance_has_only_public_address_then_excluded() -> None:
-    instances = [GroupInstance("i-00000000000000001", "InService"), GroupInstance("i-00000000000000002", "InService")]
+    instances = [
+        GroupInstance("i-00000000000000001", "InService"),
+        GroupInstance("i-00000000000000002", "InService"),
+    ]
     known = addresses(BOTH, InstanceAddresses("i-00000000000000002", public_ipv4="54.1.2.2"))
 
     members = select_members(instances, known, AddressMode.PRIVATE)
@@ -118,13 +124,17 @@ def test_given_private_mode_when_instance_has_only_public_address_then_excluded(
 def test_given_private_mode_when_instance_has_only_private_address_then_included() -> None:
     known = addresses(InstanceAddresses("i-00000000000000002", private_ipv4="10.0.0.2"))
 
-    (member,) = select_members([GroupInstance("i-00000000000000002", "InService")], known, AddressMode.PRIVATE)
+    (member,) = select_members(
+        [GroupInstance("i-00000000000000002", "InService")], known, AddressMode.PRIVATE
+    )
 
     assert member.private_ipv4 == "10.0.0.2/32"
     assert member.public_ipv4 is None
 
 
 def test_given_instance_ec2_does_not_know_when_selected_then_excluded() -> None:
-    members = select_members([GroupInstance("i-00000000000000009", "InService")], addresses(BOTH), AddressMode.PUBLIC)
+    members = select_members(
+        [GroupInstance("i-00000000000000009", "InService")], addresses(BOTH), AddressMode.PUBLIC
+    )
 
     assert members == ()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from uuid import UUID
 
 import pytest
@@ -51,7 +50,10 @@ class Producer:
     def __post_init__(self) -> None:
         self.groups = FakeGroupDirectory(
             {
-                "asg-a": [GroupInstance(A1, "InService", "eu-west-1a"), GroupInstance(A2, "InService", "eu-west-1b")],
+                "asg-a": [
+                    GroupInstance(A1, "InService", "eu-west-1a"),
+                    GroupInstance(A2, "InService", "eu-west-1b"),
+                ],
                 "asg-b": [GroupInstance(B1, "InService", "eu-west-1a")],
             },
             self.journal,
@@ -79,14 +81,16 @@ class Producer:
             new_event_id=lambda: next(event_ids),
         )
 
-    def join(self, group: str, instance_id: str, public_ipv4: str | None, state: str = "Pending:Wait") -> None:
+    def join(
+        self, group: str, instance_id: str, public_ipv4: str | None, state: str = "Pending:Wait"
+    ) -> None:
         self.groups.groups[group].append(GroupInstance(instance_id, state, "eu-west-1c"))
         self.addresses.addresses[instance_id] = InstanceAddresses(
             instance_id, public_ipv4=public_ipv4, private_ipv4="10.1.0.99"
         )
 
     def another_producer_claims(self, group: str) -> None:
-        """Another invocation commits the next version in the same table (not through our ledger's journal)."""
+        """Another invocation commits the next version in the same table (outside our journal)."""
         version = self.ledger.versions.get((CLUSTER, group), 0) + 1
         self.ledger.versions[(CLUSTER, group)] = version
         self.journal.append(f"another producer claims {group} v{version}")
@@ -121,19 +125,40 @@ def test_given_launch_with_address_when_handled_then_published_with_it_and_hook_
         kind=CauseKind.LAUNCHING, instance_id=A3, lifecycle_hook="sgmesh-hook", lifecycle_token=TOKEN
     )
     assert snapshot.members == (
-        Member(instance_id=A1, public_ipv4="54.1.0.1/32", private_ipv4="10.1.0.1/32",
-               availability_zone="eu-west-1a", lifecycle_state="InService"),
-        Member(instance_id=A2, public_ipv4="54.1.0.2/32", private_ipv4="10.1.0.2/32",
-               availability_zone="eu-west-1b", lifecycle_state="InService"),
-        Member(instance_id=A3, public_ipv4="54.1.0.3/32", private_ipv4="10.1.0.99/32",
-               availability_zone="eu-west-1c", lifecycle_state="Pending:Wait"),
+        Member(
+            instance_id=A1,
+            public_ipv4="54.1.0.1/32",
+            private_ipv4="10.1.0.1/32",
+            availability_zone="eu-west-1a",
+            lifecycle_state="InService",
+        ),
+        Member(
+            instance_id=A2,
+            public_ipv4="54.1.0.2/32",
+            private_ipv4="10.1.0.2/32",
+            availability_zone="eu-west-1b",
+            lifecycle_state="InService",
+        ),
+        Member(
+            instance_id=A3,
+            public_ipv4="54.1.0.3/32",
+            private_ipv4="10.1.0.99/32",
+            availability_zone="eu-west-1c",
+            lifecycle_state="Pending:Wait",
+        ),
     )
     assert published == [Published("asg-a", 1, str(UUID(int=1)), "message-1", 3)]
     assert producer.hooks.continued == [launch]
-    assert producer.journal == ["read versions", "describe asg-a", "claim asg-a 0->1 won", "publish asg-a v1", f"continue {A3}"]
+    assert producer.journal == [
+        "read versions",
+        "describe asg-a",
+        "claim asg-a 0->1 won",
+        "publish asg-a v1",
+        f"continue {A3}",
+    ]
 
 
-def test_given_launch_without_an_address_when_handled_then_retryable_error_and_nothing_claimed_or_published() -> None:
+def test_given_launch_without_an_address_when_handled_then_retryable_error_and_nothing_claimed() -> None:
     producer = Producer()
     producer.join("asg-a", A3, None)
 
@@ -212,7 +237,9 @@ def test_given_stored_version_n_when_published_then_n_plus_1_is_claimed_after_th
     assert producer.journal[:3] == ["read versions", "describe asg-a", "claim asg-a 41->42 won"]
 
 
-def test_given_another_producer_claims_during_our_describe_then_we_describe_again_and_take_the_next_version() -> None:
+def test_given_another_producer_claims_during_our_describe_then_describe_again_and_take_next_version() -> (
+    None
+):
     producer = Producer()
     producer.ledger.versions[(CLUSTER, "asg-a")] = 4
 
@@ -260,7 +287,10 @@ def test_given_trueup_when_handled_then_every_managed_group_is_published() -> No
 
     published = producer.service.handle(TrueupRequest())
 
-    assert sorted((item.group, item.version, item.members) for item in published) == [("asg-a", 1, 2), ("asg-b", 1, 1)]
+    assert sorted((item.group, item.version, item.members) for item in published) == [
+        ("asg-a", 1, 2),
+        ("asg-b", 1, 1),
+    ]
     assert {snapshot.source.group for snapshot in producer.topic.published} == {"asg-a", "asg-b"}
     assert all(snapshot.cause == Cause(kind=CauseKind.TRUEUP) for snapshot in producer.topic.published)
     assert producer.hooks.continued == []
@@ -313,12 +343,3 @@ def test_given_producer_settings_missing_when_built_then_settings_error_names_th
         Producer(settings=producer_settings(SGMESH_TOPIC_ARN=""))
     with pytest.raises(SettingsError, match="SGMESH_ASG_NAMES"):
         Producer(settings=producer_settings(SGMESH_ASG_NAMES=""))
-
-
-def test_produced_at_comes_from_the_injected_clock() -> None:
-    assert isinstance(PRODUCED_AT, datetime)
-    producer = Producer()
-
-    producer.service.handle(TrueupRequest(("asg-a",)))
-
-    assert producer.topic.published[0].produced_at == PRODUCED_AT
