@@ -3,16 +3,18 @@
 Items (string keys `pk`, `sk`):
 - `producer#<cluster>` / `<group>`: the last version a producer of this region claimed for a group.
 - `state#<cluster>` / `<account>/<region>/<group>`: the newest snapshot applied for a source.
+- `events#<cluster>` / `<time>#<kind>#...`: the audit trail, dropped by TTL (`expires_at`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from schemas.audit import AuditEntry
 from schemas.events import MembershipSnapshot, parse_snapshot
 
 if TYPE_CHECKING:
@@ -25,6 +27,15 @@ def _producer_key(cluster: str) -> str:
 
 def _state_key(cluster: str) -> str:
     return f"state#{cluster}"
+
+
+def _events_key(cluster: str) -> str:
+    return f"events#{cluster}"
+
+
+# BatchWriteItem takes at most 25 items; unprocessed ones are sent again a few times.
+BATCH_WRITE_LIMIT = 25
+BATCH_WRITE_ATTEMPTS = 4
 
 
 class Table:
@@ -74,13 +85,50 @@ class Table:
         """The newest applied snapshot of every source of the cluster."""
         return [parse_snapshot(item["snapshot"]["S"]) for item in self._query(_state_key(cluster))]
 
-    def _query(self, partition: str) -> Iterator[dict[str, Any]]:
+    def record(self, cluster: str, entries: Sequence[AuditEntry], retention_days: int) -> None:
+        """Append entries to the audit trail, in as few BatchWriteItem calls as the limit allows."""
+        requests: list[Any] = [
+            {
+                "PutRequest": {
+                    "Item": {
+                        "pk": {"S": _events_key(cluster)},
+                        "sk": {"S": entry.sort_key},
+                        "entry": {"S": entry.model_dump_json(exclude_defaults=True)},
+                        "expires_at": {"N": str(entry.expires_at(retention_days))},
+                    }
+                }
+            }
+            for entry in entries
+        ]
+        for start in range(0, len(requests), BATCH_WRITE_LIMIT):
+            batch = requests[start : start + BATCH_WRITE_LIMIT]
+            for _attempt in range(BATCH_WRITE_ATTEMPTS):
+                response = self._client.batch_write_item(RequestItems={self._name: batch})
+                batch = response.get("UnprocessedItems", {}).get(self._name, [])
+                if not batch:
+                    break
+            else:
+                raise RuntimeError(f"{len(batch)} audit entries stayed unprocessed in {self._name}")
+
+    def audit_trail(self, cluster: str, limit: int, source: str | None = None) -> list[AuditEntry]:
+        """The newest `limit` entries of the trail (of one source, if given), newest first."""
+        entries: list[AuditEntry] = []
+        for item in self._query(_events_key(cluster), newest_first=True):
+            entry = AuditEntry.model_validate_json(item["entry"]["S"])
+            if source is None or source in (entry.source, *entry.causes_sources):
+                entries.append(entry)
+            if len(entries) >= limit:
+                break
+        return entries
+
+    def _query(self, partition: str, *, newest_first: bool = False) -> Iterator[dict[str, Any]]:
         paginator = self._client.get_paginator("query")
         for page in paginator.paginate(
             TableName=self._name,
             KeyConditionExpression="pk = :pk",
             ExpressionAttributeValues={":pk": {"S": partition}},
             ConsistentRead=True,
+            ScanIndexForward=not newest_first,
         ):
             yield from page["Items"]
 

@@ -18,10 +18,12 @@ _services: dict[tuple[Settings, ClientFactory], ApplyService] = {}
 
 
 def build(settings: Settings, clients: ClientFactory) -> ApplyService:
+    table = Table(clients.dynamodb(settings.region), settings.table_name)
     return ApplyService(
         settings=settings,
-        states=Table(clients.dynamodb(settings.region), settings.table_name),
+        states=table,
         groups=Ec2(clients.ec2(settings.region)),
+        audit=table,
         logger=logger,
     )
 

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aws_lambda_powertools.logging import Logger
 
-from consumers.reconcile import Plan, check_quota, desired_rules, plan_group
+from consumers.reconcile import Plan, check_quota, desired_rules, plan_group, rules_after
 from consumers.state import newest_per_source
+from schemas.audit import AuditEntry, AuditKind
 from schemas.errors import InvalidRecordError, RuleConflictError
 from schemas.events import MembershipSnapshot, parse_snapshot
 from schemas.names import topic_region_and_account
-from schemas.rules import DesiredRule, ExistingRule, Permission
+from schemas.rules import DesiredRule, ExistingRule, Family, Permission
 from schemas.settings import Settings
 
 
@@ -24,12 +26,29 @@ class SourceStates(Protocol):
     def stored_states(self, cluster: str) -> list[MembershipSnapshot]: ...
 
 
+class AuditLog(Protocol):
+    def record(self, cluster: str, entries: Sequence[AuditEntry], retention_days: int) -> None: ...
+
+
 class SecurityGroups(Protocol):
     def ingress_rules(self, group_id: str) -> list[ExistingRule]: ...
 
     def authorize(self, group_id: str, rules: Sequence[DesiredRule]) -> None: ...
 
     def revoke(self, group_id: str, rules: Sequence[ExistingRule]) -> None: ...
+
+
+@dataclass(frozen=True)
+class GroupReview:
+    """A group's plan, and its inbound rules per address family once the plan is applied."""
+
+    plan: Plan
+    rules_after: dict[Family, int]
+    quota: int
+
+    @property
+    def over_quota(self) -> bool:
+        return any(count > self.quota for count in self.rules_after.values())
 
 
 @dataclass(frozen=True)
@@ -48,14 +67,18 @@ class ApplyService:
         settings: Settings,
         states: SourceStates,
         groups: SecurityGroups,
+        audit: AuditLog,
         logger: Logger,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_conflict_retries: int = 3,
     ) -> None:
         settings.require("security_group_ids", "ports", "peer_topic_arns")
         self._settings = settings
         self._states = states
         self._groups = groups
+        self._audit = audit
         self._logger = logger
+        self._clock = clock
         self._max_conflict_retries = max_conflict_retries
 
     def accept(self, body: str, message_id: str) -> MembershipSnapshot:
@@ -82,7 +105,15 @@ class ApplyService:
         if coalesced:
             self._logger.info("older snapshots coalesced in batch", extra={"coalesced": coalesced})
         plans = self.reconcile(applied)
+        self._record(applied, plans)
         return ApplyReport(tuple(applied), tuple(stale), plans)
+
+    def plan(self) -> tuple[GroupReview, ...]:
+        """What a reconcile would change now; reads only, and reports quota problems instead of raising."""
+        return tuple(
+            GroupReview(plan, dict(rules_after(plan, existing)), self._settings.rule_quota)
+            for plan, existing in self._observe(self._desired())
+        )
 
     def reconcile(self, causes: Iterable[MembershipSnapshot] = ()) -> tuple[Plan, ...]:
         """Desired from the table, actual from EC2; apply the difference, re-planning on conflicts.
@@ -90,36 +121,75 @@ class ApplyService:
         Every group's plan is checked against the quota before any group is touched.
         """
         cause_fields = [_snapshot_fields(snapshot) for snapshot in causes]
-        desired = desired_rules(
-            self._settings.cluster,
-            self._states.stored_states(self._settings.cluster),
-            self._settings.ports,
-            self._settings.address,
-        )
+        desired = self._desired()
         for attempt in range(1, self._max_conflict_retries + 2):
-            plans = self._plan_all(desired)
+            observed = self._observe(desired)
+            for plan, existing in observed:
+                check_quota(plan, existing, self._settings.rule_quota)
             try:
-                for plan in plans:
+                for plan, _existing in observed:
                     self._execute(plan, cause_fields)
             except RuleConflictError as conflict:
                 self._logger.warning(
                     "group changed under us; re-planning", extra={"attempt": attempt, "error": str(conflict)}
                 )
                 continue
-            return plans
+            return tuple(plan for plan, _existing in observed)
         raise RuleConflictError(
             f"groups kept changing under us for {self._max_conflict_retries + 1} attempts; "
             "the record will be retried"
         )
 
-    def _plan_all(self, desired: Mapping[Permission, DesiredRule]) -> tuple[Plan, ...]:
-        plans = []
+    def _desired(self) -> dict[Permission, DesiredRule]:
+        return desired_rules(
+            self._settings.cluster,
+            self._states.stored_states(self._settings.cluster),
+            self._settings.ports,
+            self._settings.address,
+        )
+
+    def _observe(self, desired: Mapping[Permission, DesiredRule]) -> list[tuple[Plan, list[ExistingRule]]]:
+        observed = []
         for group_id in self._settings.security_group_ids:
             existing = self._groups.ingress_rules(group_id)
-            plan = plan_group(group_id, self._settings.cluster, desired, existing)
-            check_quota(plan, existing, self._settings.rule_quota)
-            plans.append(plan)
-        return tuple(plans)
+            observed.append((plan_group(group_id, self._settings.cluster, desired, existing), existing))
+        return observed
+
+    def _record(self, applied: Sequence[MembershipSnapshot], plans: Sequence[Plan]) -> None:
+        """Append to the audit trail. The groups are already right: a failure is logged, not retried."""
+        now = self._clock()
+        causes = tuple(f"{snapshot.source.key}@{snapshot.version}" for snapshot in applied)
+        entries = [
+            AuditEntry(
+                at=now,
+                kind=AuditKind.SNAPSHOT_APPLIED,
+                source=snapshot.source.key,
+                version=snapshot.version,
+                event_id=str(snapshot.event_id),
+                cause=_cause_label(snapshot),
+                members=len(snapshot.members),
+            )
+            for snapshot in applied
+        ] + [
+            AuditEntry(
+                at=now,
+                kind=AuditKind.RULES_CHANGED,
+                group_id=plan.group_id,
+                authorized=tuple(str(rule.permission) for rule in plan.authorize),
+                revoked=tuple(str(rule.permission) for rule in plan.revoke if rule.permission is not None),
+                causes=causes,
+            )
+            for plan in plans
+            if not plan.is_empty
+        ]
+        if not entries:
+            return
+        try:
+            self._audit.record(self._settings.cluster, entries, self._settings.event_retention_days)
+        except Exception as error:  # the audit trail must never undo or repeat a correct reconcile
+            self._logger.error(
+                "audit trail write failed", extra={"error": str(error), "entries": len(entries)}
+            )
 
     def _execute(self, plan: Plan, causes: list[dict[str, Any]]) -> None:
         # Revoke first so a membership swap never needs more than the quota in between.
@@ -162,6 +232,11 @@ class ApplyService:
                 f"source {snapshot.source.key!r} did not come from its own region's topic {topic_arn!r}"
             )
         return snapshot
+
+
+def _cause_label(snapshot: MembershipSnapshot) -> str:
+    cause = snapshot.cause
+    return f"{cause.kind.value} {cause.instance_id}" if cause.instance_id else cause.kind.value
 
 
 def _snapshot_fields(snapshot: MembershipSnapshot) -> dict[str, Any]:

@@ -82,6 +82,7 @@ ENVIRONMENT_NAMES: dict[str, str] = {
     "peer_topic_arns": "SGMESH_PEER_TOPIC_ARNS",
     "address": "SGMESH_ADDRESS",
     "rule_quota": "SGMESH_RULE_QUOTA",
+    "event_retention_days": "SGMESH_EVENT_RETENTION_DAYS",
 }
 
 
@@ -100,6 +101,7 @@ class Settings(BaseModel):
     peer_topic_arns: Annotated[tuple[TopicArn, ...], CommaList] = ()
     address: AddressMode = Field(default=AddressMode.PUBLIC, strict=False)
     rule_quota: int = Field(default=60, ge=1, le=1000, strict=False)
+    event_retention_days: int = Field(default=30, ge=1, le=3650, strict=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from itertools import count
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+from schemas.audit import AuditEntry
 from schemas.errors import RuleConflictError
 from schemas.events import Cause, CauseKind, Member, MembershipSnapshot, Source, parse_snapshot
 from schemas.inventory import GroupInstance, InstanceAddresses
@@ -44,6 +45,19 @@ class FakeSourceStates:
         return {
             source: version for (owner, source), (version, _raw) in self.items.items() if owner == cluster
         }
+
+
+class FakeAuditLog:
+    """The audit trail: keeps what was recorded, or fails every write when `failure` is set."""
+
+    def __init__(self) -> None:
+        self.entries: list[AuditEntry] = []
+        self.failure: Exception | None = None
+
+    def record(self, cluster: str, entries: Sequence[AuditEntry], retention_days: int) -> None:
+        if self.failure is not None:
+            raise self.failure
+        self.entries.extend(entries)
 
 
 class RulesPerGroupLimitExceeded(Exception):

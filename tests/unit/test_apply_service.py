@@ -19,6 +19,7 @@ from schemas.rules import ExistingRule, Permission
 from schemas.settings import AddressMode, Settings
 from tests.fakes import (
     CLUSTER,
+    FakeAuditLog,
     FakeSecurityGroups,
     FakeSourceStates,
     make_member,
@@ -60,6 +61,7 @@ def new_service(
         settings=settings or consumer_settings(),
         states=states,
         groups=groups,
+        audit=FakeAuditLog(),
         logger=Logger(service="test"),
         max_conflict_retries=max_conflict_retries,
     )

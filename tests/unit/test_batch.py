@@ -18,6 +18,7 @@ from schemas.rules import Permission
 from schemas.settings import Settings
 from tests.fakes import (
     CLUSTER,
+    FakeAuditLog,
     FakeSecurityGroups,
     FakeSourceStates,
     make_member,
@@ -70,7 +71,9 @@ def new_service() -> tuple[ApplyService, FakeSourceStates, FakeSecurityGroups]:
         }
     )
     states, groups = FakeSourceStates(), FakeSecurityGroups(GROUP_ID)
-    return ApplyService(settings=settings, states=states, groups=groups, logger=LOGGER), states, groups
+    audit = FakeAuditLog()
+    service = ApplyService(settings=settings, states=states, groups=groups, audit=audit, logger=LOGGER)
+    return service, states, groups
 
 
 def good(source: Source, version: int, address: str) -> str:

@@ -1,0 +1,44 @@
+"""The audit trail: what each consumer applied and which rules it changed, and why."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+
+class AuditKind(StrEnum):
+    SNAPSHOT_APPLIED = "snapshot-applied"
+    RULES_CHANGED = "rules-changed"
+
+
+class AuditEntry(BaseModel):
+    """One line of a region's event log; `causes` names the snapshots (source@version) behind it."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+
+    at: AwareDatetime
+    kind: AuditKind
+    source: str | None = None
+    version: int | None = None
+    event_id: str | None = None
+    cause: str | None = None
+    members: int | None = None
+    group_id: str | None = None
+    authorized: tuple[str, ...] = ()
+    revoked: tuple[str, ...] = ()
+    causes: tuple[str, ...] = ()
+
+    @property
+    def causes_sources(self) -> tuple[str, ...]:
+        return tuple(cause.rsplit("@", 1)[0] for cause in self.causes)
+
+    @property
+    def sort_key(self) -> str:
+        """Time-ordered, and unique per entry within a region's log."""
+        subject = self.source if self.kind is AuditKind.SNAPSHOT_APPLIED else self.group_id
+        return f"{self.at.isoformat()}#{self.kind.value}#{subject}#{self.version or ''}"
+
+    def expires_at(self, retention_days: int) -> int:
+        """The TTL (epoch seconds) after which DynamoDB drops the entry."""
+        return int(self.at.timestamp()) + retention_days * 86_400
