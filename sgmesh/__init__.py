@@ -1,0 +1,1 @@
+"""Operator tools on top of the Lambda code: the `sgmesh` CLI and the local multi-region runtime."""

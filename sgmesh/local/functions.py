@@ -1,0 +1,38 @@
+"""Plays Lambda: runs a handler with its region's environment and a context, one at a time."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from unittest import mock
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+@dataclass
+class LambdaContext:
+    """The attributes of Lambda's context object the handlers (and Powertools) read."""
+
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int = 256
+    aws_request_id: str = ""
+    timeout_millis: int = 30_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.timeout_millis
+
+
+def invoke(handler: Handler, name: str, environment: dict[str, str], event: dict[str, Any]) -> Any:
+    """Run `handler` as function `name` would run in its region. Not thread-safe: the runtime is serial."""
+    region = environment["AWS_REGION"]
+    context = LambdaContext(
+        function_name=name,
+        invoked_function_arn=f"arn:aws:lambda:{region}:123456789012:function:{name}",
+        aws_request_id=str(uuid.uuid4()),
+    )
+    with mock.patch.dict(os.environ, environment):
+        return handler(event, context)

@@ -1,0 +1,168 @@
+"""Plays Auto Scaling lifecycle hooks, which moto lacks: instances wait in Pending:Wait or
+Terminating:Wait until CompleteLifecycleAction, or until the heartbeat timeout applies the
+hook's DefaultResult.
+
+moto launches and terminates at once, so launches are let through moto and held here, while
+terminations are held here and only then carried out in moto. The product sees the waiting
+states through its own DescribeAutoScalingGroups (rewritten after the call) and completes actions
+through the emulated CompleteLifecycleAction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
+
+from sgmesh.local.clock import SimClock
+from sgmesh.local.eventbridge import EventBus, lifecycle_event
+from sgmesh.local.stack import ACCOUNT, LAUNCH_HOOK, TERMINATE_HOOK, RegionStack, StackSpec
+
+
+@dataclass(frozen=True)
+class PendingAction:
+    region: str
+    group_name: str
+    hook_name: str
+    instance_id: str
+    token: str
+    launching: bool
+    deadline: float
+
+
+@dataclass(frozen=True)
+class Completion:
+    """How an action ended: by the product (CompleteLifecycleAction) or by the heartbeat timeout."""
+
+    region: str
+    group_name: str
+    hook_name: str
+    instance_id: str
+    token: str
+    result: str
+    by_timeout: bool
+
+
+class LifecycleHooks:
+    def __init__(self, clock: SimClock, bus: EventBus, spec: StackSpec) -> None:
+        self._clock = clock
+        self._bus = bus
+        self._spec = spec
+        self.pending: dict[str, PendingAction] = {}
+        self.completions: list[Completion] = []
+
+    # -- what Auto Scaling does when a group changes --------------------------------------------
+
+    def launched(self, stack: RegionStack, instance_ids: list[str]) -> None:
+        for instance_id in instance_ids:
+            self._hold(stack, instance_id, launching=True)
+
+    def terminate(self, stack: RegionStack, instance_ids: list[str]) -> None:
+        for instance_id in instance_ids:
+            self._hold(stack, instance_id, launching=False)
+
+    def waiting_state(self, instance_id: str) -> str | None:
+        for action in self.pending.values():
+            if action.instance_id == instance_id:
+                return "Pending:Wait" if action.launching else "Terminating:Wait"
+        return None
+
+    @property
+    def next_deadline(self) -> float | None:
+        return min((action.deadline for action in self.pending.values()), default=None)
+
+    def expire_due(self) -> int:
+        expired = [action for action in self.pending.values() if action.deadline <= self._clock.now]
+        for action in expired:
+            self._finish(action, self._spec.default_result, by_timeout=True)
+        return len(expired)
+
+    def _hold(self, stack: RegionStack, instance_id: str, *, launching: bool) -> None:
+        hook = LAUNCH_HOOK if launching else TERMINATE_HOOK
+        action = PendingAction(
+            region=stack.region,
+            group_name=stack.group_name,
+            hook_name=hook,
+            instance_id=instance_id,
+            token=str(uuid.uuid4()),
+            launching=launching,
+            deadline=self._clock.now + self._spec.heartbeat_timeout_seconds,
+        )
+        self.pending[action.token] = action
+        self._bus.put(
+            stack.region,
+            lifecycle_event(
+                account=ACCOUNT,
+                region=stack.region,
+                group=stack.group_name,
+                instance_id=instance_id,
+                launching=launching,
+                hook=hook,
+                token=action.token,
+            ),
+        )
+
+    def _finish(self, action: PendingAction, result: str, *, by_timeout: bool) -> None:
+        del self.pending[action.token]
+        self.completions.append(
+            Completion(
+                action.region,
+                action.group_name,
+                action.hook_name,
+                action.instance_id,
+                action.token,
+                result,
+                by_timeout,
+            )
+        )
+        # A CONTINUEd launch goes into service; anything else leaves the group for good.
+        if not (action.launching and result == "CONTINUE"):
+            boto3.client("autoscaling", region_name=action.region).terminate_instance_in_auto_scaling_group(
+                InstanceId=action.instance_id, ShouldDecrementDesiredCapacity=True
+            )
+
+    # -- what the product's Auto Scaling clients see ---------------------------------------------
+
+    def register(self, client: Any) -> None:
+        if client.meta.service_model.service_id.hyphenize() != "auto-scaling":
+            return
+        region = client.meta.region_name
+        request: dict[str, Any] = {}
+
+        def capture(params: dict[str, Any], **_: Any) -> None:
+            request.clear()
+            request.update(params)
+
+        def complete(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+            return self._complete(region, dict(request))
+
+        def show_waiting(parsed: dict[str, Any], **_: Any) -> None:
+            for group in parsed.get("AutoScalingGroups", []):
+                for instance in group.get("Instances", []):
+                    state = self.waiting_state(instance["InstanceId"])
+                    if state is not None:
+                        instance["LifecycleState"] = state
+
+        events = client.meta.events
+        events.register("before-parameter-build.auto-scaling.CompleteLifecycleAction", capture)
+        events.register("before-call.auto-scaling.CompleteLifecycleAction", complete)
+        events.register("after-call.auto-scaling.DescribeAutoScalingGroups", show_waiting)
+
+    def _complete(self, region: str, request: dict[str, Any]) -> tuple[AWSResponse, dict[str, Any]]:
+        action = self.pending.get(request.get("LifecycleActionToken", ""))
+        if action is None or (action.region, action.group_name, action.hook_name) != (
+            region,
+            request.get("AutoScalingGroupName"),
+            request.get("LifecycleHookName"),
+        ):
+            error = {"Code": "ValidationError", "Message": "No active Lifecycle Action found with token"}
+            return AWSResponse("", 400, HTTPHeaders(), None), {
+                "Error": error,
+                "ResponseMetadata": {"HTTPStatusCode": 400},
+            }
+        self._finish(action, request["LifecycleActionResult"], by_timeout=False)
+        return AWSResponse("", 200, HTTPHeaders(), None), {"ResponseMetadata": {"HTTPStatusCode": 200}}

@@ -1,0 +1,209 @@
+"""A local multi-region sgmesh: the stacks on the embedded AWS, the product's handlers, and the
+emulated parts of AWS, driven by simulated time."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import boto3
+
+from cloud.clients import install_client_factory
+from consumers import apply
+from producers import lifecycle, trueup
+from schemas.settings import PortSpec
+from sgmesh.local.clients import CallLedger, ExtendedClientFactory
+from sgmesh.local.clock import SimClock
+from sgmesh.local.esm import EventSourceMapping
+from sgmesh.local.eventbridge import EventBus
+from sgmesh.local.functions import invoke
+from sgmesh.local.lifecycle import LifecycleHooks
+from sgmesh.local.schedule import Schedule
+from sgmesh.local.stack import RegionStack, StackSpec, provision_region, subscribe_to_peers
+
+DEFAULT_REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
+Permission = tuple[str, int, int, str]
+
+
+@dataclass(frozen=True)
+class Convergence:
+    converged: bool
+    sim_seconds: float
+    wall_seconds: float
+    api_calls: int
+
+
+class LocalMesh:
+    def __init__(self, regions: tuple[str, ...] = DEFAULT_REGIONS, spec: StackSpec | None = None) -> None:
+        self.regions = regions
+        self.spec = spec or StackSpec()
+        self.clock = SimClock()
+        self.calls = CallLedger()
+        self.bus = EventBus(self.clock, self._deliver_event)
+        self.hooks = LifecycleHooks(self.clock, self.bus, self.spec)
+        self.factory = ExtendedClientFactory(self.calls, self.hooks)
+        self.stacks: dict[str, RegionStack] = {}
+        self.mappings: dict[str, EventSourceMapping] = {}
+        self.schedule = Schedule(self.clock, self.spec.trueup_interval_seconds, self.trueup_everywhere)
+
+    def provision(self, instances_per_region: int = 2) -> LocalMesh:
+        """Create every region's stack (the embedded AWS must be running) and install the clients."""
+        install_client_factory(self.factory)
+        for region in self.regions:
+            self.stacks[region] = provision_region(region, self.spec, instances_per_region)
+        subscribe_to_peers(list(self.stacks.values()), self.spec)
+        for region, stack in self.stacks.items():
+            self.mappings[region] = EventSourceMapping(
+                stack, self.spec, self.clock, partial(self.consume, region)
+            )
+        return self
+
+    # -- the functions ------------------------------------------------------------------------------
+
+    def trueup(self, region: str, event: dict[str, Any] | None = None) -> Any:
+        return invoke(
+            trueup.handler, f"{self.spec.name}-trueup", self.stacks[region].environment, event or {}
+        )
+
+    def trueup_everywhere(self) -> None:
+        for region in self.regions:
+            self.trueup(region)
+
+    def consume(self, region: str, event: dict[str, Any]) -> Any:
+        return invoke(apply.handler, f"{self.spec.name}-apply", self.stacks[region].environment, event)
+
+    def _deliver_event(self, region: str, event: dict[str, Any]) -> Any:
+        return invoke(
+            lifecycle.handler, f"{self.spec.name}-lifecycle", self.stacks[region].environment, event
+        )
+
+    # -- what happens to the cluster --------------------------------------------------------------
+
+    def scale(self, region: str, desired: int) -> list[str]:
+        """Set the group's size as Auto Scaling would, lifecycle hooks included; return changed ids."""
+        stack = self.stacks[region]
+        current = sorted(self.members(region))
+        if desired > len(current):
+            before = set(self._group_instances(region))
+            boto3.client("autoscaling", region_name=region).set_desired_capacity(
+                AutoScalingGroupName=stack.group_name, DesiredCapacity=desired
+            )
+            launched = sorted(set(self._group_instances(region)) - before)
+            self.hooks.launched(stack, launched)
+            return launched
+        leaving = current[: len(current) - desired]
+        self.hooks.terminate(stack, leaving)
+        return leaving
+
+    def terminate_by_hand(self, region: str) -> str:
+        """An operator terminates an instance in EC2: no lifecycle event, only the true-up sees it."""
+        victim = sorted(self.members(region))[0]
+        boto3.client("ec2", region_name=region).terminate_instances(InstanceIds=[victim])
+        return victim
+
+    def cut_off(self, region: str) -> None:
+        """The region stops receiving deliveries (its queue keeps them, as SNS retries would)."""
+        self.mappings[region].paused = True
+
+    def restore(self, region: str) -> None:
+        self.mappings[region].paused = False
+
+    # -- running ------------------------------------------------------------------------------------
+
+    def step(self) -> int:
+        """Let every emulated part act once at the current time; return how much happened."""
+        activity = self.bus.dispatch_due() + self.hooks.expire_due() + self.schedule.fire_due()
+        for mapping in self.mappings.values():
+            activity += mapping.release_due() + mapping.poll()
+        return activity
+
+    def run_until_converged(self, max_sim_seconds: float = 3600) -> Convergence:
+        """Run until every reachable region matches the truth and nothing is in flight."""
+        started_wall, started_sim, first_call = time.perf_counter(), self.clock.now, self.calls.mark()
+        while self.clock.now - started_sim < max_sim_seconds:
+            if self.step():
+                continue
+            idle = self._idle()
+            if idle and self.converged():
+                break
+            # With nothing in flight, only a timer (the schedule, a hook's heartbeat) can change anything.
+            self.clock.advance_to(self._next_moment(include_polls=not idle))
+        return Convergence(
+            converged=self.converged(),
+            sim_seconds=self.clock.now - started_sim,
+            wall_seconds=time.perf_counter() - started_wall,
+            api_calls=len(self.calls.since(first_call)),
+        )
+
+    def _idle(self) -> bool:
+        reachable = [mapping for mapping in self.mappings.values() if not mapping.paused]
+        return (
+            self.bus.next_due is None
+            and not self.hooks.pending
+            and all(mapping.depth() == 0 for mapping in reachable)
+        )
+
+    def _next_moment(self, *, include_polls: bool) -> float:
+        candidates = [self.bus.next_due, self.hooks.next_deadline, self.schedule.next_due]
+        for mapping in self.mappings.values():
+            candidates += [
+                mapping.next_release,
+                mapping.next_poll if include_polls and not mapping.paused else None,
+            ]
+        future = [moment for moment in candidates if moment is not None and moment > self.clock.now]
+        return min(future, default=self.clock.now + 1)
+
+    # -- the truth, observed from AWS independently of sgmesh's tables ---------------------------
+
+    def _group_instances(self, region: str) -> list[str]:
+        group = boto3.client("autoscaling", region_name=region).describe_auto_scaling_groups(
+            AutoScalingGroupNames=[self.stacks[region].group_name]
+        )["AutoScalingGroups"][0]
+        return [instance["InstanceId"] for instance in group["Instances"]]
+
+    def members(self, region: str) -> dict[str, str]:
+        """instance id -> public IP of every running instance of the group that is not leaving."""
+        ids = [i for i in self._group_instances(region) if self.hooks.waiting_state(i) != "Terminating:Wait"]
+        if not ids:
+            return {}
+        reservations = boto3.client("ec2", region_name=region).describe_instances(InstanceIds=ids)[
+            "Reservations"
+        ]
+        return {
+            instance["InstanceId"]: instance["PublicIpAddress"]
+            for reservation in reservations
+            for instance in reservation["Instances"]
+            if instance["State"]["Name"] == "running" and instance.get("PublicIpAddress")
+        }
+
+    def expected_permissions(self) -> set[Permission]:
+        """(every member address of every region) x (the configured ports)."""
+        ports = [PortSpec.parse(spec) for spec in self.spec.ports.split(",")]
+        addresses = {address for region in self.regions for address in self.members(region).values()}
+        return {(p.protocol, p.from_port, p.to_port, f"{ip}/32") for p in ports for ip in addresses}
+
+    def ingress(self, region: str) -> list[dict[str, Any]]:
+        group_id = self.stacks[region].security_group_id
+        rules: Any = boto3.client("ec2", region_name=region).describe_security_group_rules(
+            Filters=[{"Name": "group-id", "Values": [group_id]}]
+        )["SecurityGroupRules"]
+        return [rule for rule in rules if not rule["IsEgress"]]
+
+    def managed_permissions(self, region: str) -> set[Permission]:
+        marker = f"sgmesh:{self.spec.cluster}"
+        return {
+            (rule["IpProtocol"], rule["FromPort"], rule["ToPort"], rule["CidrIpv4"])
+            for rule in self.ingress(region)
+            if rule.get("Description", "").split(" ")[0] == marker and rule.get("CidrIpv4")
+        }
+
+    def converged(self) -> bool:
+        """Every reachable region's managed rules equal the truth."""
+        expected = self.expected_permissions()
+        return all(
+            self.managed_permissions(region) == expected
+            for region, mapping in self.mappings.items()
+            if not mapping.paused
+        )

@@ -1,0 +1,181 @@
+"""The per-region stack, as the local runtime provisions it: the same resources and settings as
+infra/template.yaml declares (tests/infra compares the two)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import boto3
+
+ACCOUNT = "123456789012"  # moto's default account
+
+
+@dataclass(frozen=True)
+class StackSpec:
+    """What every region's stack has, independent of the region."""
+
+    cluster: str = "demo"
+    ports: str = "tcp:7000-7001,tcp:9042"
+    address: str = "public"
+    consumer_timeout_seconds: int = 30
+    max_receive_count: int = 5
+    queue_retention_seconds: int = 4 * 86_400
+    dlq_retention_seconds: int = 14 * 86_400
+    batch_size: int = 10
+    batching_window_seconds: int = 1
+    heartbeat_timeout_seconds: int = 300
+    default_result: str = "CONTINUE"
+    trueup_interval_seconds: int = 300
+    rule_quota: int = 60
+
+    @property
+    def visibility_timeout_seconds(self) -> int:
+        # AWS's guidance for SQS event sources: at least six times the function timeout.
+        return 6 * self.consumer_timeout_seconds
+
+    @property
+    def name(self) -> str:
+        return f"sgmesh-{self.cluster}"
+
+
+LAUNCH_HOOK = "sgmesh-launching"
+TERMINATE_HOOK = "sgmesh-terminating"
+
+
+@dataclass
+class RegionStack:
+    """The resources of one region's stack, as provisioned."""
+
+    region: str
+    group_name: str
+    security_group_id: str
+    table_name: str
+    topic_arn: str
+    queue_url: str
+    queue_arn: str
+    dlq_url: str
+    environment: dict[str, str] = field(default_factory=dict)
+
+    def settings_environment(self, spec: StackSpec, peer_topic_arns: list[str]) -> dict[str, str]:
+        """The environment the template gives the functions of this region."""
+        return {
+            "AWS_REGION": self.region,
+            "SGMESH_CLUSTER": spec.cluster,
+            "SGMESH_TABLE_NAME": self.table_name,
+            "SGMESH_TOPIC_ARN": self.topic_arn,
+            "SGMESH_ASG_NAMES": self.group_name,
+            "SGMESH_SECURITY_GROUP_IDS": self.security_group_id,
+            "SGMESH_PORTS": spec.ports,
+            "SGMESH_PEER_TOPIC_ARNS": ",".join(peer_topic_arns),
+            "SGMESH_ADDRESS": spec.address,
+            "SGMESH_RULE_QUOTA": str(spec.rule_quota),
+        }
+
+
+@cache
+def _image_id(region: str) -> str:
+    """moto's AMI catalogue survives resets and is slow to list: look it up once per process."""
+    images = boto3.client("ec2", region_name=region).describe_images(Owners=["amazon"])["Images"]
+    image_id: str = images[0]["ImageId"]
+    return image_id
+
+
+def provision_region(region: str, spec: StackSpec, instances: int) -> RegionStack:
+    """Create one region's stack and its cluster's Auto Scaling group (the group is the user's)."""
+    ec2 = boto3.client("ec2", region_name=region)
+    subnet_id = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+    group_name = f"{spec.name}-{region}"
+    ec2.create_launch_template(
+        LaunchTemplateName=group_name,
+        LaunchTemplateData={"ImageId": _image_id(region), "InstanceType": "t3.micro"},
+    )
+    autoscaling = boto3.client("autoscaling", region_name=region)
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=group_name,
+        LaunchTemplate={"LaunchTemplateName": group_name},
+        MinSize=0,
+        MaxSize=50,
+        DesiredCapacity=instances,
+        VPCZoneIdentifier=subnet_id,
+    )
+    for hook, transition in (
+        (LAUNCH_HOOK, "autoscaling:EC2_INSTANCE_LAUNCHING"),
+        (TERMINATE_HOOK, "autoscaling:EC2_INSTANCE_TERMINATING"),
+    ):
+        autoscaling.put_lifecycle_hook(
+            AutoScalingGroupName=group_name,
+            LifecycleHookName=hook,
+            LifecycleTransition=transition,
+            HeartbeatTimeout=spec.heartbeat_timeout_seconds,
+            DefaultResult=spec.default_result,
+        )
+    security_group_id = ec2.create_security_group(GroupName=spec.name, Description=f"{spec.name} members")[
+        "GroupId"
+    ]
+    _create_table(region, spec.name)
+    topic_arn = boto3.client("sns", region_name=region).create_topic(Name=spec.name)["TopicArn"]
+    queue_url, queue_arn, dlq_url = _create_queues(region, spec)
+    return RegionStack(
+        region, group_name, security_group_id, spec.name, topic_arn, queue_url, queue_arn, dlq_url
+    )
+
+
+def subscribe_to_peers(stacks: list[RegionStack], spec: StackSpec) -> None:
+    """Every region's queue subscribes to every region's topic, in SNS envelopes (raw delivery off)."""
+    topics = [stack.topic_arn for stack in stacks]
+    for stack in stacks:
+        for topic_arn in topics:
+            topic_region = topic_arn.split(":")[3]
+            boto3.client("sns", region_name=topic_region).subscribe(
+                TopicArn=topic_arn,
+                Protocol="sqs",
+                Endpoint=stack.queue_arn,
+                Attributes={"RawMessageDelivery": "false"},
+            )
+        stack.environment = stack.settings_environment(spec, topics)
+
+
+def _create_table(region: str, name: str) -> None:
+    dynamodb = boto3.client("dynamodb", region_name=region)
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+    )
+
+
+def _create_queues(region: str, spec: StackSpec) -> tuple[str, str, str]:
+    sqs = boto3.client("sqs", region_name=region)
+    dlq_url = sqs.create_queue(
+        QueueName=f"{spec.name}-dlq",
+        Attributes={"MessageRetentionPeriod": str(spec.dlq_retention_seconds)},
+    )["QueueUrl"]
+    dlq_arn = _queue_arn(sqs, dlq_url)
+    queue_url = sqs.create_queue(
+        QueueName=spec.name,
+        Attributes={
+            "VisibilityTimeout": str(spec.visibility_timeout_seconds),
+            "MessageRetentionPeriod": str(spec.queue_retention_seconds),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(spec.max_receive_count)}
+            ),
+        },
+    )["QueueUrl"]
+    return queue_url, _queue_arn(sqs, queue_url), dlq_url
+
+
+def _queue_arn(sqs: Any, queue_url: str) -> str:
+    arn: str = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    return arn
