@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck unit schemas clean
+.PHONY: test demo lint typecheck unit schemas clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP) lint typecheck
 	$(BIN)/python -m pytest -q
+
+# The product's main job on the embedded default: a local three-region mesh on moto.
+demo: $(STAMP)
+	$(BIN)/sgmesh demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

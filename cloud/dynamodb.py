@@ -1,7 +1,8 @@
 """DynamoDB adapter: the producer's version ledger and the consumer's newest-wins source states.
 
 Items (string keys `pk`, `sk`):
-- `producer#<cluster>` / `<group>`: the last version a producer of this region claimed for a group.
+- `producer#<cluster>` / `<group>`: the last version a producer of this region claimed for a group,
+  and the last one it published.
 - `state#<cluster>` / `<account>/<region>/<group>`: the newest snapshot applied for a source.
 - `events#<cluster>` / `<time>#<kind>#...`: the audit trail, dropped by TTL (`expires_at`).
 """
@@ -46,6 +47,26 @@ class Table:
     def claimed_versions(self, cluster: str) -> dict[str, int]:
         """The last claimed version of every local group of the cluster (one consistent query)."""
         return {item["sk"]["S"]: int(item["version"]["N"]) for item in self._query(_producer_key(cluster))}
+
+    def published_versions(self, cluster: str) -> dict[str, int]:
+        """The newest version each local group has published (a claim whose publish failed is absent)."""
+        return {
+            item["sk"]["S"]: int(item["published_version"]["N"])
+            for item in self._query(_producer_key(cluster))
+            if "published_version" in item
+        }
+
+    def mark_published(self, cluster: str, group: str, version: int) -> None:
+        """Record a successful publish; a racing producer's older version never moves it back."""
+        self._conditional(
+            lambda: self._client.update_item(
+                TableName=self._name,
+                Key={"pk": {"S": _producer_key(cluster)}, "sk": {"S": group}},
+                UpdateExpression="SET published_version = :version, published_at = :now",
+                ConditionExpression="attribute_not_exists(published_version) OR published_version < :version",
+                ExpressionAttributeValues={":version": {"N": str(version)}, ":now": {"S": _now()}},
+            )
+        )
 
     def claim_version(self, cluster: str, group: str, expected: int, claimed: int) -> bool:
         """Move the group's version from `expected` to `claimed`; False if another producer moved it."""

@@ -32,6 +32,8 @@ class VersionLedger(Protocol):
 
     def claim_version(self, cluster: str, group: str, expected: int, claimed: int) -> bool: ...
 
+    def mark_published(self, cluster: str, group: str, version: int) -> None: ...
+
 
 class SnapshotTopic(Protocol):
     def publish(self, snapshot: MembershipSnapshot) -> str: ...
@@ -202,6 +204,7 @@ class SnapshotService:
             produced_at=self._clock(),
         )
         message_id = self._topic.publish(snapshot)
+        self._ledger.mark_published(self._settings.cluster, described.group, version)
         self._logger.info(
             "snapshot published",
             extra={

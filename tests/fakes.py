@@ -181,7 +181,13 @@ class FakeVersionLedger:
 
     def __init__(self, journal: list[str] | None = None) -> None:
         self.versions: dict[tuple[str, str], int] = {}
+        self.published: dict[tuple[str, str], int] = {}
         self.journal = journal if journal is not None else []
+
+    def mark_published(self, cluster: str, group: str, version: int) -> None:
+        self.journal.append(f"published {group} {version}")
+        if self.published.get((cluster, group), 0) < version:
+            self.published[(cluster, group)] = version
 
     def claimed_versions(self, cluster: str) -> dict[str, int]:
         self.journal.append("read versions")

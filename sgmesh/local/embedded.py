@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import requests
 from moto.server import ThreadedMotoServer
 
 # Moto accepts any credentials; these only keep boto3 from looking for real ones.
@@ -26,6 +27,8 @@ def embedded_aws() -> Iterator[str]:
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
+    # moto keeps its state per process, shared by every server in it: a new mesh starts from nothing.
+    requests.post(f"{endpoint}/moto-api/reset", timeout=30).raise_for_status()
     saved = {name: os.environ.get(name) for name in (*LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL")}
     os.environ.update({**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint})
     try:

@@ -4,6 +4,7 @@ emulated parts of AWS, driven by simulated time."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -13,7 +14,7 @@ import boto3
 from cloud.clients import install_client_factory
 from consumers import apply
 from producers import lifecycle, trueup
-from schemas.settings import PortSpec
+from schemas.settings import AddressMode, PortSpec
 from sgmesh.local.clients import CallLedger, ExtendedClientFactory
 from sgmesh.local.clock import SimClock
 from sgmesh.local.esm import EventSourceMapping
@@ -22,6 +23,7 @@ from sgmesh.local.functions import invoke
 from sgmesh.local.lifecycle import LifecycleHooks
 from sgmesh.local.schedule import Schedule
 from sgmesh.local.stack import RegionStack, StackSpec, provision_region, subscribe_to_peers
+from sgmesh.meshfile import MeshFile, RegionEntry
 
 DEFAULT_REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
 Permission = tuple[str, int, int, str]
@@ -59,6 +61,10 @@ class LocalMesh:
                 stack, self.spec, self.clock, partial(self.consume, region)
             )
         return self
+
+    def close(self) -> None:
+        """Uninstall this mesh's clients: they point at an embedded AWS that is about to stop."""
+        install_client_factory(None)
 
     # -- the functions ------------------------------------------------------------------------------
 
@@ -119,10 +125,14 @@ class LocalMesh:
             activity += mapping.release_due() + mapping.poll()
         return activity
 
-    def run_until_converged(self, max_sim_seconds: float = 3600) -> Convergence:
+    def run_until_converged(
+        self, max_sim_seconds: float = 3600, on_progress: Callable[[], None] | None = None
+    ) -> Convergence:
         """Run until every reachable region matches the truth and nothing is in flight."""
         started_wall, started_sim, first_call = time.perf_counter(), self.clock.now, self.calls.mark()
         while self.clock.now - started_sim < max_sim_seconds:
+            if on_progress is not None:
+                on_progress()
             if self.step():
                 continue
             idle = self._idle()
@@ -154,6 +164,34 @@ class LocalMesh:
             ]
         future = [moment for moment in candidates if moment is not None and moment > self.clock.now]
         return min(future, default=self.clock.now + 1)
+
+    def run_realtime(self, duration_seconds: float | None, *, speed: float = 1.0, tick: float = 0.5) -> None:
+        """Run with simulated time following the wall clock (x `speed`) until `duration_seconds` pass."""
+        started, base = time.monotonic(), self.clock.now
+        while duration_seconds is None or time.monotonic() - started < duration_seconds:
+            while self.step():
+                pass
+            time.sleep(tick)
+            self.clock.advance_to(base + (time.monotonic() - started) * speed)
+
+    def mesh_file(self, endpoint_url: str | None) -> MeshFile:
+        """The operator's mesh file for this local mesh."""
+        return MeshFile(
+            cluster=self.spec.cluster,
+            ports=tuple(PortSpec.parse(spec) for spec in self.spec.ports.split(",")),
+            address=AddressMode(self.spec.address),
+            rule_quota=self.spec.rule_quota,
+            endpoint_url=endpoint_url,
+            regions={
+                region: RegionEntry(
+                    table=stack.table_name,
+                    topic_arn=stack.topic_arn,
+                    asg_names=(stack.group_name,),
+                    security_group_ids=(stack.security_group_id,),
+                )
+                for region, stack in self.stacks.items()
+            },
+        )
 
     # -- the truth, observed from AWS independently of sgmesh's tables ---------------------------
 

@@ -154,6 +154,7 @@ def test_given_launch_with_address_when_handled_then_published_with_it_and_hook_
         "describe asg-a",
         "claim asg-a 0->1 won",
         "publish asg-a v1",
+        "published asg-a 1",
         f"continue {A3}",
     ]
 
@@ -215,11 +216,13 @@ def test_given_publish_fails_when_handled_then_error_propagates_and_hook_not_con
         producer.service.handle(action(A2, launching=False))
 
     assert producer.hooks.continued == []
+    assert producer.ledger.published == {}, "a claim whose publish failed is not a published version"
 
     # AND the retried invocation publishes under a newer version (the failed claim leaves a harmless gap)
     producer.topic.failure = None
     producer.service.handle(action(A2, launching=False))
     assert [snapshot.version for snapshot in producer.topic.published] == [2]
+    assert producer.ledger.published == {(CLUSTER, "asg-a"): 2}
     assert len(producer.hooks.continued) == 1
 
 

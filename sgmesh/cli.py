@@ -1,0 +1,183 @@
+"""The `sgmesh` command: operate a mesh (local or on AWS) and run the local demo."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from rich.console import Console
+
+from schemas.errors import PermanentError, SettingsError, SgmeshError
+from sgmesh import render
+from sgmesh.meshfile import DEFAULT_MESH_FILE, MeshFile, load
+from sgmesh.operator import Operator
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DEFAULT_REGIONS = "us-east-1,us-west-2,eu-west-1"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    console = Console(soft_wrap=True)
+    try:
+        command: Callable[[argparse.Namespace, Console], int] = args.command
+        return command(args, console)
+    except NoCredentialsError:
+        console.print(
+            "[red]sgmesh: no AWS credentials found[/] (configure a profile, or use a local mesh file)"
+        )
+        return EXIT_USAGE
+    except SettingsError as error:
+        console.print(f"[red]sgmesh: {error}[/]")
+        return EXIT_USAGE
+    except (SgmeshError, ClientError, BotoCoreError) as error:
+        kind = "refused" if isinstance(error, PermanentError) else "failed"
+        console.print(f"[red]sgmesh: {args.name} {kind}: {error}[/]")
+        return EXIT_FAILED
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    mesh = argparse.ArgumentParser(add_help=False, parents=[common])
+    mesh.add_argument(
+        "--mesh",
+        type=Path,
+        default=Path(os.environ.get("SGMESH_MESH_FILE", DEFAULT_MESH_FILE)),
+        help=f"mesh file (TOML); default $SGMESH_MESH_FILE or ./{DEFAULT_MESH_FILE}",
+    )
+    parser = argparse.ArgumentParser(prog="sgmesh", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def command(
+        name: str,
+        run: Callable[[argparse.Namespace, Console], int],
+        help_text: str,
+        parent: argparse.ArgumentParser,
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, parents=[parent], help=help_text, description=help_text)
+        sub.set_defaults(command=run, name=name)
+        return sub
+
+    status = command(
+        "status", _status, "per region: sources' versions and lag, group drift and rule budget", mesh
+    )
+    status.add_argument("--region", action="append", help="only this region (repeatable)")
+    command(
+        "plan", _plan, "what a reconcile would authorize and revoke now (changes nothing)", mesh
+    ).add_argument("--region", required=True)
+    command(
+        "trueup", _trueup, "publish fresh snapshots of every local group (the producer path)", mesh
+    ).add_argument("--region", action="append", help="only this region (repeatable); default every region")
+    command(
+        "replay", _replay, "rebuild a region's desired state from its table and reconcile", mesh
+    ).add_argument("--region", required=True)
+    command(
+        "resync", _resync, "ask every source to re-publish, for a new or recovered region", mesh
+    ).add_argument("--region", required=True)
+    events = command("events", _events, "a region's audit trail: applied snapshots and rule changes", mesh)
+    events.add_argument("--region", required=True)
+    events.add_argument("--source", help="only events of this source (account/region/group)")
+    events.add_argument("--limit", type=int, default=50)
+
+    for name, run, help_text in (
+        ("local", _local, "run a local multi-region mesh on an embedded AWS (moto) until interrupted"),
+        ("demo", _demo, "run the scripted demo story on a local mesh and print the verdict"),
+    ):
+        sub = command(name, run, help_text, common)
+        sub.add_argument(
+            "--regions", default=DEFAULT_REGIONS, help=f"comma-separated (default {DEFAULT_REGIONS})"
+        )
+        sub.add_argument("--instances", type=int, default=2, help="instances per region at the start")
+    local = commands.choices["local"]
+    local.add_argument("--write-mesh", type=Path, default=Path("build/local-mesh.toml"))
+    local.add_argument("--for", dest="duration", type=float, help="stop after this many seconds")
+    return parser
+
+
+def _operator(args: argparse.Namespace) -> Operator:
+    mesh = load(args.mesh)
+    _point_at(mesh)
+    return Operator(mesh)
+
+
+def _point_at(mesh: MeshFile) -> None:
+    """A local mesh file names its embedded endpoint; boto3 then talks to it like to AWS."""
+    if mesh.endpoint_url:
+        from sgmesh.local.embedded import LOCAL_CREDENTIALS
+
+        os.environ["AWS_ENDPOINT_URL"] = mesh.endpoint_url
+        for name, value in LOCAL_CREDENTIALS.items():
+            os.environ.setdefault(name, value)
+
+
+def _status(args: argparse.Namespace, console: Console) -> int:
+    statuses = _operator(args).status(args.region)
+    render.print_json(console, statuses) if args.json else render.status_tables(console, statuses)
+    return EXIT_OK
+
+
+def _plan(args: argparse.Namespace, console: Console) -> int:
+    reviews = _operator(args).plan(args.region)
+    if args.json:
+        render.print_json(console, [render.review_json(review) for review in reviews])
+    else:
+        render.plan_table(console, args.region, reviews, "plan")
+    return EXIT_OK
+
+
+def _trueup(args: argparse.Namespace, console: Console) -> int:
+    published = _operator(args).trueup(args.region)
+    render.print_json(console, published) if args.json else render.published_table(console, published)
+    return EXIT_OK
+
+
+def _replay(args: argparse.Namespace, console: Console) -> int:
+    done = _operator(args).replay(args.region)
+    if args.json:
+        render.print_json(console, [render.review_json(review) for review in done])
+    else:
+        render.plan_table(console, args.region, done, "replayed")
+    return EXIT_OK
+
+
+def _resync(args: argparse.Namespace, console: Console) -> int:
+    published = _operator(args).resync(args.region)
+    render.print_json(console, published) if args.json else render.published_table(console, published)
+    return EXIT_OK
+
+
+def _events(args: argparse.Namespace, console: Console) -> int:
+    entries = _operator(args).events(args.region, args.source, args.limit)
+    render.print_json(console, entries) if args.json else render.events_table(console, args.region, entries)
+    return EXIT_OK
+
+
+def _regions(args: argparse.Namespace) -> tuple[str, ...]:
+    regions = tuple(region.strip() for region in args.regions.split(",") if region.strip())
+    if not regions or len(set(regions)) != len(regions):
+        raise SettingsError(f"--regions={args.regions!r}: give distinct, comma-separated region names")
+    return regions
+
+
+def _local(args: argparse.Namespace, console: Console) -> int:
+    from sgmesh.demo import run_local
+
+    return run_local(
+        console, _regions(args), args.instances, args.write_mesh, args.duration, as_json=args.json
+    )
+
+
+def _demo(args: argparse.Namespace, console: Console) -> int:
+    from sgmesh.demo import run_demo
+
+    return run_demo(console, _regions(args), args.instances, as_json=args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

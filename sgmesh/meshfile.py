@@ -1,0 +1,123 @@
+"""The operator's mesh file (TOML): the cluster, its regions and each region's stack outputs.
+
+cluster = "demo"
+ports = "tcp:7000-7001,tcp:9042"        # default for every region
+# endpoint_url = "http://127.0.0.1:5000"  # only for a local mesh (sgmesh local writes this)
+
+[regions.us-east-1]
+table = "sgmesh-demo"
+topic_arn = "arn:aws:sns:us-east-1:123456789012:sgmesh-demo"
+asg_names = ["cassandra-us-east-1"]
+security_group_ids = ["sg-0123456789abcdef0"]
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from schemas.errors import SettingsError
+from schemas.names import ClusterName, GroupName, RegionName, SecurityGroupId, TableName, TopicArn
+from schemas.settings import AddressMode, PortSpec, Settings
+
+DEFAULT_MESH_FILE = "sgmesh.toml"
+
+
+def _port_specs(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(PortSpec.parse(item) for item in value.split(",") if item.strip())
+    return value
+
+
+PortList = Annotated[tuple[PortSpec, ...], BeforeValidator(_port_specs)]
+
+
+class RegionEntry(BaseModel):
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+    table: TableName
+    topic_arn: TopicArn
+    # TOML arrays arrive as lists: the only coercion allowed on an otherwise strict file.
+    asg_names: tuple[GroupName, ...] = Field(min_length=1, strict=False)
+    security_group_ids: tuple[SecurityGroupId, ...] = Field(min_length=1, strict=False)
+    ports: PortList | None = None
+
+
+class MeshFile(BaseModel):
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+    cluster: ClusterName
+    ports: PortList
+    address: AddressMode = Field(default=AddressMode.PUBLIC, strict=False)
+    rule_quota: int = Field(default=60, ge=1, le=1000)
+    endpoint_url: str | None = Field(default=None, pattern=r"^http://(127\.0\.0\.1|localhost):[0-9]+$")
+    regions: dict[RegionName, RegionEntry] = Field(min_length=1)
+
+    def settings(self, region: str) -> Settings:
+        """The settings region's functions run with, as the mesh file describes them."""
+        entry = self.region(region)
+        return Settings(
+            cluster=self.cluster,
+            region=region,
+            table_name=entry.table,
+            topic_arn=entry.topic_arn,
+            asg_names=entry.asg_names,
+            security_group_ids=entry.security_group_ids,
+            ports=entry.ports or self.ports,
+            peer_topic_arns=tuple(other.topic_arn for other in self.regions.values()),
+            address=self.address,
+            rule_quota=self.rule_quota,
+        )
+
+    def region(self, region: str) -> RegionEntry:
+        if region not in self.regions:
+            known = ", ".join(sorted(self.regions))
+            raise SettingsError(f"region {region!r} is not in the mesh file (it has: {known})")
+        return self.regions[region]
+
+    def table_of(self, region: str) -> str | None:
+        entry = self.regions.get(region)
+        return entry.table if entry else None
+
+
+def load(path: Path) -> MeshFile:
+    """Read and validate a mesh file; errors name the file, the key and the value."""
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SettingsError(
+            f"mesh file {str(path)!r} not found (pass --mesh PATH or set SGMESH_MESH_FILE)"
+        ) from None
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"mesh file {str(path)!r} is not valid TOML: {error}") from None
+    try:
+        return MeshFile.model_validate(raw)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in issue['loc'])}"
+            + ("" if issue["type"] == "missing" else f"={issue['input']!r}")
+            + f": {issue['msg']}"
+            for issue in error.errors(include_url=False)
+        )
+        raise SettingsError(f"mesh file {str(path)!r}: {problems}") from None
+
+
+def render(mesh: MeshFile) -> str:
+    """The mesh file's TOML text (what `sgmesh local` writes for the local mesh)."""
+    lines = [f'cluster = "{mesh.cluster}"', f'ports = "{",".join(str(port) for port in mesh.ports)}"']
+    lines += [f'address = "{mesh.address.value}"', f"rule_quota = {mesh.rule_quota}"]
+    if mesh.endpoint_url:
+        lines.append(f'endpoint_url = "{mesh.endpoint_url}"')
+    for name, entry in mesh.regions.items():
+        lines += [
+            "",
+            f"[regions.{name}]",
+            f'table = "{entry.table}"',
+            f'topic_arn = "{entry.topic_arn}"',
+            "asg_names = [" + ", ".join(f'"{group}"' for group in entry.asg_names) + "]",
+            "security_group_ids = [" + ", ".join(f'"{group}"' for group in entry.security_group_ids) + "]",
+        ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,124 @@
+"""What the operator CLI does, against any mesh (local or real AWS), with the Lambdas' own services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cloud.clients import client_factory
+from cloud.dynamodb import Table
+from consumers.bootstrap import build as build_consumer
+from consumers.service import GroupReview
+from producers.bootstrap import build as build_producer
+from producers.service import Published
+from schemas.audit import AuditEntry
+from schemas.lifecycle import TrueupRequest
+from schemas.rules import Family
+from sgmesh.meshfile import MeshFile
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    source: str
+    applied_version: int
+    members: int
+    published_version: int | None
+
+    @property
+    def lag(self) -> int | None:
+        """Versions published by the source and not yet applied here (None: source not in the mesh file)."""
+        return (
+            None if self.published_version is None else max(self.published_version - self.applied_version, 0)
+        )
+
+
+@dataclass(frozen=True)
+class GroupStatus:
+    group_id: str
+    to_authorize: int
+    to_revoke: int
+    rules_after: dict[Family, int]
+    quota: int
+
+    @property
+    def in_sync(self) -> bool:
+        return self.to_authorize == 0 and self.to_revoke == 0
+
+
+@dataclass(frozen=True)
+class RegionStatus:
+    region: str
+    sources: tuple[SourceStatus, ...]
+    groups: tuple[GroupStatus, ...]
+
+
+class Operator:
+    def __init__(self, mesh: MeshFile) -> None:
+        self.mesh = mesh
+
+    def _table(self, region: str, table_name: str) -> Table:
+        return Table(client_factory().dynamodb(region), table_name)
+
+    def status(self, regions: list[str] | None = None) -> list[RegionStatus]:
+        published = self._published_versions()
+        return [self._region_status(region, published) for region in regions or list(self.mesh.regions)]
+
+    def _published_versions(self) -> dict[str, int]:
+        """Source key -> newest published version, read from each source region's own ledger."""
+        versions: dict[str, int] = {}
+        for region, entry in self.mesh.regions.items():
+            account = entry.topic_arn.split(":")[4]
+            for group, version in (
+                self._table(region, entry.table).published_versions(self.mesh.cluster).items()
+            ):
+                versions[f"{account}/{region}/{group}"] = version
+        return versions
+
+    def _region_status(self, region: str, published: dict[str, int]) -> RegionStatus:
+        entry = self.mesh.region(region)
+        states = self._table(region, entry.table).stored_states(self.mesh.cluster)
+        sources = tuple(
+            SourceStatus(
+                source=state.source.key,
+                applied_version=state.version,
+                members=len(state.members),
+                published_version=published.get(state.source.key),
+            )
+            for state in sorted(states, key=lambda state: state.source.key)
+        )
+        groups = tuple(_group_status(review) for review in self.plan(region))
+        return RegionStatus(region, sources, groups)
+
+    def plan(self, region: str) -> tuple[GroupReview, ...]:
+        return build_consumer(self.mesh.settings(region), client_factory()).plan()
+
+    def replay(self, region: str) -> tuple[GroupReview, ...]:
+        """Rebuild the desired state from the region's table and reconcile; returns what was done."""
+        before = self.plan(region)
+        build_consumer(self.mesh.settings(region), client_factory()).reconcile()
+        return before
+
+    def trueup(self, regions: list[str] | None = None, *, resync: bool = False) -> list[Published]:
+        published: list[Published] = []
+        for region in regions or list(self.mesh.regions):
+            producer = build_producer(self.mesh.settings(region), client_factory())
+            published += producer.trueup(TrueupRequest(resync=resync))
+        return published
+
+    def resync(self, region: str) -> list[Published]:
+        """Ask every source to re-publish, so a new or recovered `region` catches up from its queue."""
+        self.mesh.region(region)
+        return self.trueup(resync=True)
+
+    def events(self, region: str, source: str | None = None, limit: int = 50) -> list[AuditEntry]:
+        entry = self.mesh.region(region)
+        return self._table(region, entry.table).audit_trail(self.mesh.cluster, limit, source)
+
+
+def _group_status(review: GroupReview) -> GroupStatus:
+    return GroupStatus(
+        group_id=review.plan.group_id,
+        to_authorize=len(review.plan.authorize),
+        to_revoke=len(review.plan.revoke),
+        rules_after=review.rules_after,
+        quota=review.quota,
+    )

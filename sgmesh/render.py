@@ -1,0 +1,125 @@
+"""How the CLI shows results: rich tables for people, JSON for scripts (same content)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, is_dataclass
+from typing import Any
+
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from consumers.service import GroupReview
+from producers.service import Published
+from schemas.audit import AuditEntry
+from sgmesh.operator import RegionStatus
+
+
+def to_jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_defaults=True)
+    if is_dataclass(value) and not isinstance(value, type):
+        return to_jsonable(asdict(value))
+    if isinstance(value, dict):
+        return {str(key): to_jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [to_jsonable(item) for item in value]
+    return value
+
+
+def review_json(review: GroupReview) -> dict[str, Any]:
+    return {
+        "group_id": review.plan.group_id,
+        "authorize": [str(rule.permission) for rule in review.plan.authorize],
+        "revoke": [str(rule.permission) for rule in review.plan.revoke if rule.permission is not None],
+        "rules_after": {family.value: count for family, count in review.rules_after.items()},
+        "quota": review.quota,
+        "over_quota": review.over_quota,
+    }
+
+
+def print_json(console: Console, value: Any) -> None:
+    console.print_json(json.dumps(to_jsonable(value), default=str, sort_keys=True))
+
+
+def status_tables(console: Console, statuses: list[RegionStatus]) -> None:
+    for status in statuses:
+        sources = Table(title=f"{status.region}: sources", title_justify="left")
+        for column in ("source", "applied", "published", "lag", "members"):
+            sources.add_column(column)
+        for source in status.sources:
+            lag = "?" if source.lag is None else str(source.lag)
+            published = "?" if source.published_version is None else str(source.published_version)
+            style = "" if source.lag == 0 else "yellow"
+            sources.add_row(
+                source.source, str(source.applied_version), published, lag, str(source.members), style=style
+            )
+        groups = Table(title=f"{status.region}: security groups", title_justify="left")
+        for column in ("group", "drift", "to authorize", "to revoke", "rules after / quota"):
+            groups.add_column(column)
+        for group in status.groups:
+            budget = ", ".join(
+                f"{family}: {count}/{group.quota}" for family, count in sorted(group.rules_after.items())
+            )
+            groups.add_row(
+                group.group_id,
+                "[green]in sync[/]" if group.in_sync else "[red]drift[/]",
+                str(group.to_authorize),
+                str(group.to_revoke),
+                budget or f"0/{group.quota}",
+            )
+        console.print(sources, groups)
+
+
+def plan_table(console: Console, region: str, reviews: tuple[GroupReview, ...], title: str) -> None:
+    table = Table(title=f"{region}: {title}", title_justify="left")
+    for column in ("group", "change", "rule", "description"):
+        table.add_column(column)
+    for review in reviews:
+        for rule in review.plan.revoke:
+            table.add_row(review.plan.group_id, "[red]- revoke[/]", str(rule.permission), rule.description)
+        for desired in review.plan.authorize:
+            table.add_row(
+                review.plan.group_id, "[green]+ authorize[/]", str(desired.permission), desired.description
+            )
+        if review.over_quota:
+            counts = ", ".join(f"{family} {count}" for family, count in sorted(review.rules_after.items()))
+            table.add_row(review.plan.group_id, "[red]over quota[/]", f"{counts} > {review.quota}", "")
+    if not any(not review.plan.is_empty for review in reviews):
+        table.add_row("", "[green]no changes[/]", "", "")
+    console.print(table)
+
+
+def published_table(console: Console, published: list[Published]) -> None:
+    table = Table(title="published snapshots", title_justify="left")
+    for column in ("group", "version", "members", "event id"):
+        table.add_column(column)
+    for item in published:
+        table.add_row(item.group, str(item.version), str(item.members), item.event_id)
+    console.print(table)
+
+
+def events_table(console: Console, region: str, entries: list[AuditEntry]) -> None:
+    table = Table(title=f"{region}: events (newest first)", title_justify="left")
+    for column in ("at", "what", "source / group", "version", "cause / rules"):
+        table.add_column(column)
+    for entry in entries:
+        if entry.kind.value == "snapshot-applied":
+            table.add_row(
+                entry.at.isoformat(timespec="seconds"),
+                "applied",
+                entry.source or "",
+                str(entry.version),
+                f"{entry.cause} ({entry.members} members)",
+            )
+        else:
+            changes = [f"+ {rule}" for rule in entry.authorized] + [f"- {rule}" for rule in entry.revoked]
+            table.add_row(
+                entry.at.isoformat(timespec="seconds"),
+                "rules changed",
+                entry.group_id or "",
+                "",
+                "\n".join(changes) + f"\ncaused by {', '.join(entry.causes) or 'replay'}",
+            )
+    console.print(table)

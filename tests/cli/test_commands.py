@@ -1,0 +1,179 @@
+"""Every operator command against a local mesh: tables, JSON, and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import boto3
+
+from sgmesh.local.mesh import LocalMesh
+from tests.cli.conftest import Run
+
+EAST, WEST = "us-east-1", "eu-west-1"
+
+
+def source_key(region: str) -> str:
+    return f"123456789012/{region}/sgmesh-demo-{region}"
+
+
+def test_status_of_a_converged_mesh_shows_no_lag_and_no_drift(sgmesh: Run, mesh_file: Path) -> None:
+    statuses = sgmesh.json("status", "--mesh", str(mesh_file))
+
+    assert [status["region"] for status in statuses] == [EAST, WEST]
+    for status in statuses:
+        assert {source["source"]: source["applied_version"] for source in status["sources"]} == {
+            source_key(EAST): 1,
+            source_key(WEST): 1,
+        }
+        assert all(
+            source["published_version"] == 1 and source["members"] == 2 for source in status["sources"]
+        )
+        (group,) = status["groups"]
+        assert (group["to_authorize"], group["to_revoke"], group["rules_after"]) == (0, 0, {"ipv4": 8})
+
+
+def test_status_shows_lag_and_drift_while_a_snapshot_is_undelivered(
+    sgmesh: Run, mesh_file: Path, local_mesh: LocalMesh
+) -> None:
+    # GIVEN us-east-1 scaled out and published, but eu-west-1 has not received it yet
+    local_mesh.cut_off(WEST)
+    local_mesh.scale(EAST, 3)
+    local_mesh.run_until_converged()
+
+    (west,) = sgmesh.json("status", "--mesh", str(mesh_file), "--region", WEST)
+
+    east = next(source for source in west["sources"] if source["source"] == source_key(EAST))
+    assert (east["applied_version"], east["published_version"]) == (1, 2)
+    code, table = sgmesh("status", "--mesh", str(mesh_file), "--region", WEST)
+    assert code == 0
+    assert "sources" in table
+    assert "security groups" in table
+
+
+def test_plan_lists_the_changes_and_makes_none(sgmesh: Run, mesh_file: Path, local_mesh: LocalMesh) -> None:
+    # GIVEN someone removed one managed rule from eu-west-1's group by hand
+    ec2 = boto3.client("ec2", region_name=WEST)
+    rule = next(r for r in local_mesh.ingress(WEST) if r.get("Description", "").startswith("sgmesh:demo"))
+    ec2.revoke_security_group_ingress(
+        GroupId=local_mesh.stacks[WEST].security_group_id, SecurityGroupRuleIds=[rule["SecurityGroupRuleId"]]
+    )
+    before = local_mesh.managed_permissions(WEST)
+
+    (review,) = sgmesh.json("plan", "--mesh", str(mesh_file), "--region", WEST)
+
+    assert review["authorize"] == [f"tcp:{rule['FromPort']}-{rule['ToPort']} from {rule['CidrIpv4']}"]
+    assert review["revoke"] == []
+    assert local_mesh.managed_permissions(WEST) == before
+    code, table = sgmesh("plan", "--mesh", str(mesh_file), "--region", WEST)
+    assert code == 0
+    assert "+ authorize" in table
+
+
+def test_replay_rebuilds_the_group_from_the_table(
+    sgmesh: Run, mesh_file: Path, local_mesh: LocalMesh
+) -> None:
+    ec2 = boto3.client("ec2", region_name=WEST)
+    managed = [r for r in local_mesh.ingress(WEST) if r.get("Description", "").startswith("sgmesh:demo")]
+    ec2.revoke_security_group_ingress(
+        GroupId=local_mesh.stacks[WEST].security_group_id,
+        SecurityGroupRuleIds=[rule["SecurityGroupRuleId"] for rule in managed[:3]],
+    )
+    assert not local_mesh.converged()
+
+    (done,) = sgmesh.json("replay", "--mesh", str(mesh_file), "--region", WEST)
+
+    assert len(done["authorize"]) == 3
+    assert local_mesh.converged()
+
+
+def test_trueup_publishes_every_group_of_the_named_region(sgmesh: Run, mesh_file: Path) -> None:
+    published = sgmesh.json("trueup", "--mesh", str(mesh_file), "--region", EAST)
+
+    assert [(item["group"], item["version"], item["members"]) for item in published] == [
+        (f"sgmesh-demo-{EAST}", 2, 2)
+    ]
+
+
+def test_resync_makes_every_source_publish_and_the_recovered_region_catches_up(
+    sgmesh: Run, mesh_file: Path, local_mesh: LocalMesh
+) -> None:
+    published = sgmesh.json("resync", "--mesh", str(mesh_file), "--region", WEST)
+    assert sorted(item["group"] for item in published) == sorted(
+        [f"sgmesh-demo-{EAST}", f"sgmesh-demo-{WEST}"]
+    )
+
+    assert local_mesh.run_until_converged().converged
+    events = sgmesh.json("events", "--mesh", str(mesh_file), "--region", WEST, "--limit", "2")
+    assert {event["cause"] for event in events} == {"resync"}
+
+
+def test_events_show_applied_snapshots_and_rule_changes_with_their_causes(
+    sgmesh: Run, mesh_file: Path
+) -> None:
+    events = sgmesh.json("events", "--mesh", str(mesh_file), "--region", WEST)
+
+    applied = [e for e in events if e["kind"] == "snapshot-applied"]
+    changed = [e for e in events if e["kind"] == "rules-changed"]
+    assert {(e["source"], e["version"], e["cause"], e["members"]) for e in applied} == {
+        (source_key(EAST), 1, "trueup", 2),
+        (source_key(WEST), 1, "trueup", 2),
+    }
+    assert sum(len(e["authorized"]) for e in changed) == 8
+    assert all(e["causes"] for e in changed)
+
+    only_east = sgmesh.json(
+        "events", "--mesh", str(mesh_file), "--region", WEST, "--source", source_key(EAST)
+    )
+    assert {e.get("source") for e in only_east if e["kind"] == "snapshot-applied"} == {source_key(EAST)}
+    code, table = sgmesh("events", "--mesh", str(mesh_file), "--region", WEST)
+    assert code == 0
+    assert "caused by" in table
+
+
+def test_a_missing_mesh_file_is_a_usage_error_naming_it(sgmesh: Run, tmp_path: Path) -> None:
+    code, out = sgmesh("status", "--mesh", str(tmp_path / "nowhere.toml"))
+
+    assert code == 2
+    assert "nowhere.toml" in out
+    assert "not found" in out
+
+
+def test_an_invalid_mesh_file_names_the_key_and_the_value(sgmesh: Run, tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        'cluster = "demo"\nports = "tcp:7000"\n\n[regions.us-east-1]\ntable = "t-1"\n'
+        'topic_arn = "arn:aws:sqs:us-east-1:123456789012:oops"\nasg_names = ["g"]\n'
+        'security_group_ids = ["sg-0123456789abcdef0"]\n'
+    )
+
+    code, out = sgmesh("status", "--mesh", str(path))
+
+    assert code == 2
+    assert "regions.us-east-1.topic_arn" in out
+    assert "arn:aws:sqs:us-east-1:123456789012:oops" in out
+
+
+def test_an_unknown_region_lists_the_known_ones(sgmesh: Run, mesh_file: Path) -> None:
+    code, out = sgmesh("plan", "--mesh", str(mesh_file), "--region", "ap-south-1")
+
+    assert code == 2
+    assert "'ap-south-1' is not in the mesh file" in out
+    assert "eu-west-1, us-east-1" in out
+
+
+def test_a_replay_over_the_rule_quota_fails_and_says_why(
+    sgmesh: Run, mesh_file: Path, local_mesh: LocalMesh
+) -> None:
+    text = mesh_file.read_text().replace("rule_quota = 60", "rule_quota = 5")
+    mesh_file.write_text(text)
+    ec2 = boto3.client("ec2", region_name=WEST)
+    rule = next(r for r in local_mesh.ingress(WEST) if r.get("Description", "").startswith("sgmesh:demo"))
+    ec2.revoke_security_group_ingress(
+        GroupId=local_mesh.stacks[WEST].security_group_id, SecurityGroupRuleIds=[rule["SecurityGroupRuleId"]]
+    )
+
+    code, out = sgmesh("replay", "--mesh", str(mesh_file), "--region", WEST)
+
+    assert code == 1
+    assert local_mesh.stacks[WEST].security_group_id in out
+    assert "quota of 5" in out
