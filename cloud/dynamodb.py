@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from schemas.audit import AuditEntry
 from schemas.events import MembershipSnapshot, parse_snapshot
+from schemas.ledger import LedgerEntry
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -44,27 +45,32 @@ class Table:
         self._client = client
         self._name = table_name
 
-    def claimed_versions(self, cluster: str) -> dict[str, int]:
-        """The last claimed version of every local group of the cluster (one consistent query)."""
-        return {item["sk"]["S"]: int(item["version"]["N"]) for item in self._query(_producer_key(cluster))}
-
-    def published_versions(self, cluster: str) -> dict[str, int]:
-        """The newest version each local group has published (a claim whose publish failed is absent)."""
+    def ledger(self, cluster: str) -> dict[str, LedgerEntry]:
+        """Every local group's claimed and published versions (one consistent query)."""
         return {
-            item["sk"]["S"]: int(item["published_version"]["N"])
+            item["sk"]["S"]: LedgerEntry(
+                claimed=int(item.get("version", {}).get("N", "0")),
+                published=int(item["published_version"]["N"]) if "published_version" in item else None,
+                published_digest=item.get("published_digest", {}).get("S"),
+            )
             for item in self._query(_producer_key(cluster))
-            if "published_version" in item
         }
 
-    def mark_published(self, cluster: str, group: str, version: int) -> None:
+    def mark_published(self, cluster: str, group: str, version: int, digest: str) -> None:
         """Record a successful publish; a racing producer's older version never moves it back."""
         self._conditional(
             lambda: self._client.update_item(
                 TableName=self._name,
                 Key={"pk": {"S": _producer_key(cluster)}, "sk": {"S": group}},
-                UpdateExpression="SET published_version = :version, published_at = :now",
-                ConditionExpression="attribute_not_exists(published_version) OR published_version < :version",
-                ExpressionAttributeValues={":version": {"N": str(version)}, ":now": {"S": _now()}},
+                UpdateExpression=(
+                    "SET published_version = :v, published_digest = :digest, published_at = :now"
+                ),
+                ConditionExpression="attribute_not_exists(published_version) OR published_version < :v",
+                ExpressionAttributeValues={
+                    ":v": {"N": str(version)},
+                    ":digest": {"S": digest},
+                    ":now": {"S": _now()},
+                },
             )
         )
 

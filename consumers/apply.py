@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import process_partial_response
@@ -9,7 +10,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from consumers.batch import CoalescingBatchProcessor
+from cloud.sqs_batches import WholeBatchProcessor
 from consumers.bootstrap import apply_service, logger
 from schemas.events import MembershipSnapshot
 
@@ -21,9 +22,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
     def accept(record: SQSRecord) -> MembershipSnapshot:
         return service.accept(record.body, record.message_id)
 
+    def apply(snapshots: Sequence[MembershipSnapshot]) -> Sequence[MembershipSnapshot]:
+        service.apply(snapshots)
+        return ()
+
     return process_partial_response(
         event=event,
         record_handler=accept,
-        processor=CoalescingBatchProcessor(service.apply, logger),
+        processor=WholeBatchProcessor(apply, logger),
         context=context,
     )

@@ -1,17 +1,44 @@
-"""Lambda entry point: a lifecycle action (or the seed's true-up event) becomes a published snapshot."""
+"""Lambda entry point: lifecycle actions (one from EventBridge, or an SQS batch of them from a
+buffering queue) and the seed's true-up event become published snapshots."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+from aws_lambda_powertools.utilities.batch import process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cloud.sqs_batches import WholeBatchProcessor, is_sqs_batch
 from producers.bootstrap import logger, snapshot_service
-from schemas.lifecycle import parse_producer_event
+from schemas.lifecycle import InvalidEventError, LifecycleAction, parse_producer_event
 
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    published = snapshot_service().handle(parse_producer_event(event))
+    service = snapshot_service()
+    if is_sqs_batch(event):
+
+        def act(actions: Sequence[LifecycleAction]) -> Sequence[LifecycleAction]:
+            return service.on_lifecycle_actions(actions).not_ready
+
+        response = process_partial_response(
+            event=event, record_handler=_action, processor=WholeBatchProcessor(act, logger), context=context
+        )
+        return dict(response)
+    published = service.handle(parse_producer_event(event))
     return {"published": [asdict(item) for item in published]}
+
+
+def _action(record: SQSRecord) -> LifecycleAction:
+    """A buffered record carries the EventBridge event as its body."""
+    try:
+        request = parse_producer_event(json.loads(record.body))
+    except json.JSONDecodeError as error:
+        raise InvalidEventError(f"record {record.message_id} is not JSON: {error}") from None
+    if not isinstance(request, LifecycleAction):
+        raise InvalidEventError(f"record {record.message_id} is not a lifecycle action")
+    return request

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 from uuid import UUID, uuid4
 
 from aws_lambda_powertools.logging import Logger
 
-from producers.snapshot import build_snapshot, select_members
+from producers.snapshot import build_snapshot, membership_digest, select_members
 from schemas.errors import AddressNotAssignedError, VersionConflictError
 from schemas.events import Cause, CauseKind, Member, MembershipSnapshot, Source
 from schemas.inventory import GroupInstance, InstanceAddresses
+from schemas.ledger import LedgerEntry
 from schemas.lifecycle import LifecycleAction, TrueupRequest
 from schemas.names import topic_region_and_account
 from schemas.settings import Settings
@@ -28,11 +29,11 @@ class AddressDirectory(Protocol):
 
 
 class VersionLedger(Protocol):
-    def claimed_versions(self, cluster: str) -> dict[str, int]: ...
+    def ledger(self, cluster: str) -> dict[str, LedgerEntry]: ...
 
     def claim_version(self, cluster: str, group: str, expected: int, claimed: int) -> bool: ...
 
-    def mark_published(self, cluster: str, group: str, version: int) -> None: ...
+    def mark_published(self, cluster: str, group: str, version: int, digest: str) -> None: ...
 
 
 class SnapshotTopic(Protocol):
@@ -53,10 +54,24 @@ class Published:
 
 
 @dataclass(frozen=True)
+class LifecycleOutcome:
+    """What became of a batch of lifecycle actions."""
+
+    published: list[Published] = field(default_factory=list)
+    completed: list[LifecycleAction] = field(default_factory=list)
+    # Launches whose instance has no address yet: not completed, to be retried.
+    not_ready: list[LifecycleAction] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class _Described:
     group: str
-    expected_version: int
+    ledger: LedgerEntry
     members: tuple[Member, ...]
+
+    @property
+    def digest(self) -> str:
+        return membership_digest(self.members)
 
 
 class SnapshotService:
@@ -95,34 +110,54 @@ class SnapshotService:
         return self.trueup(request)
 
     def on_lifecycle_action(self, action: LifecycleAction) -> list[Published]:
-        """Publish the group's membership with the action applied, then CONTINUE the hook."""
-        if action.group_name not in self._settings.asg_names:
+        """One action, as EventBridge delivers it: a launch not ready yet raises, to be retried."""
+        outcome = self.on_lifecycle_actions([action])
+        if outcome.not_ready:
+            raise AddressNotAssignedError(
+                f"launching instance {action.instance_id} of {action.group_name} has no "
+                f"{self._settings.address.value} address yet"
+            )
+        return outcome.published
+
+    def on_lifecycle_actions(self, actions: Sequence[LifecycleAction]) -> LifecycleOutcome:
+        """Publish each group once with every action applied, then CONTINUE every ready action.
+
+        A storm of launches costs one describe per batch, and a membership identical to the last one
+        published (because an earlier batch already saw these instances) is not published again.
+        """
+        ours = [action for action in actions if action.group_name in self._settings.asg_names]
+        for action in actions:
+            if action.group_name not in self._settings.asg_names:
+                self._logger.warning(
+                    "lifecycle action for a group this stack does not manage; ignored",
+                    extra={"group": action.group_name, "instance_id": action.instance_id},
+                )
+        if not ours:
+            return LifecycleOutcome()
+        leaving = {action.instance_id for action in ours if not action.launching}
+        published, members = self._publish_groups(
+            sorted({action.group_name for action in ours}),
+            _cause_of(ours),
+            leaving=leaving,
+            skip_unchanged=True,
+        )
+        not_ready = [a for a in ours if a.launching and a.instance_id not in members.get(a.group_name, set())]
+        completed = [action for action in ours if action not in not_ready]
+        for action in completed:
+            still_pending = self._hooks.complete(action)
+            self._logger.info(
+                "lifecycle action completed" if still_pending else "lifecycle action was no longer pending",
+                extra={"group": action.group_name, "instance_id": action.instance_id, "result": "CONTINUE"},
+            )
+        for action in not_ready:
             self._logger.warning(
-                "lifecycle action for a group this stack does not manage; ignored",
+                "launching instance has no address yet; its action is left pending for a retry",
                 extra={"group": action.group_name, "instance_id": action.instance_id},
             )
-            return []
-        cause = Cause(
-            kind=CauseKind.LAUNCHING if action.launching else CauseKind.TERMINATING,
-            instance_id=action.instance_id,
-            lifecycle_hook=action.hook_name,
-            lifecycle_token=action.token,
-        )
-        published = self._publish_groups(
-            (action.group_name,),
-            cause,
-            leaving=None if action.launching else action.instance_id,
-            arriving=action.instance_id if action.launching else None,
-        )
-        completed = self._hooks.complete(action)
-        self._logger.info(
-            "lifecycle action completed" if completed else "lifecycle action was no longer pending",
-            extra={"group": action.group_name, "instance_id": action.instance_id, "result": "CONTINUE"},
-        )
-        return published
+        return LifecycleOutcome(published, completed, not_ready)
 
     def trueup(self, request: TrueupRequest) -> list[Published]:
-        """Publish every named local group (all of them by default), whatever changed or not."""
+        """Publish every named local group (all of them by default), changed or not."""
         managed = self._settings.asg_names
         requested = request.group_names or managed
         unknown = [name for name in requested if name not in managed]
@@ -134,28 +169,33 @@ class SnapshotService:
         if not names:
             return []
         cause = Cause(kind=CauseKind.RESYNC if request.resync else CauseKind.TRUEUP)
-        return self._publish_groups(names, cause)
+        published, _members = self._publish_groups(names, cause, leaving=set(), skip_unchanged=False)
+        return published
 
     def _publish_groups(
-        self,
-        names: Sequence[str],
-        cause: Cause,
-        *,
-        leaving: str | None = None,
-        arriving: str | None = None,
-    ) -> list[Published]:
+        self, names: Sequence[str], cause: Cause, *, leaving: Collection[str], skip_unchanged: bool
+    ) -> tuple[list[Published], dict[str, set[str]]]:
         """Claim n+1 only if the version is still the n read before the describe; else describe again.
 
-        So versions are committed in the order of the describes: an older view never gets a higher version.
+        So versions are committed in the order of the describes: an older view never gets a higher
+        version. Returns what was published and the instance ids each group's members have.
         """
         published: list[Published] = []
+        members: dict[str, set[str]] = {}
         pending = tuple(names)
         for _attempt in range(self._max_claim_attempts):
             lost: list[str] = []
-            for described in self._describe(pending, leaving=leaving, arriving=arriving):
-                claimed = described.expected_version + 1
+            for described in self._describe(pending, leaving):
+                members[described.group] = {member.instance_id for member in described.members}
+                if skip_unchanged and described.digest == described.ledger.published_digest:
+                    self._logger.info(
+                        "membership unchanged since the last published version; not published again",
+                        extra={"group": described.group, "version": described.ledger.published},
+                    )
+                    continue
+                claimed = described.ledger.claimed + 1
                 if not self._ledger.claim_version(
-                    self._settings.cluster, described.group, described.expected_version, claimed
+                    self._settings.cluster, described.group, described.ledger.claimed, claimed
                 ):
                     self._logger.info(
                         "version claim lost to another producer; describing again",
@@ -165,17 +205,15 @@ class SnapshotService:
                     continue
                 published.append(self._publish(described, claimed, cause))
             if not lost:
-                return published
+                return published, members
             pending = tuple(lost)
         raise VersionConflictError(
             f"could not claim a version for {', '.join(pending)} in {self._max_claim_attempts} attempts"
         )
 
-    def _describe(
-        self, names: Sequence[str], *, leaving: str | None, arriving: str | None
-    ) -> list[_Described]:
-        # The versions are read first: a claim then only succeeds if no describe committed since.
-        versions = self._ledger.claimed_versions(self._settings.cluster)
+    def _describe(self, names: Sequence[str], leaving: Collection[str]) -> list[_Described]:
+        # The ledger is read first: a claim then only succeeds if no describe committed since.
+        ledger = self._ledger.ledger(self._settings.cluster)
         instances = self._groups.group_instances(names)
         addresses = self._addresses.instance_addresses(names)
         described = []
@@ -185,12 +223,7 @@ class SnapshotService:
                     "configured group does not exist; publishing it empty", extra={"group": name}
                 )
             members = select_members(instances.get(name, ()), addresses, self._settings.address, leaving)
-            if arriving is not None and all(member.instance_id != arriving for member in members):
-                raise AddressNotAssignedError(
-                    f"launching instance {arriving} of {name} has no "
-                    f"{self._settings.address.value} address yet"
-                )
-            described.append(_Described(name, versions.get(name, 0), members))
+            described.append(_Described(name, ledger.get(name, LedgerEntry()), members))
         return described
 
     def _publish(self, described: _Described, version: int, cause: Cause) -> Published:
@@ -204,7 +237,7 @@ class SnapshotService:
             produced_at=self._clock(),
         )
         message_id = self._topic.publish(snapshot)
-        self._ledger.mark_published(self._settings.cluster, described.group, version)
+        self._ledger.mark_published(self._settings.cluster, described.group, version, described.digest)
         self._logger.info(
             "snapshot published",
             extra={
@@ -217,3 +250,14 @@ class SnapshotService:
             },
         )
         return Published(described.group, version, str(snapshot.event_id), message_id, len(described.members))
+
+
+def _cause_of(actions: Sequence[LifecycleAction]) -> Cause:
+    """One action names itself; a batch names the kind of its first action only."""
+    first = actions[0]
+    kind = CauseKind.LAUNCHING if first.launching else CauseKind.TERMINATING
+    if len(actions) > 1:
+        return Cause(kind=kind)
+    return Cause(
+        kind=kind, instance_id=first.instance_id, lifecycle_hook=first.hook_name, lifecycle_token=first.token
+    )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import hashlib
+import json
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from uuid import UUID
 
@@ -28,14 +30,14 @@ def select_members(
     instances: Iterable[GroupInstance],
     addresses: Mapping[str, InstanceAddresses],
     mode: AddressMode,
-    leaving_instance_id: str | None = None,
+    leaving: Collection[str] = (),
 ) -> tuple[Member, ...]:
     """Members: instances that stay in the group and already have an address for the mode."""
     members = []
     for instance in instances:
         known = addresses.get(instance.instance_id)
         if (
-            instance.instance_id == leaving_instance_id
+            instance.instance_id in leaving
             or not is_member_state(instance.lifecycle_state)
             or known is None
             or not has_mode_address(known, mode)
@@ -77,3 +79,13 @@ def build_snapshot(
         cause=cause,
         members=members,
     )
+
+
+# What a consumer turns into rules; lifecycle state and zone change nothing downstream.
+DIGESTED_FIELDS = {"instance_id", "public_ipv4", "private_ipv4", "ipv6"}
+
+
+def membership_digest(members: tuple[Member, ...]) -> str:
+    """Identifies a membership by its instances and their addresses, whatever the version or cause."""
+    canonical = json.dumps([member.model_dump(mode="json", include=DIGESTED_FIELDS) for member in members])
+    return hashlib.sha256(canonical.encode()).hexdigest()

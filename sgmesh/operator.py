@@ -67,10 +67,9 @@ class Operator:
         versions: dict[str, int] = {}
         for region, entry in self.mesh.regions.items():
             account = entry.topic_arn.split(":")[4]
-            for group, version in (
-                self._table(region, entry.table).published_versions(self.mesh.cluster).items()
-            ):
-                versions[f"{account}/{region}/{group}"] = version
+            for group, ledger in self._table(region, entry.table).ledger(self.mesh.cluster).items():
+                if ledger.published is not None:
+                    versions[f"{account}/{region}/{group}"] = ledger.published
         return versions
 
     def _region_status(self, region: str, published: dict[str, int]) -> RegionStatus:

@@ -13,6 +13,7 @@ from schemas.audit import AuditEntry
 from schemas.errors import RuleConflictError
 from schemas.events import Cause, CauseKind, Member, MembershipSnapshot, Source, parse_snapshot
 from schemas.inventory import GroupInstance, InstanceAddresses
+from schemas.ledger import LedgerEntry
 from schemas.lifecycle import LifecycleAction
 from schemas.rules import DesiredRule, ExistingRule, Family, Permission
 
@@ -177,21 +178,26 @@ class FakeAddressDirectory:
 
 
 class FakeVersionLedger:
-    """The producer's versions: an update conditioned on `attribute_not_exists(pk) OR version = :expected`."""
+    """The producer's ledger: claims conditioned on `attribute_not_exists(pk) OR version = :expected`,
+    and the published version (with its membership digest) only ever moving forward."""
 
     def __init__(self, journal: list[str] | None = None) -> None:
         self.versions: dict[tuple[str, str], int] = {}
         self.published: dict[tuple[str, str], int] = {}
+        self.digests: dict[tuple[str, str], str] = {}
         self.journal = journal if journal is not None else []
 
-    def mark_published(self, cluster: str, group: str, version: int) -> None:
-        self.journal.append(f"published {group} {version}")
-        if self.published.get((cluster, group), 0) < version:
-            self.published[(cluster, group)] = version
-
-    def claimed_versions(self, cluster: str) -> dict[str, int]:
+    def ledger(self, cluster: str) -> dict[str, LedgerEntry]:
         self.journal.append("read versions")
-        return {group: version for (owner, group), version in self.versions.items() if owner == cluster}
+        groups = {group for owner, group in (*self.versions, *self.published) if owner == cluster}
+        return {
+            group: LedgerEntry(
+                claimed=self.versions.get((cluster, group), 0),
+                published=self.published.get((cluster, group)),
+                published_digest=self.digests.get((cluster, group)),
+            )
+            for group in groups
+        }
 
     def claim_version(self, cluster: str, group: str, expected: int, claimed: int) -> bool:
         stored = self.versions.get((cluster, group))
@@ -200,6 +206,12 @@ class FakeVersionLedger:
         if won:
             self.versions[(cluster, group)] = claimed
         return won
+
+    def mark_published(self, cluster: str, group: str, version: int, digest: str) -> None:
+        self.journal.append(f"published {group} {version}")
+        if self.published.get((cluster, group), 0) < version:
+            self.published[(cluster, group)] = version
+            self.digests[(cluster, group)] = digest
 
 
 class FakeSnapshotTopic:

@@ -10,7 +10,7 @@ from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from consumers.batch import CoalescingBatchProcessor
+from cloud.sqs_batches import WholeBatchProcessor
 from consumers.service import ApplyService
 from schemas.errors import RuleConflictError
 from schemas.events import MembershipSnapshot, Source
@@ -99,10 +99,31 @@ def run(
     def accept(record: SQSRecord) -> MembershipSnapshot:
         return service.accept(record.body, record.message_id)
 
+    def act(snapshots: Sequence[MembershipSnapshot]) -> Sequence[MembershipSnapshot]:
+        (apply or service.apply)(snapshots)
+        return ()
+
     response = process_partial_response(
-        event=event, record_handler=accept, processor=CoalescingBatchProcessor(apply or service.apply, LOGGER)
+        event=event, record_handler=accept, processor=WholeBatchProcessor(act, LOGGER)
     )
     return [str(failure["itemIdentifier"]) for failure in response["batchItemFailures"]]
+
+
+def test_given_act_returns_items_to_retry_then_exactly_their_records_fail() -> None:
+    service, _states, _groups = new_service()
+    event = sqs_event(("keep", good(EU, 1, "54.1.0.1/32")), ("retry", good(US, 1, "54.2.0.1/32")))
+
+    def act(snapshots: Sequence[MembershipSnapshot]) -> Sequence[MembershipSnapshot]:
+        return [snapshot for snapshot in snapshots if snapshot.source == US]
+
+    processor = WholeBatchProcessor(act, LOGGER)
+    response = process_partial_response(
+        event=event,
+        record_handler=lambda record: service.accept(record.body, record.message_id),
+        processor=processor,
+    )
+
+    assert response["batchItemFailures"] == [{"itemIdentifier": "retry"}]
 
 
 def test_given_poison_among_good_records_then_only_poison_fails_and_good_ones_apply() -> None:

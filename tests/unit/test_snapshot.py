@@ -63,7 +63,7 @@ def test_given_leaving_instance_when_selected_then_excluded_even_if_still_in_ser
     ]
     known = addresses(BOTH, InstanceAddresses("i-00000000000000002", public_ipv4="54.1.2.2"))
 
-    members = select_members(instances, known, AddressMode.PUBLIC, leaving_instance_id="i-00000000000000002")
+    members = select_members(instances, known, AddressMode.PUBLIC, leaving={"i-00000000000000002"})
 
     assert [member.instance_id for member in members] == ["i-00000000000000001"]
 

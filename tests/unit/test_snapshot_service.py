@@ -159,16 +159,28 @@ def test_given_launch_with_address_when_handled_then_published_with_it_and_hook_
     ]
 
 
-def test_given_launch_without_an_address_when_handled_then_retryable_error_and_nothing_claimed() -> None:
+def test_given_launch_without_an_address_when_handled_then_retryable_error_and_hook_left_pending() -> None:
     producer = Producer()
     producer.join("asg-a", A3, None)
 
     with pytest.raises(AddressNotAssignedError, match=A3):
         producer.service.handle(action(A3, launching=True))
 
-    assert producer.topic.published == []
-    assert producer.ledger.versions == {}
+    assert all(A3 not in {m.instance_id for m in snapshot.members} for snapshot in producer.topic.published)
     assert producer.hooks.continued == []
+
+
+def test_given_the_same_unready_launch_retried_then_the_unchanged_membership_is_not_published_again() -> None:
+    producer = Producer()
+    producer.join("asg-a", A3, None)
+    with pytest.raises(AddressNotAssignedError):
+        producer.service.handle(action(A3, launching=True))
+    published = len(producer.topic.published)
+
+    with pytest.raises(AddressNotAssignedError):
+        producer.service.handle(action(A3, launching=True))
+
+    assert len(producer.topic.published) == published
 
 
 def test_given_private_mode_launch_without_private_address_then_address_not_assigned() -> None:
@@ -179,7 +191,8 @@ def test_given_private_mode_launch_without_private_address_then_address_not_assi
     with pytest.raises(AddressNotAssignedError, match="private"):
         producer.service.handle(action(A3, launching=True))
 
-    assert producer.topic.published == []
+    assert all(A3 not in {m.instance_id for m in snapshot.members} for snapshot in producer.topic.published)
+    assert producer.hooks.continued == []
 
 
 def test_given_terminate_when_handled_then_instance_excluded_and_hook_continued() -> None:
