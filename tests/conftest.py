@@ -11,8 +11,7 @@ import requests
 from moto.server import ThreadedMotoServer
 
 from cloud.clients import install_client_factory
-from tests.support.lifecycle_hooks import LifecycleHookEmulator
-from tests.support.recording import RecordingClientFactory
+from tests.support.mesh import AnyMesh, Provisioner
 
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -47,15 +46,13 @@ def aws(moto_endpoint: str) -> str:
 
 
 @pytest.fixture
-def hooks() -> LifecycleHookEmulator:
-    return LifecycleHookEmulator()
+def provisioned(aws: str) -> Iterator[Provisioner]:
+    """Provisions meshes on the clean embedded AWS; the client factory a mesh installs for the
+    product is uninstalled after the test."""
 
+    def provision(mesh: AnyMesh, instances_per_region: int = 2) -> AnyMesh:
+        mesh.provision(instances_per_region)
+        return mesh
 
-@pytest.fixture
-def recorder(hooks: LifecycleHookEmulator) -> Iterator[RecordingClientFactory]:
-    """Installs a recording client factory (with the lifecycle emulation) for the product's clients."""
-    factory = RecordingClientFactory()
-    factory.extend(hooks)
-    install_client_factory(factory)
-    yield factory
+    yield provision
     install_client_factory(None)

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.lifecycle_hooks import LifecycleHookEmulator
-from tests.support.mesh import Mesh
-from tests.support.recording import RecordingClientFactory
+from tests.support.mesh import Mesh, Provisioner
 
 
 @pytest.fixture
-def mesh(aws: str, recorder: RecordingClientFactory, hooks: LifecycleHookEmulator) -> Mesh:
-    return Mesh(recorder, hooks).provision(instances_per_region=2)
+def mesh(provisioned: Provisioner) -> Mesh:
+    return provisioned(Mesh())

@@ -17,23 +17,26 @@ class RacingWriter:
 
     def register(self, client: Any) -> None:
         if client.meta.region_name == self.region and client.meta.service_model.service_name == "ec2":
-            client.meta.events.register("before-call.ec2.AuthorizeSecurityGroupIngress", self.race)
+            client.meta.events.register("before-parameter-build.ec2.AuthorizeSecurityGroupIngress", self.race)
 
     def race(self, params: dict[str, Any], **_: Any) -> None:
         if self.fired:
             return
         self.fired = True
-        group_id = self.mesh.stacks[self.region].security_group_id
-        first = next(iter(self.mesh.expected_permissions()))
-        protocol, from_port, to_port, cidr = first
+        # Race the request's first rule: moto (unlike AWS) adds a request's rules one at a time until
+        # the duplicate, so racing its last rule would leave nothing to re-plan.
+        permission = params["IpPermissions"][0]
+        protocol, from_port, to_port = permission["IpProtocol"], permission["FromPort"], permission["ToPort"]
+        cidr = permission["IpRanges"][0]["CidrIp"]
+        assert (protocol, from_port, to_port, cidr) in self.mesh.expected_permissions()
         self.mesh.ec2(self.region).authorize_security_group_ingress(
-            GroupId=group_id,
+            GroupId=self.mesh.stacks[self.region].security_group_id,
             IpPermissions=[
                 {
                     "IpProtocol": protocol,
                     "FromPort": from_port,
                     "ToPort": to_port,
-                    "IpRanges": [{"CidrIp": cidr, "Description": f"sgmesh:{self.mesh.cluster} raced"}],
+                    "IpRanges": [{"CidrIp": cidr, "Description": f"sgmesh:{self.mesh.spec.cluster} raced"}],
                 }
             ],
         )

@@ -69,7 +69,7 @@ def test_any_order_and_duplication_of_deliveries_converges(mesh: Mesh) -> None:
     assert len(history) == 7, versions
     expected_cidrs = newest_addresses(history)
     assert expected_cidrs == {
-        f"{ip}/32" for r in ("us-east-1", "us-west-2", "eu-west-1") for ip in mesh.live_instances(r).values()
+        f"{ip}/32" for r in ("us-east-1", "us-west-2", "eu-west-1") for ip in mesh.members(r).values()
     }
 
     @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))

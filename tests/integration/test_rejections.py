@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support.lifecycle_hooks import LifecycleHookEmulator
-from tests.support.mesh import Mesh
-from tests.support.recording import RecordingClientFactory
+from sgmesh.local.lifecycle import Completion
+from sgmesh.local.stack import StackSpec
+from tests.support.mesh import Mesh, Provisioner
 
 
 def tampered(message: dict[str, Any], *, body: str | None = None, **changes: Any) -> dict[str, Any]:
@@ -79,7 +79,7 @@ def test_bad_records_fail_alone_and_leave_no_trace(mesh: Mesh, caplog: pytest.Lo
     assert "not a public address" in rejected[bad["private in public mode"]["MessageId"]]
 
     # ... the good record applied, and nothing bad reached the table or the group
-    east = {f"{ip}/32" for ip in mesh.live_instances("us-east-1").values()}
+    east = {f"{ip}/32" for ip in mesh.members("us-east-1").values()}
     assert {cidr for *_ports, cidr in mesh.managed_permissions("eu-west-1")} == east
     assert stored_sources(mesh, "eu-west-1") == {
         f"123456789012/us-east-1/{mesh.stacks['us-east-1'].group_name}"
@@ -89,10 +89,11 @@ def test_bad_records_fail_alone_and_leave_no_trace(mesh: Mesh, caplog: pytest.Lo
 
 
 def test_a_plan_over_the_rule_quota_changes_nothing(
-    aws: str, recorder: RecordingClientFactory, hooks: LifecycleHookEmulator, caplog: pytest.LogCaptureFixture
+    provisioned: Provisioner, caplog: pytest.LogCaptureFixture
 ) -> None:
     # GIVEN a quota of 10 rules and a mesh that needs 6 members x 2 ports, beside the operator's rule
-    mesh = Mesh(recorder, hooks, settings={"SGMESH_RULE_QUOTA": "10"}).provision(instances_per_region=2)
+    mesh = provisioned(Mesh(spec=StackSpec(rule_quota=10)))
+    assert mesh.stacks["eu-west-1"].environment["SGMESH_RULE_QUOTA"] == "10"
     for region in mesh.regions:
         mesh.trueup(region)
     messages = mesh.drain("eu-west-1")
@@ -114,34 +115,34 @@ def test_a_plan_over_the_rule_quota_changes_nothing(
 
 
 def test_a_failed_publish_raises_and_leaves_the_hook_pending(mesh: Mesh) -> None:
+    # GIVEN us-east-1 scales out while its topic cannot be published to
     region = "us-east-1"
     stack = mesh.stacks[region]
+    before = set(mesh.members(region))
     mesh.autoscaling(region).set_desired_capacity(AutoScalingGroupName=stack.group_name, DesiredCapacity=3)
-    launched = sorted(set(mesh.live_instances(region)))[-1]
+    (launched,) = set(mesh.members(region)) - before
     mesh.sns(region).delete_topic(TopicArn=stack.topic_arn)
 
-    # WHEN the launch hook fires while the topic cannot be published to
+    # WHEN the launch hook fires
     with pytest.raises(ClientError):
         mesh.lifecycle_action(region, launched, launching=True)
 
     # THEN nothing completed the action (no CONTINUE, and never ABANDON): the invocation will be retried
     assert mesh.hooks.completions == []
-    token = next(iter(mesh.hooks.pending))
+    assert mesh.completion_calls() == []
+    (action,) = mesh.hooks.pending.values()
+    assert action.instance_id == launched
+    assert mesh.product_lifecycle_states(region)[launched] == "Pending:Wait"
+    assert mesh.bus.next_due == mesh.clock.now + 60, "Lambda retries the asynchronous invocation"
 
     # WHEN the retry runs with the topic back, the hook is completed with CONTINUE
     mesh.sns(region).create_topic(Name=stack.topic_arn.rsplit(":", 1)[1])
     mesh.sns(region).subscribe(TopicArn=stack.topic_arn, Protocol="sqs", Endpoint=stack.queue_arn)
-    event = {
-        "detail-type": "EC2 Instance-launch Lifecycle Action",
-        "detail": {
-            "AutoScalingGroupName": stack.group_name,
-            "LifecycleHookName": "sgmesh-launching",
-            "LifecycleActionToken": token,
-            "EC2InstanceId": launched,
-            "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
-        },
-    }
-    mesh.lifecycle(region, event)
-    assert [(c.instance_id, c.token, c.result) for c in mesh.hooks.completions] == [
-        (launched, token, "CONTINUE")
+    mesh.clock.advance_to(mesh.bus.next_due)
+    assert mesh.bus.dispatch_due() == 1
+    assert mesh.invocations[-1].error is None
+    assert mesh.hooks.completions == [
+        Completion(region, stack.group_name, "sgmesh-launching", launched, action.token, "CONTINUE", False)
     ]
+    assert [call.params["LifecycleActionResult"] for call in mesh.completion_calls()] == ["CONTINUE"]
+    assert mesh.bus.failed == []

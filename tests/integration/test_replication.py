@@ -3,6 +3,7 @@ outside its own region."""
 
 from __future__ import annotations
 
+from sgmesh.local.lifecycle import Completion, PendingAction
 from tests.support.mesh import Mesh
 
 
@@ -14,12 +15,44 @@ def step_converged(mesh: Mesh) -> None:
 
 def scale_to(mesh: Mesh, region: str, capacity: int) -> tuple[set[str], set[str]]:
     """Scale the group in moto; return (launched, removed) instance ids."""
-    before = set(mesh.live_instances(region))
+    before = set(mesh.members(region))
     mesh.autoscaling(region).set_desired_capacity(
         AutoScalingGroupName=mesh.stacks[region].group_name, DesiredCapacity=capacity
     )
-    after = set(mesh.live_instances(region))
+    after = set(mesh.members(region))
     return after - before, before - after
+
+
+def completed_with_continue(action: PendingAction) -> Completion:
+    return Completion(
+        action.region,
+        action.group_name,
+        action.hook_name,
+        action.instance_id,
+        action.token,
+        "CONTINUE",
+        by_timeout=False,
+    )
+
+
+def assert_completed_by_the_product(mesh: Mesh, actions: list[PendingAction]) -> None:
+    """Each action was completed with CONTINUE by the product's own call, with the token AWS sent."""
+    assert mesh.hooks.completions[-len(actions) :] == [completed_with_continue(a) for a in actions]
+    calls = mesh.completion_calls()[-len(actions) :]
+    assert [(call.region, call.params) for call in calls] == [
+        (
+            action.region,
+            {
+                "AutoScalingGroupName": action.group_name,
+                "LifecycleHookName": action.hook_name,
+                "LifecycleActionToken": action.token,
+                "InstanceId": action.instance_id,
+                "LifecycleActionResult": "CONTINUE",
+            },
+        )
+        for action in actions
+    ]
+    assert mesh.hooks.pending == {}
 
 
 def test_every_region_converges_through_scaling_hand_termination_and_zero(mesh: Mesh) -> None:
@@ -32,51 +65,46 @@ def test_every_region_converges_through_scaling_hand_termination_and_zero(mesh: 
     # WHEN us-east-1 scales out: each new instance's launch hook fires the producer
     launched, _ = scale_to(mesh, "us-east-1", 4)
     assert len(launched) == 2
-    for instance_id in sorted(launched):
-        mesh.lifecycle_action("us-east-1", instance_id, launching=True)
+    actions = [mesh.lifecycle_action("us-east-1", i, launching=True) for i in sorted(launched)]
     step_converged(mesh)
     # THEN each launch hook was completed with CONTINUE, with the token AWS sent
-    completed = {
-        (c.region, c.group_name, c.hook_name, c.instance_id, c.result) for c in mesh.hooks.completions
+    assert {(a.region, a.group_name, a.hook_name) for a in actions} == {
+        ("us-east-1", "sgmesh-demo-us-east-1", "sgmesh-launching")
     }
-    assert completed == {
-        ("us-east-1", "sgmesh-us-east-1", "sgmesh-launching", instance_id, "CONTINUE")
-        for instance_id in launched
-    }
-    assert mesh.hooks.pending == {}
+    assert_completed_by_the_product(mesh, actions)
 
-    # WHEN us-west-2 scales in: the terminate hook fires while the instance still runs
-    leaving = sorted(mesh.live_instances("us-west-2"))[0]
-    mesh.lifecycle_action("us-west-2", leaving, launching=False)
-    mesh.settle()
-    leaving_address = f"{mesh.live_instances('us-west-2')[leaving]}/32"
+    # WHEN us-west-2 scales in: the terminate hook holds the instance while the producer publishes
+    leaving = sorted(mesh.members("us-west-2"))[0]
+    leaving_address = f"{mesh.members('us-west-2')[leaving]}/32"
+    action = mesh.lifecycle_action("us-west-2", leaving, launching=False)
+    # THEN the hook was completed with CONTINUE, and after it Auto Scaling terminated the instance
+    assert (action.group_name, action.hook_name) == ("sgmesh-demo-us-west-2", "sgmesh-terminating")
+    assert_completed_by_the_product(mesh, [action])
+    assert mesh.instance_state("us-west-2", leaving) in ("shutting-down", "terminated")
+    assert leaving not in mesh.members("us-west-2")
+    # ... and its address left every group
+    step_converged(mesh)
     for region in mesh.regions:
         assert all(cidr != leaving_address for *_ports, cidr in mesh.managed_permissions(region))
-    # ... and after CONTINUE, Auto Scaling terminates it
-    mesh.autoscaling("us-west-2").terminate_instance_in_auto_scaling_group(
-        InstanceId=leaving, ShouldDecrementDesiredCapacity=True
-    )
-    step_converged(mesh)
 
     # WHEN an operator terminates an eu-west-1 instance by hand: no lifecycle event, only the true-up
-    victim = sorted(mesh.live_instances("eu-west-1"))[0]
-    mesh.ec2("eu-west-1").terminate_instances(InstanceIds=[victim])
+    victim = mesh.terminate_by_hand("eu-west-1")
     mesh.trueup("eu-west-1")
     step_converged(mesh)
-    assert victim not in mesh.live_instances("eu-west-1")
+    assert victim not in mesh.members("eu-west-1")
 
     # WHEN us-west-2 scales to zero, its rules disappear everywhere
     _, removed = scale_to(mesh, "us-west-2", 0)
     assert removed
     mesh.trueup("us-west-2")
     step_converged(mesh)
-    assert mesh.live_instances("us-west-2") == {}
+    assert mesh.members("us-west-2") == {}
 
     # WHEN it scales back
     launched, _ = scale_to(mesh, "us-west-2", 2)
-    for instance_id in sorted(launched):
-        mesh.lifecycle_action("us-west-2", instance_id, launching=True)
+    actions = [mesh.lifecycle_action("us-west-2", i, launching=True) for i in sorted(launched)]
     step_converged(mesh)
+    assert_completed_by_the_product(mesh, actions)
 
 
 def test_seed_trueup_event_is_accepted_by_the_lifecycle_handler(mesh: Mesh) -> None:
@@ -86,6 +114,6 @@ def test_seed_trueup_event_is_accepted_by_the_lifecycle_handler(mesh: Mesh) -> N
     )
     assert [item["group"] for item in result["published"]] == [stack.group_name]
     mesh.settle()
-    west = {f"{ip}/32" for ip in mesh.live_instances("us-west-2").values()}
+    west = {f"{ip}/32" for ip in mesh.members("us-west-2").values()}
     for region in mesh.regions:
         assert {cidr for *_ports, cidr in mesh.managed_permissions(region)} == west
