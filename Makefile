@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# build, deploy, checkov and infra-lint; defines CHECKOV_STAMP, so it comes before the test rule.
+include infra/infra.mk
+
 .PHONY: test demo lint typecheck unit schemas clean
 
 # The install log stays out of the way unless the install fails.
@@ -14,7 +17,7 @@ $(STAMP): pyproject.toml
 		> $(VENV)/install.log 2>&1 || { tail -n 40 $(VENV)/install.log; exit 1; }
 	touch $(STAMP)
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) $(CHECKOV_STAMP) lint typecheck
 	$(BIN)/python -m pytest -q
 
 # The product's main job on the embedded default: a local three-region mesh on moto.

@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -97,9 +98,8 @@ def run_demo(console: Console, regions: tuple[str, ...], instances: int, *, as_j
     if len(regions) < 2:
         console.print("[red]sgmesh: the demo needs at least two regions[/]")
         return 2
-    _quiet_product_logs()
     started = time.perf_counter()
-    with embedded_aws():
+    with _quiet_product_logs(), embedded_aws():
         mesh = LocalMesh(regions, StackSpec()).provision(instances)
         try:
             results = run_story(mesh) if as_json else _run_live(console, mesh)
@@ -173,8 +173,7 @@ def run_local(
     as_json: bool,
 ) -> int:
     """Start the mesh, converge it, write its mesh file, and keep it running for the operator CLI."""
-    _quiet_product_logs()
-    with embedded_aws() as endpoint:
+    with _quiet_product_logs(), embedded_aws() as endpoint:
         mesh = LocalMesh(regions, StackSpec()).provision(instances)
         mesh.trueup_everywhere()
         outcome = mesh.run_until_converged()
@@ -196,7 +195,15 @@ def run_local(
     return 0 if outcome.converged else 1
 
 
-def _quiet_product_logs() -> None:
-    # The functions log every invocation as JSON for CloudWatch; on a terminal only problems matter.
-    for name in ("sgmesh-producer", "sgmesh-consumer"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+@contextmanager
+def _quiet_product_logs() -> Iterator[None]:
+    """The functions log every invocation as JSON for CloudWatch; on a terminal only problems matter."""
+    loggers = [logging.getLogger(name) for name in ("sgmesh-producer", "sgmesh-consumer")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)

@@ -23,7 +23,8 @@ from schemas.errors import SettingsError
 from schemas.names import ClusterName, GroupName, RegionName, SecurityGroupId, TableName, TopicArn
 from schemas.settings import AddressMode, PortSpec, Settings
 
-DEFAULT_MESH_FILE = "sgmesh.toml"
+# Not sgmesh.toml: that name is the deploy file `make deploy` reads (README.md, Deploying).
+DEFAULT_MESH_FILE = "sgmesh.mesh.toml"
 
 
 def _port_specs(value: object) -> object:

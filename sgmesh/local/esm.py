@@ -80,15 +80,19 @@ class EventSourceMapping:
             )
         return len(due)
 
-    def depth(self) -> int:
-        """Messages on the queue, visible or not (the runtime is idle only when this is 0)."""
+    def queued(self) -> tuple[int, int]:
+        """Messages on the queue: (visible, in flight)."""
         attributes = self._sqs.get_queue_attributes(
             QueueUrl=self._stack.queue_url,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"]) + int(
+        return int(attributes["ApproximateNumberOfMessages"]), int(
             attributes["ApproximateNumberOfMessagesNotVisible"]
         )
+
+    def depth(self) -> int:
+        """Messages on the queue, visible or in flight."""
+        return sum(self.queued())
 
     def _receive(self) -> list[dict[str, Any]]:
         response: Any = self._sqs.receive_message(

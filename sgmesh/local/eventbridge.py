@@ -42,6 +42,21 @@ def lifecycle_event(
     }
 
 
+def scheduled_event(*, account: str, region: str, rule: str) -> dict[str, Any]:
+    """A "Scheduled Event" as an EventBridge rate schedule delivers it."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": account,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": [f"arn:aws:events:{region}:{account}:rule/{rule}"],
+        "detail": {},
+    }
+
+
 @dataclass(order=True)
 class _Delivery:
     due: float

@@ -20,7 +20,9 @@ from botocore.compat import HTTPHeaders
 
 from sgmesh.local.clock import SimClock
 from sgmesh.local.eventbridge import EventBus, lifecycle_event
-from sgmesh.local.stack import ACCOUNT, LAUNCH_HOOK, TERMINATE_HOOK, RegionStack, StackSpec
+from sgmesh.local.stack import ACCOUNT, RegionStack, StackSpec
+
+RESULTS = frozenset({"CONTINUE", "ABANDON"})
 
 
 @dataclass(frozen=True)
@@ -59,11 +61,11 @@ class LifecycleHooks:
 
     def launched(self, stack: RegionStack, instance_ids: list[str]) -> None:
         for instance_id in instance_ids:
-            self._hold(stack, instance_id, launching=True)
+            self._hold(stack.region, stack.group_name, instance_id, launching=True)
 
     def terminate(self, stack: RegionStack, instance_ids: list[str]) -> None:
         for instance_id in instance_ids:
-            self._hold(stack, instance_id, launching=False)
+            self._hold(stack.region, stack.group_name, instance_id, launching=False)
 
     def waiting_state(self, instance_id: str) -> str | None:
         for action in self.pending.values():
@@ -81,11 +83,11 @@ class LifecycleHooks:
             self._finish(action, self._spec.default_result, by_timeout=True)
         return len(expired)
 
-    def _hold(self, stack: RegionStack, instance_id: str, *, launching: bool) -> None:
-        hook = LAUNCH_HOOK if launching else TERMINATE_HOOK
+    def _hold(self, region: str, group_name: str, instance_id: str, *, launching: bool) -> None:
+        hook = self._spec.launch_hook if launching else self._spec.terminate_hook
         action = PendingAction(
-            region=stack.region,
-            group_name=stack.group_name,
+            region=region,
+            group_name=group_name,
             hook_name=hook,
             instance_id=instance_id,
             token=str(uuid.uuid4()),
@@ -94,11 +96,11 @@ class LifecycleHooks:
         )
         self.pending[action.token] = action
         self._bus.put(
-            stack.region,
+            region,
             lifecycle_event(
                 account=ACCOUNT,
-                region=stack.region,
-                group=stack.group_name,
+                region=region,
+                group=group_name,
                 instance_id=instance_id,
                 launching=launching,
                 hook=hook,
@@ -119,11 +121,22 @@ class LifecycleHooks:
                 by_timeout,
             )
         )
-        # A CONTINUEd launch goes into service; anything else leaves the group for good.
-        if not (action.launching and result == "CONTINUE"):
-            boto3.client("autoscaling", region_name=action.region).terminate_instance_in_auto_scaling_group(
+        if action.launching and result == "CONTINUE":
+            return  # into service
+        autoscaling = boto3.client("autoscaling", region_name=action.region)
+        if not action.launching:
+            autoscaling.terminate_instance_in_auto_scaling_group(
                 InstanceId=action.instance_id, ShouldDecrementDesiredCapacity=True
             )
+            return
+        # An ABANDONed launch is terminated and the group, still wanting its capacity, launches a
+        # replacement, which waits at the launch hook like any other.
+        before = _group_instances(autoscaling, action.group_name)
+        autoscaling.terminate_instance_in_auto_scaling_group(
+            InstanceId=action.instance_id, ShouldDecrementDesiredCapacity=False
+        )
+        for replacement in sorted(_group_instances(autoscaling, action.group_name) - before):
+            self._hold(action.region, action.group_name, replacement, launching=True)
 
     # -- what the product's Auto Scaling clients see ---------------------------------------------
 
@@ -154,10 +167,12 @@ class LifecycleHooks:
 
     def _complete(self, region: str, request: dict[str, Any]) -> tuple[AWSResponse, dict[str, Any]]:
         action = self.pending.get(request.get("LifecycleActionToken", ""))
-        if action is None or (action.region, action.group_name, action.hook_name) != (
-            region,
-            request.get("AutoScalingGroupName"),
-            request.get("LifecycleHookName"),
+        if (
+            action is None
+            or (action.region, action.group_name, action.hook_name)
+            != (region, request.get("AutoScalingGroupName"), request.get("LifecycleHookName"))
+            or request.get("InstanceId", action.instance_id) != action.instance_id
+            or request.get("LifecycleActionResult") not in RESULTS
         ):
             error = {"Code": "ValidationError", "Message": "No active Lifecycle Action found with token"}
             return AWSResponse("", 400, HTTPHeaders(), None), {
@@ -166,3 +181,8 @@ class LifecycleHooks:
             }
         self._finish(action, request["LifecycleActionResult"], by_timeout=False)
         return AWSResponse("", 200, HTTPHeaders(), None), {"ResponseMetadata": {"HTTPStatusCode": 200}}
+
+
+def _group_instances(autoscaling: Any, group_name: str) -> set[str]:
+    groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group_name])["AutoScalingGroups"]
+    return {instance["InstanceId"] for group in groups for instance in group.get("Instances", [])}

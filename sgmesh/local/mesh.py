@@ -18,11 +18,11 @@ from schemas.settings import AddressMode, PortSpec
 from sgmesh.local.clients import CallLedger, ExtendedClientFactory
 from sgmesh.local.clock import SimClock
 from sgmesh.local.esm import EventSourceMapping
-from sgmesh.local.eventbridge import EventBus
+from sgmesh.local.eventbridge import EventBus, scheduled_event
 from sgmesh.local.functions import invoke
 from sgmesh.local.lifecycle import LifecycleHooks
 from sgmesh.local.schedule import Schedule
-from sgmesh.local.stack import RegionStack, StackSpec, provision_region, subscribe_to_peers
+from sgmesh.local.stack import ACCOUNT, RegionStack, StackSpec, provision_region, subscribe_to_peers
 from sgmesh.meshfile import MeshFile, RegionEntry
 
 DEFAULT_REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
@@ -43,12 +43,12 @@ class LocalMesh:
         self.spec = spec or StackSpec()
         self.clock = SimClock()
         self.calls = CallLedger()
-        self.bus = EventBus(self.clock, self._deliver_event)
+        self.bus = EventBus(self.clock, self._route)
         self.hooks = LifecycleHooks(self.clock, self.bus, self.spec)
         self.factory = ExtendedClientFactory(self.calls, self.hooks)
         self.stacks: dict[str, RegionStack] = {}
         self.mappings: dict[str, EventSourceMapping] = {}
-        self.schedule = Schedule(self.clock, self.spec.trueup_interval_seconds, self.trueup_everywhere)
+        self.schedule = Schedule(self.clock, self.spec.trueup_interval_seconds, self.scheduled_trueup)
 
     def provision(self, instances_per_region: int = 2) -> LocalMesh:
         """Create every region's stack (the embedded AWS must be running) and install the clients."""
@@ -74,16 +74,28 @@ class LocalMesh:
         )
 
     def trueup_everywhere(self) -> None:
+        """Every region's true-up, now and in order (what `sgmesh trueup` does)."""
         for region in self.regions:
             self.trueup(region)
+
+    def scheduled_trueup(self) -> None:
+        """What the schedule does: an independent asynchronous invocation in each region."""
+        rule = f"{self.spec.name}-trueup"
+        for region in self.regions:
+            self.bus.put(region, scheduled_event(account=ACCOUNT, region=region, rule=rule))
 
     def consume(self, region: str, event: dict[str, Any]) -> Any:
         return invoke(apply.handler, f"{self.spec.name}-apply", self.stacks[region].environment, event)
 
-    def _deliver_event(self, region: str, event: dict[str, Any]) -> Any:
-        return invoke(
-            lifecycle.handler, f"{self.spec.name}-lifecycle", self.stacks[region].environment, event
-        )
+    def lifecycle(self, region: str, event: dict[str, Any]) -> Any:
+        environment = self.stacks[region].environment
+        return invoke(lifecycle.handler, f"{self.spec.name}-lifecycle", environment, event)
+
+    def _route(self, region: str, event: dict[str, Any]) -> Any:
+        """EventBridge's rules: the schedule targets the true-up, lifecycle actions the producer."""
+        if event.get("detail-type") == "Scheduled Event":
+            return self.trueup(region, event)
+        return self.lifecycle(region, event)
 
     # -- what happens to the cluster --------------------------------------------------------------
 
@@ -120,7 +132,7 @@ class LocalMesh:
 
     def step(self) -> int:
         """Let every emulated part act once at the current time; return how much happened."""
-        activity = self.bus.dispatch_due() + self.hooks.expire_due() + self.schedule.fire_due()
+        activity = self.schedule.fire_due() + self.bus.dispatch_due() + self.hooks.expire_due()
         for mapping in self.mappings.values():
             activity += mapping.release_due() + mapping.poll()
         return activity
@@ -128,18 +140,21 @@ class LocalMesh:
     def run_until_converged(
         self, max_sim_seconds: float = 3600, on_progress: Callable[[], None] | None = None
     ) -> Convergence:
-        """Run until every reachable region matches the truth and nothing is in flight."""
+        """Run until every reachable region matches the truth and nothing is in flight, or until
+        `max_sim_seconds` of simulated time have passed."""
         started_wall, started_sim, first_call = time.perf_counter(), self.clock.now, self.calls.mark()
-        while self.clock.now - started_sim < max_sim_seconds:
+        deadline = started_sim + max_sim_seconds
+        while True:
             if on_progress is not None:
                 on_progress()
             if self.step():
                 continue
-            idle = self._idle()
-            if idle and self.converged():
+            visible, in_flight = self._queued()
+            busy = visible or in_flight or self.bus.next_due is not None or self.hooks.pending
+            if (not busy and self.converged()) or self.clock.now >= deadline:
                 break
-            # With nothing in flight, only a timer (the schedule, a hook's heartbeat) can change anything.
-            self.clock.advance_to(self._next_moment(include_polls=not idle))
+            # Poll again only for visible messages; otherwise only a timer can change anything.
+            self.clock.advance_to(min(self._next_moment(include_polls=visible > 0), deadline))
         return Convergence(
             converged=self.converged(),
             sim_seconds=self.clock.now - started_sim,
@@ -147,13 +162,10 @@ class LocalMesh:
             api_calls=len(self.calls.since(first_call)),
         )
 
-    def _idle(self) -> bool:
-        reachable = [mapping for mapping in self.mappings.values() if not mapping.paused]
-        return (
-            self.bus.next_due is None
-            and not self.hooks.pending
-            and all(mapping.depth() == 0 for mapping in reachable)
-        )
+    def _queued(self) -> tuple[int, int]:
+        """Messages (visible, in flight) on the queues of the regions that are not cut off."""
+        counts = [mapping.queued() for mapping in self.mappings.values() if not mapping.paused]
+        return sum(visible for visible, _ in counts), sum(in_flight for _, in_flight in counts)
 
     def _next_moment(self, *, include_polls: bool) -> float:
         candidates = [self.bus.next_due, self.hooks.next_deadline, self.schedule.next_due]

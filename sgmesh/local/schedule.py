@@ -8,6 +8,9 @@ from sgmesh.local.clock import SimClock
 
 
 class Schedule:
+    """A rate schedule: fires every `interval_seconds` of simulated time, on the rate, not after the
+    last (late) firing, and at most once per call however late it is."""
+
     def __init__(self, clock: SimClock, interval_seconds: float, fire: Callable[[], None]) -> None:
         self._clock = clock
         self._interval = interval_seconds
@@ -18,7 +21,8 @@ class Schedule:
     def fire_due(self) -> int:
         if self._clock.now < self.next_due:
             return 0
-        self._fire()
+        while self.next_due <= self._clock.now:
+            self.next_due += self._interval
         self.fired += 1
-        self.next_due = self._clock.now + self._interval
+        self._fire()
         return 1

@@ -1,5 +1,5 @@
 """The per-region stack, as the local runtime provisions it: the same resources and settings as
-infra/template.yaml declares (tests/infra compares the two)."""
+infra/template.yaml declares with its defaults (tests/infra/test_local_agrees.py compares the two)."""
 
 from __future__ import annotations
 
@@ -20,16 +20,17 @@ class StackSpec:
     cluster: str = "demo"
     ports: str = "tcp:7000-7001,tcp:9042"
     address: str = "public"
-    consumer_timeout_seconds: int = 30
+    consumer_timeout_seconds: int = 60
     max_receive_count: int = 5
     queue_retention_seconds: int = 4 * 86_400
     dlq_retention_seconds: int = 14 * 86_400
     batch_size: int = 10
-    batching_window_seconds: int = 1
-    heartbeat_timeout_seconds: int = 300
+    batching_window_seconds: int = 5
+    heartbeat_timeout_seconds: int = 600
     default_result: str = "CONTINUE"
-    trueup_interval_seconds: int = 300
+    trueup_interval_seconds: int = 15 * 60
     rule_quota: int = 60
+    event_retention_days: int = 30
 
     @property
     def visibility_timeout_seconds(self) -> int:
@@ -40,9 +41,13 @@ class StackSpec:
     def name(self) -> str:
         return f"sgmesh-{self.cluster}"
 
+    @property
+    def launch_hook(self) -> str:
+        return f"{self.name}-launching"
 
-LAUNCH_HOOK = "sgmesh-launching"
-TERMINATE_HOOK = "sgmesh-terminating"
+    @property
+    def terminate_hook(self) -> str:
+        return f"{self.name}-terminating"
 
 
 @dataclass
@@ -72,6 +77,7 @@ class RegionStack:
             "SGMESH_PEER_TOPIC_ARNS": ",".join(peer_topic_arns),
             "SGMESH_ADDRESS": spec.address,
             "SGMESH_RULE_QUOTA": str(spec.rule_quota),
+            "SGMESH_EVENT_RETENTION_DAYS": str(spec.event_retention_days),
         }
 
 
@@ -102,8 +108,8 @@ def provision_region(region: str, spec: StackSpec, instances: int) -> RegionStac
         VPCZoneIdentifier=subnet_id,
     )
     for hook, transition in (
-        (LAUNCH_HOOK, "autoscaling:EC2_INSTANCE_LAUNCHING"),
-        (TERMINATE_HOOK, "autoscaling:EC2_INSTANCE_TERMINATING"),
+        (spec.launch_hook, "autoscaling:EC2_INSTANCE_LAUNCHING"),
+        (spec.terminate_hook, "autoscaling:EC2_INSTANCE_TERMINATING"),
     ):
         autoscaling.put_lifecycle_hook(
             AutoScalingGroupName=group_name,

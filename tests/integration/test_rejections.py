@@ -142,7 +142,9 @@ def test_a_failed_publish_raises_and_leaves_the_hook_pending(mesh: Mesh) -> None
     assert mesh.bus.dispatch_due() == 1
     assert mesh.invocations[-1].error is None
     assert mesh.hooks.completions == [
-        Completion(region, stack.group_name, "sgmesh-launching", launched, action.token, "CONTINUE", False)
+        Completion(
+            region, stack.group_name, "sgmesh-demo-launching", launched, action.token, "CONTINUE", False
+        )
     ]
     assert [call.params["LifecycleActionResult"] for call in mesh.completion_calls()] == ["CONTINUE"]
     assert mesh.bus.failed == []

@@ -69,7 +69,7 @@ def test_every_region_converges_through_scaling_hand_termination_and_zero(mesh: 
     step_converged(mesh)
     # THEN each launch hook was completed with CONTINUE, with the token AWS sent
     assert {(a.region, a.group_name, a.hook_name) for a in actions} == {
-        ("us-east-1", "sgmesh-demo-us-east-1", "sgmesh-launching")
+        ("us-east-1", "sgmesh-demo-us-east-1", "sgmesh-demo-launching")
     }
     assert_completed_by_the_product(mesh, actions)
 
@@ -78,7 +78,7 @@ def test_every_region_converges_through_scaling_hand_termination_and_zero(mesh: 
     leaving_address = f"{mesh.members('us-west-2')[leaving]}/32"
     action = mesh.lifecycle_action("us-west-2", leaving, launching=False)
     # THEN the hook was completed with CONTINUE, and after it Auto Scaling terminated the instance
-    assert (action.group_name, action.hook_name) == ("sgmesh-demo-us-west-2", "sgmesh-terminating")
+    assert (action.group_name, action.hook_name) == ("sgmesh-demo-us-west-2", "sgmesh-demo-terminating")
     assert_completed_by_the_product(mesh, [action])
     assert mesh.instance_state("us-west-2", leaving) in ("shutting-down", "terminated")
     assert leaving not in mesh.members("us-west-2")

@@ -81,7 +81,7 @@ def test_given_a_scale_out_then_the_instance_waits_in_pending_wait_until_the_pro
     assert snapshot["cause"] == {
         "kind": "launching",
         "instance_id": launched,
-        "lifecycle_hook": "sgmesh-launching",
+        "lifecycle_hook": "sgmesh-demo-launching",
         "lifecycle_token": action.token,
     }
     assert {m["instance_id"]: m["lifecycle_state"] for m in snapshot["members"]}[launched] == "Pending:Wait"
@@ -182,8 +182,10 @@ def test_given_a_pending_action_then_only_its_own_group_and_hook_can_complete_it
     # WHEN the token is sent with another hook or group, an unknown token is sent, or the call comes
     # from another region, THEN AWS refuses
     for wrong in (
-        {"LifecycleHookName": "sgmesh-terminating"},
+        {"LifecycleHookName": "sgmesh-demo-terminating"},
         {"AutoScalingGroupName": "someone-elses-group"},
+        {"InstanceId": "i-0123456789abcdef0"},
+        {"LifecycleActionResult": "CONTNUE"},
         {"LifecycleActionToken": "00000000-0000-4000-8000-000000000000"},
     ):
         with pytest.raises(ClientError) as refused:
@@ -238,18 +240,28 @@ def test_given_the_producer_cannot_complete_then_the_heartbeat_timeout_applies_t
     if default_result == "ABANDON":
         assert mesh.instance_state("us-east-1", launched) in GONE
         assert launched not in mesh.product_lifecycle_states("us-east-1")
+        # ... and the group, keeping its desired capacity, launched a replacement that waits at the hook
+        (replacement,) = [a for a in mesh.hooks.pending.values() if a.launching]
+        assert replacement.instance_id != launched
+        assert mesh.product_lifecycle_states("us-east-1")[replacement.instance_id] == "Pending:Wait"
     else:
         assert mesh.product_lifecycle_states("us-east-1")[launched] == "InService"
         assert launched in mesh.members("us-east-1")
 
-    # WHEN the topic is back and the next scheduled true-up fires
+    # WHEN the topic is back: the replacement's launch (ABANDON) or the next scheduled true-up (CONTINUE)
     restore_topic(mesh, "us-east-1")
     fired = mesh.schedule.fired
     convergence = mesh.run_until_converged()
 
     # THEN every group is right: the abandoned instance is nowhere, the continued one everywhere
     assert convergence.converged
-    assert mesh.schedule.fired == fired + 1
-    assert len(mesh.members("us-east-1")) == (3 if default_result == "CONTINUE" else 2)
+    if default_result == "CONTINUE":
+        assert mesh.schedule.fired == fired + 1, "only the true-up can publish the continued instance"
+    assert (
+        launched in mesh.members("us-east-1")
+        if default_result == "CONTINUE"
+        else launched not in mesh.members("us-east-1")
+    )
+    assert len(mesh.members("us-east-1")) == 3
     for region in mesh.regions:
         assert mesh.managed_permissions(region) == mesh.expected_permissions()

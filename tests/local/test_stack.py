@@ -7,8 +7,6 @@ import json
 import boto3
 
 from sgmesh.local.stack import (
-    LAUNCH_HOOK,
-    TERMINATE_HOOK,
     RegionStack,
     StackSpec,
     provision_region,
@@ -77,8 +75,8 @@ def test_given_a_spec_then_both_lifecycle_hooks_carry_its_timeout_and_default_re
         (h["LifecycleHookName"], h["LifecycleTransition"], h["HeartbeatTimeout"], h["DefaultResult"])
         for h in hooks
     ) == [
-        (LAUNCH_HOOK, "autoscaling:EC2_INSTANCE_LAUNCHING", 120, "ABANDON"),
-        (TERMINATE_HOOK, "autoscaling:EC2_INSTANCE_TERMINATING", 120, "ABANDON"),
+        ("sgmesh-blue-launching", "autoscaling:EC2_INSTANCE_LAUNCHING", 120, "ABANDON"),
+        ("sgmesh-blue-terminating", "autoscaling:EC2_INSTANCE_TERMINATING", 120, "ABANDON"),
     ]
 
 

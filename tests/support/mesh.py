@@ -119,12 +119,9 @@ class Mesh(LocalMesh):
     def consume(self, region: str, event: dict[str, Any]) -> Any:
         return self._recorded(region, "apply", event, partial(super().consume, region))
 
-    def _deliver_event(self, region: str, event: dict[str, Any]) -> Any:
-        return self._recorded(region, "lifecycle", event, partial(super()._deliver_event, region))
-
     def lifecycle(self, region: str, event: dict[str, Any]) -> Any:
-        """Invoke the lifecycle producer directly with `event` (e.g. the seed's true-up event)."""
-        return self._deliver_event(region, event)
+        """Invoke the lifecycle producer with `event` (from the bus, or directly: the seed's true-up)."""
+        return self._recorded(region, "lifecycle", event, partial(super().lifecycle, region))
 
     def lifecycle_action(self, region: str, instance_id: str, *, launching: bool) -> PendingAction:
         """Auto Scaling holds the instance at its hook and EventBridge delivers the event, now.

@@ -1,0 +1,40 @@
+# Infrastructure targets (issue 4): artifacts, deploy, template linting and checkov's own virtualenv.
+# Included from the Makefile, whose VENV, BIN, STAMP and PYTHON it uses. Include it before any rule
+# that names $(CHECKOV_STAMP) (make expands prerequisites as it reads them); it leaves the Makefile's
+# default goal as it was.
+
+INFRA_SAVED_GOAL := $(.DEFAULT_GOAL)
+
+CHECKOV_VENV := build/checkov-venv
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+CHECKOV_REQUIREMENT := checkov>=3.2,<4
+CONFIG ?= sgmesh.toml
+REGIONS ?=
+
+.PHONY: build deploy checkov infra-lint
+
+# One code zip for every function and a dependency layer, both from pyproject.toml; prints the sizes.
+build: $(STAMP)
+	$(BIN)/python -m infra.build
+
+# Deploys (or updates) the cluster's stack in every region of REGIONS, in order. Checks credentials
+# first, then builds the artifacts, then deploys: topics first, then every queue onto every topic.
+deploy: $(STAMP)
+	@test -n "$(REGIONS)" || { echo "usage: make deploy REGIONS=us-east-1,us-west-2,eu-west-1 [CONFIG=$(CONFIG)]" >&2; exit 2; }
+	$(BIN)/python -m infra.deploy --config $(CONFIG) --regions $(REGIONS)
+
+# checkov pins an older boto3 than the project's, so it gets a virtualenv of its own (about 40 s once).
+$(CHECKOV_STAMP): infra/infra.mk
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet '$(CHECKOV_REQUIREMENT)'
+	touch $(CHECKOV_STAMP)
+
+checkov: $(CHECKOV_STAMP)
+
+# The template checks alone: cfn-lint (serverless rules), checkov, and mypy --strict on the scripts.
+infra-lint: $(STAMP) $(CHECKOV_STAMP)
+	$(BIN)/mypy infra
+	$(BIN)/python -m pytest -q tests/infra/test_lint.py
+
+.DEFAULT_GOAL := $(INFRA_SAVED_GOAL)

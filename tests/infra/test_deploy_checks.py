@@ -1,0 +1,224 @@
+"""The deploy script's early failures, its subscription ordering and its stack handling, without AWS."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, WaiterError
+
+from infra.deploy import (
+    MAX_GROUPS,
+    MAX_SECURITY_GROUPS,
+    MAX_TOPICS,
+    ClusterConfig,
+    DeployError,
+    Outcome,
+    TemplateBody,
+    check_plan,
+    deploy_stack,
+    load_template,
+    subscription_steps,
+    topic_order,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "infra" / "sgmesh.example.toml"
+A, B, C, D = (
+    f"arn:aws:sns:{region}:123456789012:sgmesh-demo" for region in ("r-a-1", "r-b-1", "r-c-1", "r-d-1")
+)
+
+
+def test_without_credentials_the_deploy_stops_first_with_a_clear_message(tmp_path: Path) -> None:
+    """GIVEN no credentials anywhere boto3 looks, WHEN `python -m infra.deploy` runs (what `make
+    deploy` runs), THEN it says so and stops before building or touching anything."""
+    nowhere = tmp_path / "none"
+    environment = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "AWS_CONFIG_FILE": str(nowhere),
+        "AWS_SHARED_CREDENTIALS_FILE": str(nowhere),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "infra.deploy", "--config", str(EXAMPLE), "--regions", "us-east-1,us-west-2"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("sgmesh deploy: no AWS credentials found")
+    assert "AWS_PROFILE" in result.stderr
+    assert result.stdout == ""
+
+
+def test_the_example_deploy_file_passes_every_check() -> None:
+    config = ClusterConfig.load(EXAMPLE)
+    regions = tuple(config.regions)
+    check_plan(
+        config, regions, [f"arn:aws:sns:{r}:123456789012:sgmesh-demo" for r in regions], load_template()
+    )
+
+
+def test_what_the_stacks_or_the_functions_would_refuse_is_refused_before_any_aws_call() -> None:
+    config = ClusterConfig.model_validate(
+        {
+            "cluster": "my.cluster",
+            "ports": "tcp:9000-80",
+            "auto_scaling_groups": [f"group-{n}" for n in range(MAX_GROUPS + 1)],
+            "lifecycle_heartbeat_timeout": 10,
+            "regions": {
+                "us-east-1": {
+                    "security_groups": [f"sg-0123456789abcdef{n}" for n in range(MAX_SECURITY_GROUPS + 1)]
+                }
+            },
+        }
+    )
+    topics = [f"arn:aws:sns:us-east-1:123456789012:t{n}" for n in range(MAX_TOPICS + 1)]
+    with pytest.raises(DeployError) as refused:
+        check_plan(config, ["us-east-1"], topics, load_template())
+    message = str(refused.value)
+    for expected in (
+        f"{MAX_TOPICS + 1} topics",
+        "us-east-1: 1 to 5 auto_scaling_groups, not 6",
+        "us-east-1: at most 5 security_groups",
+        "ClusterName='my.cluster': 1-40 letters",
+        "LifecycleHeartbeatTimeout='10': must be within 30-7200",
+        "SGMESH_PORTS",
+    ):
+        assert expected in message
+
+
+def test_a_region_without_its_section_and_a_malformed_file_are_named(tmp_path: Path) -> None:
+    config = ClusterConfig.load(EXAMPLE)
+    with pytest.raises(
+        DeployError, match=r"no \[regions.<name>\] section in the deploy file for: ap-south-1"
+    ):
+        check_plan(config, ["us-east-1", "ap-south-1"], [A], load_template())
+    broken = tmp_path / "sgmesh.toml"
+    broken.write_text('cluster = "demo"\nports = "tcp:1"\nregion = {}\n')
+    with pytest.raises(DeployError, match=r"sgmesh\.toml"):
+        ClusterConfig.load(broken)
+    with pytest.raises(DeployError, match="no such deploy file"):
+        ClusterConfig.load(tmp_path / "missing.toml")
+
+
+# ----------------------------------------------------------------------------- subscription order
+
+
+def test_own_topic_first_then_deployed_slots_kept_then_new_topics() -> None:
+    assert topic_order(B, deployed=[], wanted=[A, B, C]) == (B, A, C)
+    assert topic_order(B, deployed=[B, C], wanted=[A, B, C]) == (B, C, A)
+    assert topic_order(A, deployed=[A, B, C], wanted=[A, C, D]) == (A, C, D)
+
+
+def test_appending_topics_is_one_update() -> None:
+    assert subscription_steps([A, B], [A, B, C, D]) == [(A, B, C, D)]
+    assert subscription_steps([A, B, C], [A, B, C]) == [(A, B, C)]
+    assert subscription_steps([A, B, C], [A, B]) == [(A, B)]
+
+
+def test_a_removed_topic_that_shifts_others_drops_those_slots_before_adding_them_back() -> None:
+    # B leaves: C would move from slot 3 to slot 2 in one update, which would unsubscribe it.
+    assert subscription_steps([A, B, C, D], [A, C, D]) == [(A,), (A, C, D)]
+    assert subscription_steps([A, B, C], [A, B, D, C]) == [(A, B), (A, B, D, C)]
+
+
+def test_a_stack_whose_first_slot_is_not_its_own_topic_is_refused() -> None:
+    with pytest.raises(DeployError, match="do not start with this region's own"):
+        subscription_steps([B, A], [A, B])
+
+
+# ----------------------------------------------------------------------------- stack handling
+
+
+@dataclass
+class FakeCloudFormation:
+    """Just enough of CloudFormation for deploy_stack's decisions."""
+
+    status: str | None
+    update_error: str | None = None
+    fails: bool = False
+    calls: list[str] = field(default_factory=list)
+
+    def describe_stacks(self, StackName: str) -> dict[str, Any]:
+        if self.status is None:
+            raise ClientError(
+                {"Error": {"Message": f"Stack with id {StackName} does not exist"}}, "DescribeStacks"
+            )
+        return {"Stacks": [{"StackName": StackName, "StackStatus": self.status}]}
+
+    def create_stack(self, **arguments: Any) -> None:
+        self.calls.append("create")
+
+    def update_stack(self, **arguments: Any) -> None:
+        self.calls.append("update")
+        if self.update_error:
+            raise ClientError(
+                {"Error": {"Code": "ValidationError", "Message": self.update_error}}, "UpdateStack"
+            )
+
+    def get_waiter(self, name: str) -> FakeCloudFormation:
+        self.calls.append(name)
+        return self
+
+    def wait(self, **arguments: Any) -> None:
+        if self.fails:
+            raise WaiterError("StackCreateComplete", "failed", {})
+
+    def describe_stack_events(self, StackName: str) -> dict[str, Any]:
+        return {
+            "StackEvents": [
+                {"LogicalResourceId": StackName, "ResourceStatus": "ROLLBACK_IN_PROGRESS"},
+                {
+                    "LogicalResourceId": "Subscription2",
+                    "ResourceStatus": "CREATE_FAILED",
+                    "ResourceStatusReason": "AuthorizationError: not authorized to subscribe",
+                },
+            ]
+        }
+
+
+def deploy(cfn: FakeCloudFormation) -> Outcome:
+    return deploy_stack(cfn, "sgmesh-demo", TemplateBody(TemplateBody="{}"), {}, {})  # type: ignore[arg-type]
+
+
+def test_a_new_stack_is_created_and_waited_for() -> None:
+    cfn = FakeCloudFormation(status=None)
+    assert deploy(cfn) is Outcome.CREATED
+    assert cfn.calls == ["create", "stack_create_complete"]
+
+
+def test_an_update_that_changes_nothing_is_reported_as_unchanged() -> None:
+    cfn = FakeCloudFormation(status="UPDATE_COMPLETE", update_error="No updates are to be performed.")
+    assert deploy(cfn) is Outcome.UNCHANGED
+    assert cfn.calls == ["update"]
+
+
+def test_a_failed_stack_names_the_resources_that_failed() -> None:
+    cfn = FakeCloudFormation(status="UPDATE_COMPLETE", fails=True)
+    with pytest.raises(DeployError, match="Subscription2: AuthorizationError: not authorized to subscribe"):
+        deploy(cfn)
+
+
+@pytest.mark.parametrize(
+    ("status", "advice"),
+    [
+        ("ROLLBACK_COMPLETE", "aws cloudformation delete-stack --stack-name sgmesh-demo"),
+        ("UPDATE_IN_PROGRESS", "is busy"),
+        ("REVIEW_IN_PROGRESS", "is busy"),
+    ],
+)
+def test_a_stack_that_cannot_be_updated_is_explained(status: str, advice: str) -> None:
+    cfn = FakeCloudFormation(status=status)
+    with pytest.raises(DeployError, match=advice):
+        deploy(cfn)
+    assert cfn.calls == []

@@ -1,0 +1,74 @@
+"""The local runtime provisions what the SAM template declares, with the template's defaults: the two
+definitions of the per-region stack cannot drift apart unnoticed."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from schemas.names import ClusterName
+from sgmesh.local.stack import RegionStack, StackSpec
+
+SPEC = StackSpec()
+
+
+def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {name: r["Properties"] for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def default(template: dict[str, Any], parameter: str) -> Any:
+    return template["Parameters"][parameter]["Default"]
+
+
+def test_queues_and_the_event_source_match(sam_template: dict[str, Any]) -> None:
+    queue = sam_template["Resources"]["Queue"]["Properties"]
+    dlq = sam_template["Resources"]["DeadLetterQueue"]["Properties"]
+    consumer = sam_template["Resources"]["ConsumerFunction"]["Properties"]
+    source = consumer["Events"]["Snapshots"]["Properties"]
+
+    assert consumer["Timeout"] == SPEC.consumer_timeout_seconds
+    assert queue["VisibilityTimeout"] == SPEC.visibility_timeout_seconds
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == SPEC.max_receive_count
+    assert queue["MessageRetentionPeriod"] == SPEC.queue_retention_seconds
+    assert dlq["MessageRetentionPeriod"] == SPEC.dlq_retention_seconds
+    assert source["BatchSize"] == SPEC.batch_size
+    assert source["MaximumBatchingWindowInSeconds"] == SPEC.batching_window_seconds
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_lifecycle_hooks_schedule_and_quota_defaults_match(sam_template: dict[str, Any]) -> None:
+    assert default(sam_template, "LifecycleHeartbeatTimeout") == SPEC.heartbeat_timeout_seconds
+    assert default(sam_template, "LifecycleDefaultResult") == SPEC.default_result
+    assert default(sam_template, "RuleQuota") == SPEC.rule_quota
+    assert default(sam_template, "EventRetentionDays") == SPEC.event_retention_days
+    assert default(sam_template, "AddressMode") == SPEC.address
+    rate = re.fullmatch(r"rate\((\d+) minutes?\)", default(sam_template, "TrueupSchedule"))
+    assert rate is not None
+    assert int(rate[1]) * 60 == SPEC.trueup_interval_seconds
+
+    hooks = resources(sam_template, "AWS::AutoScaling::LifecycleHook").values()
+    names = {hook["LifecycleHookName"]["Fn::Sub"].replace("${ClusterName}", SPEC.cluster) for hook in hooks}
+    assert names == {SPEC.launch_hook, SPEC.terminate_hook}
+
+
+def test_named_resources_match(sam_template: dict[str, Any]) -> None:
+    topic = sam_template["Resources"]["Topic"]["Properties"]["TopicName"]["Fn::Sub"]
+    assert topic.replace("${ClusterName}", SPEC.cluster) == SPEC.name
+
+
+def test_every_function_gets_the_settings_the_local_runtime_gives_it(sam_template: dict[str, Any]) -> None:
+    shared = set(sam_template["Globals"]["Function"]["Environment"]["Variables"])
+    functions = resources(sam_template, "AWS::Serverless::Function")
+    declared = shared.union(*(set(f.get("Environment", {}).get("Variables", {})) for f in functions.values()))
+    stack = RegionStack(
+        "us-east-1", "g", "sg-0123456789abcdef0", "t", "arn:aws:sns:us-east-1:1:t", "u", "a", "d"
+    )
+    local = set(stack.settings_environment(SPEC, [])) - {"AWS_REGION"}  # Lambda sets AWS_REGION itself
+    assert local == declared
+
+
+def test_the_template_accepts_exactly_the_cluster_names_the_code_accepts(
+    sam_template: dict[str, Any],
+) -> None:
+    (constraint,) = ClusterName.__metadata__
+    assert sam_template["Parameters"]["ClusterName"]["AllowedPattern"] == constraint.pattern

@@ -1,0 +1,322 @@
+"""Least privilege, checked against the code: every AWS call each function makes is allowed by its role
+as the deployed template grants it, and the role grants the code nothing it does not call."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
+
+from cloud.clients import install_client_factory
+from consumers import apply
+from consumers import bootstrap as consumer_bootstrap
+from infra.deploy import ClusterConfig, Deployment, caller_identity
+from producers import lifecycle, trueup
+from sgmesh.local.clients import ApiCall, CallLedger, ExtendedClientFactory
+from sgmesh.local.esm import sqs_event
+from sgmesh.local.eventbridge import lifecycle_event
+from sgmesh.local.functions import invoke
+from tests.infra.stacks import ACCOUNT, DeployedStack
+
+pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning")
+
+REGION = "us-west-2"
+CLUSTER = "perms"
+GROUP = "cassandra"
+# The botocore service ids of the calls, and the IAM prefixes of their actions.
+IAM_PREFIX = {"auto-scaling": "autoscaling", "ec2": "ec2", "dynamodb": "dynamodb", "sns": "sns"}
+# Granted for what Lambda and the AWS services do on the function's behalf, not for calls in the code:
+# logs (the runtime), KMS (SQS, SNS and DynamoDB encrypt and decrypt), SQS (the event source mapping
+# and the on-failure destination).
+ON_BEHALF = ("logs:", "kms:", "sqs:")
+
+
+class AcceptLifecycleCompletions:
+    """moto has no CompleteLifecycleAction (DESIGN.md section 6): answer it as AWS does for a pending
+    action. The call is still recorded, and its permission checked, before it is answered."""
+
+    def register(self, client: Any) -> None:
+        if client.meta.service_model.service_id.hyphenize() == "auto-scaling":
+            client.meta.events.register("before-call.auto-scaling.CompleteLifecycleAction", self._accept)
+
+    @staticmethod
+    def _accept(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        return AWSResponse("", 200, HTTPHeaders(), None), {"ResponseMetadata": {"HTTPStatusCode": 200}}
+
+
+@pytest.fixture(scope="module")
+def stack(
+    moto_endpoint: str, fake_artifacts: Path, tmp_path_factory: pytest.TempPathFactory
+) -> DeployedStack:
+    """GIVEN one region deployed by the deploy script, with its wiring, and a group of two instances."""
+    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=30).raise_for_status()
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc_id = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    group_id = ec2.create_security_group(GroupName="members", Description="members", VpcId=vpc_id)["GroupId"]
+    image_id = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    ec2.create_launch_template(LaunchTemplateName=GROUP, LaunchTemplateData={"ImageId": image_id})
+    boto3.client("autoscaling", region_name=REGION).create_auto_scaling_group(
+        AutoScalingGroupName=GROUP,
+        LaunchTemplate={"LaunchTemplateName": GROUP},
+        MinSize=0,
+        MaxSize=4,
+        DesiredCapacity=2,
+        VPCZoneIdentifier=ec2.describe_subnets()["Subnets"][0]["SubnetId"],
+    )
+    config = tmp_path_factory.mktemp("perms") / "sgmesh.toml"
+    config.write_text(
+        f'cluster = "{CLUSTER}"\nports = "tcp:7000"\nauto_scaling_groups = ["{GROUP}"]\n'
+        f'[regions.{REGION}]\nsecurity_groups = ["{group_id}"]\n'
+    )
+    session = boto3.session.Session()
+    deployment = Deployment(ClusterConfig.load(config), [REGION], session, lambda _line: None)
+    deployment.run(caller_identity(session, REGION), lambda: fake_artifacts)
+    deployed = DeployedStack(REGION, CLUSTER)
+    deployed.apply_wiring()
+    return deployed
+
+
+class Functions:
+    """Runs the real handlers as the deployed functions (their environments), recording their calls."""
+
+    def __init__(self, stack: DeployedStack) -> None:
+        self.stack = stack
+        self.ledger = CallLedger()
+        self.made: dict[str, list[ApiCall]] = {
+            "TrueupFunction": [],
+            "ConsumerFunction": [],
+            "LifecycleFunction": [],
+        }
+
+    def run(self, function: str, handler: Any, event: dict[str, Any], **overrides: str) -> Any:
+        configuration = boto3.client("lambda", region_name=REGION).get_function_configuration(
+            FunctionName=self.stack.physical_ids[function]
+        )
+        environment = {name: str(value) for name, value in configuration["Environment"]["Variables"].items()}
+        mark = self.ledger.mark()
+        install_client_factory(ExtendedClientFactory(self.ledger, AcceptLifecycleCompletions()))
+        try:
+            return invoke(handler, function, {**environment, "AWS_REGION": REGION, **overrides}, event)
+        finally:
+            install_client_factory(None)
+            self.made[function] += self.ledger.since(mark)
+
+    def deliver(self, **overrides: str) -> Any:
+        """Hand what the queue holds to the consumer, as its event source mapping would."""
+        sqs = boto3.client("sqs", region_name=REGION)
+        queue_url = self.stack.physical_ids["Queue"]
+        received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not received:
+            return None
+        messages: list[dict[str, Any]] = [dict(message) for message in received]
+        event = sqs_event(messages, queue_arn=self.stack.attribute("Queue", "Arn"), region=REGION)
+        result = self.run("ConsumerFunction", apply.handler, event, **overrides)
+        for message in messages:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return result
+
+    def scale(self, capacity: int) -> list[str]:
+        autoscaling = boto3.client("autoscaling", region_name=REGION)
+        autoscaling.set_desired_capacity(AutoScalingGroupName=GROUP, DesiredCapacity=capacity)
+        (group,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[GROUP])[
+            "AutoScalingGroups"
+        ]
+        return [instance["InstanceId"] for instance in group["Instances"]]
+
+
+@pytest.fixture(scope="module")
+def functions(stack: DeployedStack) -> Functions:
+    return Functions(stack)
+
+
+@pytest.fixture(scope="module")
+def calls(functions: Functions) -> dict[str, list[ApiCall]]:
+    """WHEN the real handlers run with their deployed environments through a true-up, a lifecycle
+    action and a scale-in, THEN every call each one made is recorded under its function."""
+    assert functions.run("TrueupFunction", trueup.handler, {})["published"]
+    assert functions.deliver() == {"batchItemFailures": []}
+    members = set(functions.scale(2))
+    # A launch: the new instance is not in the published membership yet, so it is published again.
+    (instance_id,) = set(functions.scale(3)) - members
+    event = lifecycle_event(
+        account=ACCOUNT,
+        region=REGION,
+        group=GROUP,
+        instance_id=instance_id,
+        launching=True,
+        hook=f"sgmesh-{CLUSTER}-launching",
+        token=str(uuid.uuid4()),
+    )
+    functions.run("LifecycleFunction", lifecycle.handler, event)
+    functions.deliver()
+    functions.scale(0)
+    assert functions.run("TrueupFunction", trueup.handler, {})["published"]
+    assert functions.deliver() == {"batchItemFailures": []}
+    return functions.made
+
+
+def test_the_scenario_exercised_every_kind_of_write(calls: dict[str, list[ApiCall]]) -> None:
+    operations = {function: {call.operation for call in made} for function, made in calls.items()}
+    assert {"AuthorizeSecurityGroupIngress", "RevokeSecurityGroupIngress", "PutItem", "BatchWriteItem"} <= (
+        operations["ConsumerFunction"]
+    )
+    assert {"UpdateItem", "Publish"} <= operations["TrueupFunction"]
+    assert "CompleteLifecycleAction" in operations["LifecycleFunction"]
+
+
+@pytest.mark.parametrize("function", ["TrueupFunction", "LifecycleFunction", "ConsumerFunction"])
+def test_every_call_is_allowed_and_every_grant_is_used(
+    stack: DeployedStack, calls: dict[str, list[ApiCall]], function: str
+) -> None:
+    statements = list(_statements(stack, function))
+    refused = [
+        f"{_action(call)} on {_resource(stack, call)}"
+        for call in calls[function]
+        if not _allowed(stack, statements, call)
+    ]
+    assert refused == []
+    granted = {action for statement in statements for action in _listed(statement["Action"])}
+    used = {_action(call) for call in calls[function]}
+    assert {action for action in granted if not action.startswith(ON_BEHALF)} == used
+
+
+def _statements(stack: DeployedStack, function: str) -> Iterator[dict[str, Any]]:
+    """The Allow statements of the function's role: inline policies and attached managed policies."""
+    role_id = stack.template["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
+    role = stack.resolved(role_id)
+    assert role is not None
+    documents = [policy["PolicyDocument"] for policy in role.get("Policies", [])]
+    for arn in role.get("ManagedPolicyArns", []):
+        (policy_id,) = [logical for logical, physical in stack.physical_ids.items() if physical == arn]
+        policy = stack.resolved(policy_id)
+        assert policy is not None
+        documents.append(policy["PolicyDocument"])
+    for document in documents:
+        yield from (statement for statement in document["Statement"] if statement["Effect"] == "Allow")
+
+
+def _allowed(stack: DeployedStack, statements: list[dict[str, Any]], call: ApiCall) -> bool:
+    action, resource, keys = _action(call), _resource(stack, call), _leading_keys(call)
+    for statement in statements:
+        if not any(fnmatch.fnmatchcase(action, pattern) for pattern in _listed(statement["Action"])):
+            continue
+        if not any(fnmatch.fnmatchcase(resource, pattern) for pattern in _listed(statement["Resource"])):
+            continue
+        condition = statement.get("Condition", {})
+        # The only condition the roles use; any other would need teaching to this check first.
+        assert set(condition) <= {"ForAllValues:StringEquals"}, condition
+        permitted = condition.get("ForAllValues:StringEquals", {}).get("dynamodb:LeadingKeys")
+        if permitted is None or keys <= set(permitted):
+            return True
+    return False
+
+
+def _action(call: ApiCall) -> str:
+    return f"{IAM_PREFIX[call.service]}:{call.operation}"
+
+
+def _resource(stack: DeployedStack, call: ApiCall) -> str:
+    """The ARN IAM authorizes the call on (Describe calls support no resource-level permissions)."""
+    params, region = call.params, call.region
+    if call.operation.startswith("Describe"):
+        return "*"
+    if call.service == "dynamodb":
+        (table,) = params["RequestItems"] if "RequestItems" in params else [params["TableName"]]
+        return f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{table}"
+    if call.service == "sns":
+        return str(params["TopicArn"])
+    if call.service == "ec2":
+        return f"arn:aws:ec2:{region}:{ACCOUNT}:security-group/{params['GroupId']}"
+    if call.service == "auto-scaling":
+        # The group's id is part of its ARN; the policy must admit any id with the group's name.
+        group = f"autoScalingGroup:{uuid.uuid4()}:autoScalingGroupName/{params['AutoScalingGroupName']}"
+        return f"arn:aws:autoscaling:{region}:{ACCOUNT}:{group}"
+    raise AssertionError(f"no resource for {call}")
+
+
+def _leading_keys(call: ApiCall) -> set[str]:
+    """The partition keys a DynamoDB call touches (what dynamodb:LeadingKeys is compared with)."""
+    params = call.params
+    if call.service != "dynamodb":
+        return set()
+    if "Key" in params:
+        return {params["Key"]["pk"]["S"]}
+    if "Item" in params:
+        return {params["Item"]["pk"]["S"]}
+    if "RequestItems" in params:
+        return {
+            request["PutRequest"]["Item"]["pk"]["S"]
+            for requests_ in params["RequestItems"].values()
+            for request in requests_
+        }
+    return {params["ExpressionAttributeValues"][":pk"]["S"]}
+
+
+def _listed(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else value
+
+
+class JsonLines(logging.Handler):
+    """Keeps what a Powertools logger writes, formatted by that logger's own formatter."""
+
+    def __init__(self, formatter: logging.Formatter) -> None:
+        super().__init__()
+        self.setFormatter(formatter)
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+
+def test_a_plan_over_the_quota_is_logged_as_the_rule_quota_alarm_counts_it(
+    stack: DeployedStack, functions: Functions, calls: dict[str, list[ApiCall]]
+) -> None:
+    """GIVEN two members and a quota of one rule, WHEN the consumer applies their snapshot, THEN it
+    refuses the plan and logs the field and value the stack's metric filter counts."""
+    (metric_filter,) = stack.resolved_of_type("AWS::Logs::MetricFilter").values()
+    match = re.fullmatch(r'\{ \$\.(\w+) = "(\w+)" \}', metric_filter["FilterPattern"])
+    assert match, metric_filter["FilterPattern"]
+    field, value = match.groups()
+    functions.scale(2)
+    assert functions.run("TrueupFunction", trueup.handler, {})["published"]
+    # The standard logger under the Powertools one (same name) takes the extra handler.
+    logger = logging.getLogger(consumer_bootstrap.logger.name)
+    logged = JsonLines(consumer_bootstrap.logger.registered_formatter)
+    logger.addHandler(logged)
+    before = len(functions.made["ConsumerFunction"])
+    try:
+        refused = functions.deliver(SGMESH_RULE_QUOTA="1")
+    finally:
+        logger.removeHandler(logged)
+    assert refused["batchItemFailures"]
+    assert [line[field] for line in logged.lines if field in line] == [value]
+    writes = [call.operation for call in functions.made["ConsumerFunction"][before:] if call.service == "ec2"]
+    assert "AuthorizeSecurityGroupIngress" not in writes
+
+
+def test_the_checker_refuses_what_the_roles_do_not_grant(stack: DeployedStack) -> None:
+    """The check above can fail: another table's keys, another group, another topic are refused."""
+    consumer = list(_statements(stack, "ConsumerFunction"))
+    producer = list(_statements(stack, "TrueupFunction"))
+    table = stack.physical_ids["Table"]
+    foreign_key = ApiCall(
+        REGION, "dynamodb", "PutItem", {"TableName": table, "Item": {"pk": {"S": f"producer#{CLUSTER}"}}}
+    )
+    other_group = ApiCall(REGION, "ec2", "AuthorizeSecurityGroupIngress", {"GroupId": "sg-0000000000000000f"})
+    other_topic = ApiCall(
+        REGION, "sns", "Publish", {"TopicArn": f"arn:aws:sns:us-east-1:{ACCOUNT}:sgmesh-{CLUSTER}"}
+    )
+    assert not _allowed(stack, consumer, foreign_key)
+    assert not _allowed(stack, consumer, other_group)
+    assert not _allowed(stack, producer, other_topic)
