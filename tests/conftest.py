@@ -2,40 +2,25 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterator
 
 import pytest
 import requests
-from moto.server import ThreadedMotoServer
 
 from cloud.clients import install_client_factory
+from sgmesh.local.embedded import embedded_aws
 from tests.support.mesh import AnyMesh, Provisioner
-
-FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
 
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    # One line per HTTP request drowns the product's own logs in failure reports.
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
+    """The product's own embedded AWS, shared by the session; no setting of the developer's leaks in."""
     with pytest.MonkeyPatch.context() as patch:
-        for name, value in {**FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint}.items():
-            patch.setenv(name, value)
         for name in [name for name in os.environ if name.startswith(("SGMESH_", "AWS_PROFILE"))]:
             patch.delenv(name)
-        yield endpoint
-    server.stop()
+        with embedded_aws() as endpoint:
+            yield endpoint
 
 
 @pytest.fixture

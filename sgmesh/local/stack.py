@@ -121,7 +121,7 @@ def provision_region(region: str, spec: StackSpec, instances: int) -> RegionStac
     security_group_id = ec2.create_security_group(GroupName=spec.name, Description=f"{spec.name} members")[
         "GroupId"
     ]
-    _create_table(region, spec.name)
+    create_table(region, spec.name)
     topic_arn = boto3.client("sns", region_name=region).create_topic(Name=spec.name)["TopicArn"]
     queue_url, queue_arn, dlq_url = _create_queues(region, spec)
     return RegionStack(
@@ -144,7 +144,8 @@ def subscribe_to_peers(stacks: list[RegionStack], spec: StackSpec) -> None:
         stack.environment = stack.settings_environment(spec, topics)
 
 
-def _create_table(region: str, name: str) -> None:
+def create_table(region: str, name: str) -> None:
+    """The stack's table: string keys pk/sk, on demand, TTL on `expires_at`."""
     dynamodb = boto3.client("dynamodb", region_name=region)
     dynamodb.create_table(
         TableName=name,

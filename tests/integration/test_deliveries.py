@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sgmesh.local.stack import create_table
 from tests.support.mesh import Mesh
 
 
@@ -37,15 +38,7 @@ def fresh_consumer_target(mesh: Mesh, region: str) -> None:
     suffix = uuid.uuid4().hex[:8]
     stack = mesh.stacks[region]
     table = f"sgmesh-{region}-{suffix}"
-    mesh.dynamodb(region).create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_table(region, table)
     group_id = mesh.ec2(region).create_security_group(GroupName=f"sgmesh-{suffix}", Description="example")[
         "GroupId"
     ]
