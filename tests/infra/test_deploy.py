@@ -240,8 +240,10 @@ def test_roles_write_only_the_managed_groups_and_complete_only_the_named_groups(
         return {statement["Sid"]: statement for statement in policy["PolicyDocument"]["Statement"]}
 
     consumer = statements("ConsumerRole")
+    # The group ARNs scope every write; rule ARNs cannot name a group, so they are region-wide.
     assert consumer["WriteManagedGroupsOnly"]["Resource"] == [
-        f"arn:aws:ec2:us-east-1:{ACCOUNT}:security-group/{deployed.security_groups['us-east-1']}"
+        f"arn:aws:ec2:us-east-1:{ACCOUNT}:security-group/{deployed.security_groups['us-east-1']}",
+        f"arn:aws:ec2:us-east-1:{ACCOUNT}:security-group-rule/*",
     ]
     lifecycle = statements("LifecycleRole")
     assert lifecycle["CompleteOwnGroupsActions"]["Resource"] == [
