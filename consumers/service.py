@@ -121,9 +121,11 @@ class ApplyService:
         Every group's plan is checked against the quota before any group is touched.
         """
         cause_fields = [_snapshot_fields(snapshot) for snapshot in causes]
-        desired = self._desired()
         for attempt in range(1, self._max_conflict_retries + 2):
-            observed = self._observe(desired)
+            # Desired is re-read with actual on every attempt: a conflict means another consumer
+            # wrote, and it may have stored a newer snapshot first; a stale desired would revoke
+            # the members that snapshot added.
+            observed = self._observe(self._desired())
             for plan, existing in observed:
                 check_quota(plan, existing, self._settings.rule_quota)
             try:

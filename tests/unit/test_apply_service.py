@@ -423,3 +423,27 @@ def test_given_rejected_record_then_logged_as_error_with_its_message_id_and_reas
 def test_given_consumer_setting_missing_when_service_built_then_settings_error_names_it(missing: str) -> None:
     with pytest.raises(SettingsError, match=missing):
         new_service(consumer_settings(AddressMode.PUBLIC, **{missing: ""}))
+
+
+def test_given_a_racing_consumer_stores_a_newer_snapshot_then_the_retry_plans_from_it() -> None:
+    # GIVEN two consumers on one table and one set of groups, converged on version 1 of a source
+    consumer_a, states, groups = new_service()
+    consumer_b = ApplyService(
+        settings=consumer_settings(),
+        states=states,
+        groups=groups,
+        audit=FakeAuditLog(),
+        logger=Logger(service="b"),
+    )
+    consumer_a.apply([snapshot_of(0, 1, {0})])
+
+    # WHEN A applies version 2 and, between its read and its first write, B applies version 3 (a new member)
+    def consumer_b_runs() -> None:
+        consumer_b.apply([snapshot_of(0, 3, {0, 1, 2})])
+
+    groups.interference.append(lambda _operation, _group, _permissions: consumer_b_runs())
+    consumer_a.apply([snapshot_of(0, 2, {0, 1})])
+
+    # THEN A's retry planned from the table's newest state: B's new member was not revoked
+    assert_converged(groups, expected_permissions([snapshot_of(0, 3, {0, 1, 2})], AddressMode.PUBLIC))
+    assert ("revoke", GROUP_IDS[0]) not in groups.calls
