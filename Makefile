@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # build, deploy, checkov and infra-lint; defines CHECKOV_STAMP, so it comes before the test rule.
 include infra/infra.mk
 
-.PHONY: test demo lint typecheck unit schemas clean
+.PHONY: test demo lint typecheck unit schemas bench chaos clean
 
 # The install log stays out of the way unless the install fails.
 $(STAMP): pyproject.toml
@@ -33,6 +33,16 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
+
+# Call counts, CPU, import and convergence times against the 2017 blog's algorithm (README: Performance).
+bench: $(STAMP)
+	$(BIN)/python -m tests.bench.run
+
+# Every fault scenario at full size, one table of results; fails on any lost member, extra rule or
+# non-convergence (make test runs the same scenarios shortened).
+chaos: $(STAMP)
+	SGMESH_CHAOS_EXAMPLES=100 $(BIN)/python -m pytest -q -p no:logging tests/chaos/test_schedules.py
+	$(BIN)/python -m tests.chaos.run
 
 # Regenerates the published JSON Schemas from the models (a test fails when they are stale).
 schemas: $(STAMP)

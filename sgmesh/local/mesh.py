@@ -15,6 +15,7 @@ from cloud.clients import install_client_factory
 from consumers import apply
 from producers import lifecycle, trueup
 from schemas.settings import AddressMode, PortSpec
+from sgmesh.local.buffer import LifecycleBuffer, create_buffer
 from sgmesh.local.clients import CallLedger, ExtendedClientFactory
 from sgmesh.local.clock import SimClock
 from sgmesh.local.esm import EventSourceMapping
@@ -48,6 +49,7 @@ class LocalMesh:
         self.factory = ExtendedClientFactory(self.calls, self.hooks)
         self.stacks: dict[str, RegionStack] = {}
         self.mappings: dict[str, EventSourceMapping] = {}
+        self.buffers: dict[str, LifecycleBuffer] = {}
         self.schedule = Schedule(self.clock, self.spec.trueup_interval_seconds, self.scheduled_trueup)
 
     def provision(self, instances_per_region: int = 2) -> LocalMesh:
@@ -60,6 +62,11 @@ class LocalMesh:
             self.mappings[region] = EventSourceMapping(
                 stack, self.spec, self.clock, partial(self.consume, region)
             )
+            if self.spec.lifecycle_buffer:
+                buffer = create_buffer(region, self.spec)
+                self.buffers[region] = LifecycleBuffer(
+                    stack, self.spec, self.clock, partial(self.lifecycle, region), buffer
+                )
         return self
 
     def close(self) -> None:
@@ -92,9 +99,13 @@ class LocalMesh:
         return invoke(lifecycle.handler, f"{self.spec.name}-lifecycle", environment, event)
 
     def _route(self, region: str, event: dict[str, Any]) -> Any:
-        """EventBridge's rules: the schedule targets the true-up, lifecycle actions the producer."""
+        """EventBridge's rules: the schedule targets the true-up, lifecycle actions the producer (or,
+        where lifecycle events are buffered, its queue)."""
         if event.get("detail-type") == "Scheduled Event":
             return self.trueup(region, event)
+        if region in self.buffers:
+            self.buffers[region].put(event)
+            return None
         return self.lifecycle(region, event)
 
     # -- what happens to the cluster --------------------------------------------------------------
@@ -133,7 +144,7 @@ class LocalMesh:
     def step(self) -> int:
         """Let every emulated part act once at the current time; return how much happened."""
         activity = self.schedule.fire_due() + self.bus.dispatch_due() + self.hooks.expire_due()
-        for mapping in self.mappings.values():
+        for mapping in self._all_mappings():
             activity += mapping.release_due() + mapping.poll()
         return activity
 
@@ -162,14 +173,30 @@ class LocalMesh:
             api_calls=len(self.calls.since(first_call)),
         )
 
+    def run_for(self, sim_seconds: float) -> None:
+        """Let `sim_seconds` of simulated time pass, every emulated part acting when due, converged or
+        not (a region may be cut off, or deliveries lost, on purpose)."""
+        deadline = self.clock.now + sim_seconds
+        while True:
+            while self.step():
+                pass
+            if self.clock.now >= deadline:
+                return
+            visible, _in_flight = self._queued()
+            self.clock.advance_to(min(self._next_moment(include_polls=visible > 0), deadline))
+
+    def _all_mappings(self) -> list[EventSourceMapping]:
+        """The consumers' mappings and, where lifecycle events are buffered, the producers'."""
+        return [*self.mappings.values(), *(buffer.mapping for buffer in self.buffers.values())]
+
     def _queued(self) -> tuple[int, int]:
         """Messages (visible, in flight) on the queues of the regions that are not cut off."""
-        counts = [mapping.queued() for mapping in self.mappings.values() if not mapping.paused]
+        counts = [mapping.queued() for mapping in self._all_mappings() if not mapping.paused]
         return sum(visible for visible, _ in counts), sum(in_flight for _, in_flight in counts)
 
     def _next_moment(self, *, include_polls: bool) -> float:
         candidates = [self.bus.next_due, self.hooks.next_deadline, self.schedule.next_due]
-        for mapping in self.mappings.values():
+        for mapping in self._all_mappings():
             candidates += [
                 mapping.next_release,
                 mapping.next_poll if include_polls and not mapping.paused else None,

@@ -31,11 +31,24 @@ class StackSpec:
     trueup_interval_seconds: int = 15 * 60
     rule_quota: int = 60
     event_retention_days: int = 30
+    # Lifecycle events reach the producer in batches through a buffering queue (sgmesh/local/buffer.py)
+    # instead of one invocation each, so a storm costs one describe per batch.
+    lifecycle_buffer: bool = False
+    lifecycle_timeout_seconds: int = 60
+    buffer_batching_window_seconds: int = 2
 
     @property
     def visibility_timeout_seconds(self) -> int:
         # AWS's guidance for SQS event sources: at least six times the function timeout.
         return 6 * self.consumer_timeout_seconds
+
+    @property
+    def buffer_visibility_timeout_seconds(self) -> int:
+        return 6 * self.lifecycle_timeout_seconds
+
+    @property
+    def buffer_name(self) -> str:
+        return f"{self.name}-lifecycle-buffer"
 
     @property
     def name(self) -> str:

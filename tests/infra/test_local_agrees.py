@@ -36,6 +36,17 @@ def test_queues_and_the_event_source_match(sam_template: dict[str, Any]) -> None
     assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
 
+def test_lifecycle_events_reach_the_producer_the_way_the_template_routes_them(
+    sam_template: dict[str, Any],
+) -> None:
+    # The local runtime buffers lifecycle events (sgmesh/local/buffer.py) exactly when the template
+    # puts a queue between the rule and the function.
+    lifecycle = sam_template["Resources"]["LifecycleFunction"]["Properties"]
+    buffered = any(event["Type"] == "SQS" for event in lifecycle["Events"].values())
+    assert buffered == SPEC.lifecycle_buffer
+    assert lifecycle["Timeout"] == SPEC.lifecycle_timeout_seconds
+
+
 def test_lifecycle_hooks_schedule_and_quota_defaults_match(sam_template: dict[str, Any]) -> None:
     assert default(sam_template, "LifecycleHeartbeatTimeout") == SPEC.heartbeat_timeout_seconds
     assert default(sam_template, "LifecycleDefaultResult") == SPEC.default_result

@@ -1,0 +1,81 @@
+"""Plays the lifecycle buffer: EventBridge's lifecycle rule targets an SQS queue (not the function),
+and an event source mapping hands the producer batches of those events, so that a storm of launches
+costs one describe and one publish per batch instead of per instance."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import boto3
+
+from sgmesh.local.clock import SimClock
+from sgmesh.local.esm import EventSourceMapping
+from sgmesh.local.stack import RegionStack, StackSpec
+
+
+@dataclass(frozen=True)
+class BufferQueue:
+    url: str
+    arn: str
+    dlq_url: str
+
+
+def create_buffer(region: str, spec: StackSpec) -> BufferQueue:
+    """The buffer queue and its dead-letter queue, with the settings the template gives them."""
+    sqs = boto3.client("sqs", region_name=region)
+    dlq_url = sqs.create_queue(
+        QueueName=f"{spec.buffer_name}-dlq",
+        Attributes={"MessageRetentionPeriod": str(spec.dlq_retention_seconds)},
+    )["QueueUrl"]
+    url = sqs.create_queue(
+        QueueName=spec.buffer_name,
+        Attributes={
+            "VisibilityTimeout": str(spec.buffer_visibility_timeout_seconds),
+            "MessageRetentionPeriod": str(spec.queue_retention_seconds),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": _arn(sqs, dlq_url), "maxReceiveCount": str(spec.max_receive_count)}
+            ),
+        },
+    )["QueueUrl"]
+    return BufferQueue(url, _arn(sqs, url), dlq_url)
+
+
+class LifecycleBuffer:
+    """One region's buffer: EventBridge's SQS target on one side, the producer's mapping on the other."""
+
+    def __init__(
+        self,
+        stack: RegionStack,
+        spec: StackSpec,
+        clock: SimClock,
+        invoke: Callable[[dict[str, Any]], Any],
+        queue: BufferQueue,
+    ) -> None:
+        self.queue = queue
+        self._sqs = boto3.client("sqs", region_name=stack.region)
+        # The mapping reads its queue from the stack and its timings from the spec: it gets views of
+        # both with the buffer's queue and the lifecycle function's batching and timeout.
+        self.mapping = EventSourceMapping(
+            replace(stack, queue_url=queue.url, queue_arn=queue.arn, dlq_url=queue.dlq_url),
+            replace(
+                spec,
+                batching_window_seconds=spec.buffer_batching_window_seconds,
+                consumer_timeout_seconds=spec.lifecycle_timeout_seconds,
+            ),
+            clock,
+            invoke,
+        )
+
+    def put(self, event: dict[str, Any]) -> None:
+        """EventBridge's SQS target: the message body is the event, as AWS sends it."""
+        self._sqs.send_message(QueueUrl=self.queue.url, MessageBody=json.dumps(event))
+
+
+def _arn(sqs: Any, queue_url: str) -> str:
+    arn: str = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    return arn

@@ -1,0 +1,16 @@
+"""Fixtures for the benchmark's count tests: the session's embedded AWS, left clean for the next test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from cloud.clients import install_client_factory
+
+
+@pytest.fixture
+def endpoint(aws: str) -> Iterator[str]:
+    """The scenarios reset the embedded AWS themselves; a failed one may leave its clients installed."""
+    yield aws
+    install_client_factory(None)

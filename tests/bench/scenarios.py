@@ -1,0 +1,321 @@
+"""The benchmark's scenarios: each runs sgmesh and, where it has one, the blog baseline on the same
+embedded AWS with the same call ledger, and returns what was counted and timed."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from unittest import mock
+from uuid import UUID
+
+import boto3
+import requests
+from moto.ec2.exceptions import RulesPerSecurityGroupLimitExceededError
+from moto.ec2.models.security_groups import SecurityGroupBackend
+
+from consumers.reconcile import desired_rules, plan_group
+from producers.snapshot import build_snapshot
+from schemas.events import Cause, CauseKind, Member, MembershipSnapshot, Source
+from schemas.rules import ExistingRule
+from schemas.settings import AddressMode, PortSpec
+from sgmesh.local.clients import ApiCall
+from sgmesh.local.mesh import DEFAULT_REGIONS, Convergence, LocalMesh
+from sgmesh.local.stack import ACCOUNT, StackSpec
+from tests.bench.baseline import BaselineMesh
+from tests.support.mesh import TWO_REGIONS, Mesh
+
+# AWS's highest inbound-rule quota per group: the larger clusters below need a raised quota, and moto
+# hard-codes the default of 60.
+RAISED_RULE_QUOTA = 1000
+# No scheduled true-up fires during a measurement: it would add calls that no scenario asked for.
+NO_SCHEDULE_SECONDS = 10**9
+STORM_SIZES = (10, 25, 50, 100)
+CLUSTER_SIZES = (2, 10, 100, 500)
+HANDLER_MODULES = ("producers.lifecycle", "producers.trueup", "consumers.apply")
+# What no handler uses, so importing it would only cost cold-start time. Powertools' own package
+# __init__ imports its tracing and metrics modules whatever is used; the X-Ray SDK behind the Tracer
+# is the costly part, and it loads only when a Tracer is created.
+UNUSED_POWERTOOLS = (
+    "aws_xray_sdk",
+    "aws_lambda_powertools.event_handler",
+    "aws_lambda_powertools.utilities.parameters",
+    "aws_lambda_powertools.utilities.idempotency",
+    "aws_lambda_powertools.utilities.feature_flags",
+    "aws_lambda_powertools.utilities.validation",
+    "aws_lambda_powertools.utilities.data_masking",
+    "aws_lambda_powertools.utilities.streaming",
+)
+
+
+class BenchMesh(Mesh):
+    """The tests' recorded mesh without the operator's rule, so both sides start from the same groups."""
+
+    def provision(self, instances_per_region: int = 2) -> BenchMesh:
+        LocalMesh.provision(self, instances_per_region)
+        return self
+
+
+def bench_spec(ports: str = "tcp:7000-7001,tcp:9042", *, buffered: bool = True) -> StackSpec:
+    return StackSpec(
+        ports=ports,
+        rule_quota=RAISED_RULE_QUOTA,
+        trueup_interval_seconds=NO_SCHEDULE_SECONDS,
+        lifecycle_buffer=buffered,
+    )
+
+
+@contextmanager
+def raised_rule_quota(limit: int = RAISED_RULE_QUOTA) -> Iterator[None]:
+    """moto enforces 60 rules per group; an account can have its quota raised to 1000."""
+
+    def verify(
+        _backend: Any, _group: Any, current: int, ip_ranges: list[str], source_groups: Any = None, **_: Any
+    ) -> None:
+        if current + len(ip_ranges or []) + len(source_groups or []) > limit:
+            raise RulesPerSecurityGroupLimitExceededError
+
+    with mock.patch.object(SecurityGroupBackend, "_verify_group_will_respect_rule_count_limit", verify):
+        yield
+
+
+def reset(endpoint: str) -> None:
+    requests.post(f"{endpoint}/moto-api/reset", timeout=30).raise_for_status()
+
+
+def resize(mesh: LocalMesh, region: str, size: int) -> None:
+    """Set a group's size directly in moto (setup, not a lifecycle event), its maximum raised to fit."""
+    boto3.client("autoscaling", region_name=region).update_auto_scaling_group(
+        AutoScalingGroupName=mesh.stacks[region].group_name,
+        MaxSize=max(size, RAISED_RULE_QUOTA),
+        DesiredCapacity=size,
+    )
+
+
+def _start(mesh: BenchMesh | BaselineMesh, sizes: dict[str, int]) -> None:
+    """Provision empty groups, size them, and converge with a true-up in every region."""
+    mesh.provision(0)
+    for region, size in sizes.items():
+        resize(mesh, region, size)
+    mesh.trueup_everywhere()
+    if isinstance(mesh, BenchMesh):
+        assert mesh.run_until_converged().converged, "the cluster did not converge before the measurement"
+
+
+def _mutating_ec2(calls: list[ApiCall], regions: tuple[str, ...]) -> int:
+    return sum(1 for call in calls if call.service == "ec2" and call.mutating and call.region in regions)
+
+
+# -- scenario 1: one membership change at N members per region ----------------------------------
+
+
+@dataclass(frozen=True)
+class ChangeCost:
+    members_per_region: int
+    sgmesh_per_region: dict[str, int]
+    baseline_total: int
+    baseline_remote_writes: int
+
+
+def one_change(endpoint: str, members: int) -> ChangeCost:
+    """Two regions with one port (so that 500 members per region fit a 1000-rule quota); us-east-1
+    launches its N-th instance."""
+    spec = bench_spec(ports="tcp:9042")
+    sizes = {TWO_REGIONS[0]: members - 1, TWO_REGIONS[1]: members}
+    with raised_rule_quota():
+        reset(endpoint)
+        sgmesh = BenchMesh(TWO_REGIONS, spec)
+        _start(sgmesh, sizes)
+        mark = sgmesh.calls.mark()
+        sgmesh.scale(TWO_REGIONS[0], members)
+        assert sgmesh.run_until_converged().converged
+        per_region = Counter(call.region for call in sgmesh.calls.since(mark))
+        assert not sgmesh.cross_region_writes()
+        sgmesh.close()
+        reset(endpoint)
+        baseline = BaselineMesh(TWO_REGIONS, spec)
+        _start(baseline, sizes)
+        mark = baseline.calls.mark()
+        baseline.scale(TWO_REGIONS[0], members)
+        baseline.bus.dispatch_due()
+        calls = baseline.calls.since(mark)
+        baseline.close()
+    return ChangeCost(
+        members,
+        {region: per_region[region] for region in TWO_REGIONS},
+        len(calls),
+        sum(1 for call in calls if call.mutating and call.region != TWO_REGIONS[0]),
+    )
+
+
+# -- scenario 2: a storm of launches in one region ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class StormCost:
+    size: int
+    arrival: str  # "jump": 0 to M at once; "one-by-one": each launch handled before the next
+    buffered: bool  # lifecycle events reach sgmesh's producer through the buffering queue
+    sgmesh_total: int
+    sgmesh_cross_region_writes: int
+    sgmesh_ec2_mutating_in_baseline_regions: int
+    sgmesh_max_grants_per_batch: int  # Authorize + Revoke calls in any one consumer invocation
+    sgmesh_sim_seconds: float
+    baseline_total: int
+    baseline_describe_instances: int
+    baseline_ec2_mutating: int
+    baseline_cross_region_writes: int
+
+    @property
+    def ratio(self) -> float:
+        return self.baseline_total / self.sgmesh_total
+
+
+def storm(endpoint: str, size: int, *, one_by_one: bool, buffered: bool = True) -> StormCost:
+    """us-east-1 grows from 0 to `size` (the others have 2 each): sgmesh on 3 regions, the baseline
+    on the 2 it supports."""
+    launching = DEFAULT_REGIONS[0]
+    others = dict.fromkeys(DEFAULT_REGIONS[1:], 2)
+    steps = list(range(1, size + 1)) if one_by_one else [size]
+    with raised_rule_quota():
+        reset(endpoint)
+        sgmesh = BenchMesh(DEFAULT_REGIONS, bench_spec(buffered=buffered))
+        _start(sgmesh, {launching: 0, **others})
+        mark, first_invocation, started = sgmesh.calls.mark(), len(sgmesh.invocations), sgmesh.clock.now
+        for step in steps:
+            sgmesh.scale(launching, step)
+            assert sgmesh.run_until_converged().converged
+        calls = sgmesh.calls.since(mark)
+        grants = [
+            sum(1 for call in invocation.calls if call.operation.endswith("SecurityGroupIngress"))
+            for invocation in sgmesh.invocations[first_invocation:]
+            if invocation.handler == "apply"
+        ]
+        sim_seconds = sgmesh.clock.now - started
+        cross = len(sgmesh.cross_region_writes())
+        sgmesh.close()
+        reset(endpoint)
+        baseline = BaselineMesh(TWO_REGIONS, bench_spec())
+        _start(baseline, {launching: 0, TWO_REGIONS[1]: 2})
+        baseline_mark = baseline.calls.mark()
+        for step in steps:
+            baseline.scale(launching, step)
+            baseline.bus.dispatch_due()
+        baseline_calls = baseline.calls.since(baseline_mark)
+        baseline.close()
+    return StormCost(
+        size=size,
+        arrival="one-by-one" if one_by_one else "jump",
+        buffered=buffered,
+        sgmesh_total=len(calls),
+        sgmesh_cross_region_writes=cross,
+        sgmesh_ec2_mutating_in_baseline_regions=_mutating_ec2(calls, TWO_REGIONS),
+        sgmesh_max_grants_per_batch=max(grants, default=0),
+        sgmesh_sim_seconds=sim_seconds,
+        baseline_total=len(baseline_calls),
+        baseline_describe_instances=sum(1 for c in baseline_calls if c.operation == "DescribeInstances"),
+        baseline_ec2_mutating=_mutating_ec2(baseline_calls, TWO_REGIONS),
+        baseline_cross_region_writes=sum(1 for c in baseline_calls if c.mutating and c.region != launching),
+    )
+
+
+# -- scenario 3: the pure reconcile plan ---------------------------------------------------------
+
+
+def _members(count: int) -> tuple[Member, ...]:
+    # Public addresses (11.0.0.0/8 is neither reserved nor private), as the public mode requires.
+    return tuple(
+        Member(instance_id=f"i-{index:017x}", public_ipv4=f"11.0.{index // 250}.{index % 250 + 1}/32")
+        for index in range(count)
+    )
+
+
+def snapshot_of(count: int) -> MembershipSnapshot:
+    return build_snapshot(
+        cluster="demo",
+        source=Source(account=ACCOUNT, region="us-east-1", group="sgmesh-demo-us-east-1"),
+        version=1,
+        cause=Cause(kind=CauseKind.TRUEUP),
+        members=_members(count),
+        event_id=UUID(int=1),
+        produced_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+def plan_cpu_seconds(
+    members: int = 1000, ports: str = "tcp:7000-7001,tcp:9042,udp:7002", runs: int = 15
+) -> float:
+    """Median CPU time of desired rules + plan for a group holding half of them, half stale."""
+    specs = [PortSpec.parse(spec) for spec in ports.split(",")]
+    snapshot = snapshot_of(members)
+    desired = desired_rules("demo", [snapshot], specs, AddressMode.PUBLIC)
+    half = list(desired.values())[: len(desired) // 2]
+    existing = [ExistingRule(f"sgr-{i}", rule.permission, rule.description) for i, rule in enumerate(half)]
+    timings = []
+    for _ in range(runs):
+        started = time.process_time()
+        plan_group("sg-1", "demo", desired_rules("demo", [snapshot], specs, AddressMode.PUBLIC), existing)
+        timings.append(time.process_time() - started)
+    return statistics.median(timings)
+
+
+# -- scenario 4: cold-start proxy ----------------------------------------------------------------
+
+
+def import_seconds(module: str) -> float:
+    """Cumulative import time of `module` in a fresh interpreter, from `-X importtime`."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for line in result.stderr.splitlines():
+        _self, cumulative, name = line.removeprefix("import time:").split("|")
+        if name.strip() == module:
+            return int(cumulative) / 1e6
+    raise AssertionError(f"no import time for {module}")
+
+
+def imported_modules(module: str) -> set[str]:
+    """sys.modules after importing `module` in a fresh interpreter."""
+    script = f"import json, sys, {module}; print(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    return set(json.loads(result.stdout))
+
+
+def unused_powertools(module: str) -> list[str]:
+    loaded = imported_modules(module)
+    return sorted(name for name in loaded if name.startswith(UNUSED_POWERTOOLS))
+
+
+# -- scenario 5: end to end ----------------------------------------------------------------------
+
+
+def end_to_end(endpoint: str, launches: int = 5) -> list[Convergence]:
+    """One launch at a time in us-east-1, each from the scale event until every region converged."""
+    reset(endpoint)
+    mesh = BenchMesh(DEFAULT_REGIONS, bench_spec())
+    _start(mesh, dict.fromkeys(DEFAULT_REGIONS, 2))
+    results = []
+    for size in range(3, 3 + launches):
+        mesh.scale(DEFAULT_REGIONS[0], size)
+        results.append(mesh.run_until_converged())
+    mesh.close()
+    return results
+
+
+# -- scenario 6: message size --------------------------------------------------------------------
+
+
+def snapshot_bytes(members: int = 1000) -> int:
+    """The published message (the snapshot's JSON, as the producer sends it) in bytes."""
+    return len(snapshot_of(members).to_json().encode())

@@ -1,0 +1,64 @@
+"""The benchmark's deterministic results, at sizes that keep `make test` fast: the blog model's
+calibration, and sgmesh's call counts against it (counts only; times are reported by `make bench`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.bench import scenarios
+
+
+def test_given_one_launch_at_n_members_then_the_baseline_costs_n_plus_9_and_sgmesh_the_same_in_any_n(
+    endpoint: str,
+) -> None:
+    # GIVEN two regions of N members each once the launch is in; WHEN one instance launches
+    small, large = (scenarios.one_change(endpoint, members) for members in (2, 10))
+    # THEN the blog model makes the calibrated N + 9 calls, 2 of them writes into the other region
+    assert (small.baseline_total, small.baseline_remote_writes) == (11, 2)
+    assert (large.baseline_total, large.baseline_remote_writes) == (19, 2)
+    # AND sgmesh's calls per region do not depend on N
+    assert small.sgmesh_per_region == large.sgmesh_per_region
+
+
+def test_given_a_jump_of_10_then_25_then_the_baseline_is_calibrated_and_sgmesh_gains_with_size(
+    endpoint: str,
+) -> None:
+    # WHEN a group jumps from 0 to M instances, M lifecycle events at once
+    small, large = (scenarios.storm(endpoint, size, one_by_one=False) for size in (10, 25))
+    # THEN the blog model costs M^2 + 7M + 2 calls, M^2 of them DescribeInstances
+    assert (small.baseline_total, small.baseline_describe_instances) == (172, 100)
+    assert (large.baseline_total, large.baseline_describe_instances) == (802, 625)
+    # AND sgmesh makes fewer calls, and the advantage grows with M (linear against quadratic)
+    assert small.ratio > 1
+    assert large.ratio > small.ratio
+    for storm in (small, large):
+        assert_storm_targets(storm)
+
+
+def test_given_arrivals_one_by_one_then_the_baseline_costs_half_m_squared_and_sgmesh_meets_its_targets(
+    endpoint: str,
+) -> None:
+    # WHEN six instances launch one at a time, each handled before the next
+    storm = scenarios.storm(endpoint, 6, one_by_one=True)
+    # THEN the blog model costs M^2/2 + 9.5M calls (exactly M(M+1)/2 + 9M)
+    assert storm.baseline_total == 75
+    assert_storm_targets(storm)
+
+
+def assert_storm_targets(storm: scenarios.StormCost) -> None:
+    """No write to another region, no more EC2 writes than the blog where both run, one reconcile
+    (at most one Authorize and one Revoke) per consumer batch."""
+    assert storm.sgmesh_cross_region_writes == 0
+    assert storm.sgmesh_ec2_mutating_in_baseline_regions <= storm.baseline_ec2_mutating
+    assert storm.sgmesh_max_grants_per_batch <= 2
+
+
+@pytest.mark.parametrize("module", scenarios.HANDLER_MODULES)
+def test_given_a_handler_module_then_it_imports_no_powertools_utility_it_does_not_use(module: str) -> None:
+    # WHEN the handler's module is imported in a fresh interpreter (a cold start)
+    # THEN neither the X-Ray SDK nor an unused Powertools utility is loaded
+    assert scenarios.unused_powertools(module) == []
+
+
+def test_given_a_snapshot_of_1000_members_then_it_is_far_under_the_sns_limit() -> None:
+    assert scenarios.snapshot_bytes(1000) < 200_000
