@@ -1,0 +1,408 @@
+"""The chaos scenarios: each injects its faults into a provisioned mesh, lets it run, and reports.
+
+`size` scales each scenario: make test runs them small, make chaos large.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from sgmesh.local.faults import FaultKind
+from tests.chaos.harness import ChaosMesh, Report, VersionWatch, measure
+from tests.support.mesh import TWO_REGIONS
+
+EAST, WEST, EU = "us-east-1", "us-west-2", "eu-west-1"
+HOUR = 3600.0
+
+
+def start(mesh: ChaosMesh) -> None:
+    """The first true-up everywhere, fault-free: every scenario starts from a converged mesh."""
+    mesh.trueup_everywhere()
+    assert mesh.run_until_converged().converged, "the mesh did not converge before any fault"
+
+
+def region_outage(mesh: ChaosMesh, size: int) -> Report:
+    """(a) eu-west-1 is unreachable for `size` hours while the others scale; then it comes back."""
+    start(mesh)
+    watch = VersionWatch(mesh)
+    watch.sample()
+    outage = size * HOUR
+    mesh.faults.outage(EU, mesh.clock.now, mesh.clock.now + outage)
+    mesh.cut_off(EU)  # SNS keeps retrying its deliveries; its queue holds them
+    for round_ in range(size):
+        mesh.scale(EAST, 2 + (round_ % 3) + 1)
+        mesh.scale(WEST, 1 + round_ % 2)
+        mesh.run_for(outage / size)
+        watch.sample()
+    mesh.restore(EU)
+    outcome = mesh.run_until_converged(max_sim_seconds=mesh.spec.trueup_interval_seconds)
+    watch.sample()
+    return measure(
+        mesh,
+        "a. region unreachable",
+        f"{EU} down {size} h, {size} scalings",
+        converged=outcome.converged,
+        violations=watch.violations,
+    )
+
+
+def crash_points(mesh: ChaosMesh, size: int) -> Report:
+    """(b) the consumer, then the lifecycle producer, dies before each of its AWS calls in turn,
+    scaling out (Authorize) and in (Revoke) by turns; `size` rounds of every point."""
+    start(mesh)
+    violations: list[str] = []
+    crashes = 0
+
+    def flip() -> bool:
+        """Scale the west out to 3 or back in to 2; True if it scaled out."""
+        out = len(mesh.members(WEST)) < 3
+        mesh.scale(WEST, 3 if out else 2)
+        return out
+
+    for function in ("apply", "lifecycle"):
+        # Fault-free changes first, to learn how many calls an invocation makes each way.
+        calls: dict[bool, int] = {}
+        for _ in range(2):
+            handled = len(mesh.handled(WEST, function))
+            out = flip()
+            assert mesh.run_until_converged().converged
+            calls[out] = max(len(i.calls) for i in mesh.handled(WEST, function)[handled:])
+        points = {out: [p for _ in range(size) for p in range(count)] for out, count in calls.items()}
+        while points[True] or points[False]:
+            out = len(mesh.members(WEST)) < 3
+            point = points[out].pop(0) if points[out] else None  # None: a fault-free change back
+            if point is not None:
+                mesh.faults.crash(WEST, function, point)
+                crashes += 1
+            flip()
+            if not mesh.run_until_converged().converged:
+                violations.append(f"{function} crashed before call #{point}: no convergence")
+            if mesh.faults.injected["crash"] != crashes:
+                violations.append(f"{function} never reached call #{point}")
+    return measure(
+        mesh,
+        "b. handler crash at every call",
+        f"{crashes} crashes (consumer, producer)",
+        converged=mesh.converged(),
+        violations=violations,
+    )
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One delivery schedule: what the network does, and how the cluster changes meanwhile."""
+
+    seed: int
+    loss: float
+    duplication: float
+    delay: float
+    shuffle: bool
+    scalings: tuple[tuple[str, int], ...]
+
+
+def random_schedule(rng: random.Random, regions: tuple[str, ...]) -> Schedule:
+    return Schedule(
+        seed=rng.randrange(2**16),
+        loss=rng.choice([0.0, 0.2, 0.5]),
+        duplication=rng.choice([0.0, 0.3, 1.0]),
+        delay=rng.choice([0.0, 0.3, 0.7]),
+        shuffle=rng.random() < 0.5,
+        scalings=tuple((rng.choice(regions), rng.randint(1, 4)) for _ in range(rng.randint(1, 3))),
+    )
+
+
+def run_schedule(mesh: ChaosMesh, schedule: Schedule) -> list[str]:
+    """(c) Under the schedule's faults, each region keeps the newest snapshot it was handed of every
+    source; then a fault-free true-up repairs what was lost. Returns the broken invariants."""
+    violations: list[str] = []
+    faults = mesh.delivery
+    faults.loss, faults.duplication, faults.delay, faults.shuffle = (
+        schedule.loss,
+        schedule.duplication,
+        schedule.delay,
+        schedule.shuffle,
+    )
+    for mapping in mesh.faulty_mappings():
+        mapping.reseed(schedule.seed)
+    for region, size in schedule.scalings:
+        mesh.scale(region, size)
+        mesh.run_for(30)
+    # Long enough for every held-back message and every failed record to come back, and short of
+    # the scheduled true-up, which would repair losses before they are looked at.
+    mesh.run_for(2 * mesh.spec.visibility_timeout_seconds)
+    stored, received = mesh.stored_versions(), mesh.received_versions()
+    violations += [
+        f"{key} stored v{stored.get(key)} but was handed v{version}"
+        for key, version in received.items()
+        if stored.get(key) != version
+    ]
+    faults.loss = faults.duplication = faults.delay = 0.0
+    mesh.trueup_everywhere()
+    if not mesh.run_until_converged().converged:
+        violations.append(f"no convergence after the true-up that follows {schedule}")
+    return violations
+
+
+def delivery_schedules(mesh: ChaosMesh, size: int) -> Report:
+    """(c) `size` random schedules of loss, duplication (x1..x5) and reordering, one after another."""
+    start(mesh)
+    rng = random.Random(mesh.seed)  # noqa: S311 - reproducible schedules, not secrets
+    violations: list[str] = []
+    for _ in range(size):
+        violations += run_schedule(mesh, random_schedule(rng, mesh.regions))
+    lost = sum(m.lost for m in mesh.faulty_mappings())
+    copies = sum(m.duplicated for m in mesh.faulty_mappings())
+    delayed = sum(m.delayed for m in mesh.faulty_mappings())
+    return measure(
+        mesh,
+        "c. loss, duplication, reordering",
+        f"{size} schedules: {lost} lost, {copies} copies, {delayed} delayed",
+        converged=mesh.converged(),
+        violations=violations,
+    )
+
+
+def throttling(mesh: ChaosMesh, size: int) -> Report:
+    """(e) RequestLimitExceeded on consecutive calls: fewer than botocore's attempts are retried
+    within the invocation; more fail the batch, and SQS retries the records (none is dropped)."""
+    start(mesh)
+    violations: list[str] = []
+    attempts = 6  # cloud/clients.py: standard mode, max_attempts 5 retries after the first attempt
+    for consecutive in (attempts - 1, attempts * 2):
+        for _ in range(size):
+            mesh.faults.inject(
+                FaultKind.THROTTLE,
+                region=WEST,
+                operation="ec2:AuthorizeSecurityGroupIngress",
+                times=consecutive,
+            )
+            mesh.faults.inject(
+                FaultKind.THROTTLE, region=EAST, operation="dynamodb:PutItem", times=consecutive
+            )
+            mesh.scale(EAST, len(mesh.members(EAST)) + 1)
+            if not mesh.run_until_converged().converged:
+                violations.append(f"{consecutive} throttles in a row: no convergence")
+    if mesh.faults.backoff_seconds > mesh.spec.consumer_timeout_seconds * 2 * size:
+        violations.append(f"backoff of {mesh.faults.backoff_seconds:.0f} s exceeds the functions' time")
+    return measure(
+        mesh,
+        "e. RequestLimitExceeded in a row",
+        f"{mesh.faults.injected['throttle']} throttles (runs of {attempts - 1} and {attempts * 2})",
+        converged=mesh.converged(),
+        violations=violations,
+    )
+
+
+def poison_batch(mesh: ChaosMesh, size: int) -> Report:
+    """(f) `size` poison records among 10: exactly those fail, and reach the DLQ after
+    maxReceiveCount; the others apply."""
+    start(mesh)
+    violations: list[str] = []
+    poison = [
+        "{not json",
+        json.dumps({"Type": "Notification", "TopicArn": "arn:aws:sns:us-east-1:999999999999:forged"}),
+        json.dumps({"Type": "Notification", "TopicArn": mesh.stacks[EAST].topic_arn, "Message": "{}"}),
+    ]
+    mesh.drain(WEST)
+    for _ in range(10 - size):
+        mesh.trueup(EAST)
+    poison_ids = {
+        mesh.sqs(WEST).send_message(
+            QueueUrl=mesh.stacks[WEST].queue_url, MessageBody=poison[i % len(poison)]
+        )["MessageId"]
+        for i in range(size)
+    }
+    first = len(mesh.handled(WEST, "apply"))
+    outcome = mesh.run_until_converged()
+    batches = mesh.handled(WEST, "apply")[first:]
+    if len(batches[0].event["Records"]) != 10:
+        violations.append(f"the first batch held {len(batches[0].event['Records'])} records, not 10")
+    for batch in batches:
+        failed = {failure["itemIdentifier"] for failure in batch.result["batchItemFailures"]}
+        handed = {record["messageId"] for record in batch.event["Records"]}
+        if failed != handed & poison_ids:
+            violations.append(f"failed {sorted(failed)}, poison {sorted(handed & poison_ids)}")
+    receives = sum(1 for batch in batches if poison_ids & {r["messageId"] for r in batch.event["Records"]})
+    if receives != mesh.spec.max_receive_count:
+        violations.append(
+            f"poison handed over {receives} times, maxReceiveCount is {mesh.spec.max_receive_count}"
+        )
+    stored, received = mesh.stored_versions(), mesh.received_versions()
+    if stored != received:
+        violations.append(f"stored {stored} but handed {received}")
+    return measure(
+        mesh,
+        "f. poison records in a batch of 10",
+        f"{size} poison + {10 - size} good",
+        converged=outcome.converged,
+        violations=violations,
+        dead_letters=size,
+    )
+
+
+def leaving_by_hand(mesh: ChaosMesh, size: int) -> Report:
+    """(h) instances terminated by hand and stopped/started (new public IP): no lifecycle event, so
+    the scheduled true-up catches them."""
+    start(mesh)
+    mesh.scale(EAST, 2 + size)
+    assert mesh.run_until_converged().converged
+    violations: list[str] = []
+    for _ in range(size):
+        mesh.terminate_by_hand(EAST)
+        moved = sorted(mesh.members(WEST))[0]
+        mesh.ec2(WEST).stop_instances(InstanceIds=[moved])
+        mesh.ec2(WEST).start_instances(InstanceIds=[moved])
+        if mesh.converged():
+            violations.append("the change was invisible: the scenario tests nothing")
+        outcome = mesh.run_until_converged(max_sim_seconds=mesh.spec.trueup_interval_seconds + 60)
+        if not outcome.converged:
+            violations.append("the next true-up did not catch the hand-made change")
+    return measure(
+        mesh,
+        "h. left by hand, new public IP",
+        f"{size} terminated + {size} stop/start",
+        converged=mesh.converged(),
+        violations=violations,
+    )
+
+
+class Interleave:
+    """A ClientExtension: right after the product's next `operation` call in `region` returns, runs
+    `meanwhile` (another invocation of a function, racing this one between its read and its write)."""
+
+    def __init__(self, region: str, operation: str) -> None:
+        self.region = region
+        self.operation = operation
+        self.meanwhile: Callable[[], object] | None = None
+        self.fired = 0
+
+    def register(self, client: Any) -> None:
+        if client.meta.region_name != self.region:
+            return
+        service = client.meta.service_model.service_id.hyphenize()
+        client.meta.events.register(f"after-call.{service}", self._after)
+
+    def _after(self, model: Any, **_: Any) -> None:
+        if (
+            self.meanwhile is None
+            or f"{model.service_model.service_id.hyphenize()}:{model.name}" != self.operation
+        ):
+            return
+        meanwhile, self.meanwhile = self.meanwhile, None
+        self.fired += 1
+        meanwhile()
+
+
+def racing_writers(mesh: ChaosMesh, size: int) -> Report:
+    """(d) two producers race in one region (the second describes a newer membership and commits
+    between the first's describe and its version claim), and two consumers race on one group."""
+    producers = Interleave(EAST, "auto-scaling:DescribeAutoScalingGroups")
+    consumers = Interleave(WEST, "ec2:DescribeSecurityGroupRules")
+    mesh.factory.extend(producers)  # before any product client exists: extensions apply to new ones
+    mesh.factory.extend(consumers)
+    start(mesh)
+    violations: list[str] = []
+    for round_ in range(size):
+        mesh.scale(EAST, 3)
+        assert mesh.run_until_converged().converged
+        # The first true-up describes three members; meanwhile one leaves and a second true-up
+        # describes two and commits first.
+        producers.meanwhile = lambda: (mesh.terminate_by_hand(EAST), mesh.trueup(EAST))
+        mesh.trueup(EAST)
+        mesh.run_until_converged(max_sim_seconds=60)  # short of the schedule: no repair from it
+        if not mesh.converged():
+            violations.append(f"round {round_}: the stale describe won the producers' race")
+        # Two snapshots for the west: one consumer applies each, the second between the first's read
+        # of the group and its writes.
+        mesh.cut_off(WEST)  # its queue keeps both snapshots for the race
+        mesh.scale(EAST, len(mesh.members(EAST)) + 1)
+        mesh.scale(WEST, 3 if len(mesh.members(WEST)) < 3 else 2)
+        mesh.run_for(mesh.spec.batching_window_seconds)
+        messages = mesh.drain(WEST)
+        assert len(messages) >= 2, "a snapshot from each region"
+        first, second = messages[:1], messages[1:]
+        consumers.meanwhile = partial(mesh.deliver, WEST, second)
+        results = [mesh.deliver(WEST, first)]
+        results += [i.result for i in mesh.handled(WEST, "apply")[-2:]]
+        mesh.restore(WEST)
+        if any(result is None or result["batchItemFailures"] for result in results):
+            violations.append(f"round {round_}: a racing consumer failed its batch: {results}")
+        if not mesh.run_until_converged(max_sim_seconds=60).converged:
+            violations.append(f"round {round_}: the consumers' race left the group wrong")
+    if producers.fired != size or consumers.fired != size:
+        violations.append(f"races run: producers {producers.fired}, consumers {consumers.fired} of {size}")
+    return measure(
+        mesh,
+        "d. racing producers, racing consumers",
+        f"{size} producer races + {size} consumer races",
+        converged=mesh.converged(),
+        violations=violations,
+    )
+
+
+def lifecycle_completion(mesh: ChaosMesh, size: int) -> Report:
+    """(g) CompleteLifecycleAction fails (retried by Lambda's async retries), or keeps failing until
+    the hook expires (DefaultResult); and a launch is never ABANDONed because another region is down."""
+    start(mesh)
+    violations: list[str] = []
+    expired = 0
+    for round_ in range(size):
+        # Fails one whole invocation (the emulated call gets no botocore retry), then succeeds on
+        # Lambda's asynchronous retry.
+        mesh.faults.inject(
+            FaultKind.SERVER_ERROR, region=EAST, operation="auto-scaling:CompleteLifecycleAction", times=1
+        )
+        (launched,) = mesh.scale(EAST, len(mesh.members(EAST)) + 1)
+        mesh.run_until_converged()
+        (completion,) = [c for c in mesh.hooks.completions if c.instance_id == launched]
+        if completion.by_timeout or completion.result != "CONTINUE":
+            violations.append(f"round {round_}: a failed completion was not retried: {completion}")
+        # Fails every invocation and retry: the hook expires; the event goes to the producer's DLQ.
+        mesh.faults.inject(
+            FaultKind.SERVER_ERROR, region=EAST, operation="auto-scaling:CompleteLifecycleAction", times=10**6
+        )
+        (launched,) = mesh.scale(EAST, len(mesh.members(EAST)) + 1)
+        outcome = mesh.run_until_converged(
+            max_sim_seconds=mesh.spec.heartbeat_timeout_seconds + mesh.spec.trueup_interval_seconds
+        )
+        mesh.faults.clear()
+        expired += 1
+        (completion,) = [c for c in mesh.hooks.completions if c.instance_id == launched]
+        if not completion.by_timeout or not outcome.converged:
+            violations.append(f"round {round_}: expired hook {completion}, converged {outcome.converged}")
+    # eu-west-1 is unreachable while us-east-1 launches: the launch completes all the same.
+    mesh.faults.outage(EU, mesh.clock.now, mesh.clock.now + HOUR)
+    mesh.cut_off(EU)
+    (launched,) = mesh.scale(EAST, len(mesh.members(EAST)) + 1)
+    mesh.run_for(mesh.spec.batching_window_seconds)
+    (completion,) = [c for c in mesh.hooks.completions if c.instance_id == launched]
+    if (completion.result, completion.by_timeout) != ("CONTINUE", False):
+        violations.append(f"a launch waited on an unreachable region: {completion}")
+    mesh.run_for(HOUR)
+    mesh.restore(EU)
+    outcome = mesh.run_until_converged()
+    return measure(
+        mesh,
+        "g. lifecycle completion fails, expires",
+        f"{size} failed + {expired} expired completions, {EU} down",
+        converged=outcome.converged,
+        violations=violations,
+        dead_letters=expired,
+    )
+
+
+SCENARIOS = {
+    "region_outage": (region_outage, tuple[str, ...]((EAST, WEST, EU))),
+    "crash_points": (crash_points, TWO_REGIONS),
+    "delivery_schedules": (delivery_schedules, TWO_REGIONS),
+    "racing_writers": (racing_writers, TWO_REGIONS),
+    "throttling": (throttling, TWO_REGIONS),
+    "poison_batch": (poison_batch, TWO_REGIONS),
+    "lifecycle_completion": (lifecycle_completion, tuple[str, ...]((EAST, WEST, EU))),
+    "leaving_by_hand": (leaving_by_hand, TWO_REGIONS),
+}
