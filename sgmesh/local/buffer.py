@@ -13,7 +13,7 @@ import boto3
 
 from sgmesh.local.clock import SimClock
 from sgmesh.local.esm import EventSourceMapping
-from sgmesh.local.stack import RegionStack, StackSpec
+from sgmesh.local.stack import RegionStack, StackSpec, create_queue_with_dlq
 
 
 @dataclass(frozen=True)
@@ -25,22 +25,9 @@ class BufferQueue:
 
 def create_buffer(region: str, spec: StackSpec) -> BufferQueue:
     """The buffer queue and its dead-letter queue, with the settings the template gives them."""
-    sqs = boto3.client("sqs", region_name=region)
-    dlq_url = sqs.create_queue(
-        QueueName=f"{spec.buffer_name}-dlq",
-        Attributes={"MessageRetentionPeriod": str(spec.dlq_retention_seconds)},
-    )["QueueUrl"]
-    url = sqs.create_queue(
-        QueueName=spec.buffer_name,
-        Attributes={
-            "VisibilityTimeout": str(spec.buffer_visibility_timeout_seconds),
-            "MessageRetentionPeriod": str(spec.queue_retention_seconds),
-            "RedrivePolicy": json.dumps(
-                {"deadLetterTargetArn": _arn(sqs, dlq_url), "maxReceiveCount": str(spec.max_receive_count)}
-            ),
-        },
-    )["QueueUrl"]
-    return BufferQueue(url, _arn(sqs, url), dlq_url)
+    return BufferQueue(
+        *create_queue_with_dlq(region, spec, spec.buffer_name, spec.buffer_visibility_timeout_seconds)
+    )
 
 
 class LifecycleBuffer:
@@ -72,10 +59,3 @@ class LifecycleBuffer:
     def put(self, event: dict[str, Any]) -> None:
         """EventBridge's SQS target: the message body is the event, as AWS sends it."""
         self._sqs.send_message(QueueUrl=self.queue.url, MessageBody=json.dumps(event))
-
-
-def _arn(sqs: Any, queue_url: str) -> str:
-    arn: str = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    return arn

@@ -136,7 +136,9 @@ def provision_region(region: str, spec: StackSpec, instances: int) -> RegionStac
     ]
     create_table(region, spec.name)
     topic_arn = boto3.client("sns", region_name=region).create_topic(Name=spec.name)["TopicArn"]
-    queue_url, queue_arn, dlq_url = _create_queues(region, spec)
+    queue_url, queue_arn, dlq_url = create_queue_with_dlq(
+        region, spec, spec.name, spec.visibility_timeout_seconds
+    )
     return RegionStack(
         region, group_name, security_group_id, spec.name, topic_arn, queue_url, queue_arn, dlq_url
     )
@@ -174,20 +176,28 @@ def create_table(region: str, name: str) -> None:
     )
 
 
-def _create_queues(region: str, spec: StackSpec) -> tuple[str, str, str]:
+def create_queue_with_dlq(
+    region: str, spec: StackSpec, name: str, visibility_timeout: int
+) -> tuple[str, str, str]:
+    """A queue redriving to its own DLQ after maxReceiveCount, the DLQ keeping messages longer.
+
+    Returns (queue url, queue ARN, DLQ url).
+    """
     sqs = boto3.client("sqs", region_name=region)
     dlq_url = sqs.create_queue(
-        QueueName=f"{spec.name}-dlq",
+        QueueName=f"{name}-dlq",
         Attributes={"MessageRetentionPeriod": str(spec.dlq_retention_seconds)},
     )["QueueUrl"]
-    dlq_arn = _queue_arn(sqs, dlq_url)
     queue_url = sqs.create_queue(
-        QueueName=spec.name,
+        QueueName=name,
         Attributes={
-            "VisibilityTimeout": str(spec.visibility_timeout_seconds),
+            "VisibilityTimeout": str(visibility_timeout),
             "MessageRetentionPeriod": str(spec.queue_retention_seconds),
             "RedrivePolicy": json.dumps(
-                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(spec.max_receive_count)}
+                {
+                    "deadLetterTargetArn": _queue_arn(sqs, dlq_url),
+                    "maxReceiveCount": str(spec.max_receive_count),
+                }
             ),
         },
     )["QueueUrl"]
