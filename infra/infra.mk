@@ -26,8 +26,10 @@ deploy: $(STAMP)
 # checkov pins an older boto3 than the project's, so it gets a virtualenv of its own (about 40 s once).
 $(CHECKOV_STAMP): infra/infra.mk
 	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet '$(CHECKOV_REQUIREMENT)'
+	@echo "installing checkov into $(CHECKOV_VENV) (log: $(CHECKOV_VENV)/install.log)"
+	@{ $(CHECKOV_VENV)/bin/python -m pip install --upgrade pip && \
+		$(CHECKOV_VENV)/bin/python -m pip install '$(CHECKOV_REQUIREMENT)'; } \
+		> $(CHECKOV_VENV)/install.log 2>&1 || { tail -n 40 $(CHECKOV_VENV)/install.log; exit 1; }
 	touch $(CHECKOV_STAMP)
 
 checkov: $(CHECKOV_STAMP)
