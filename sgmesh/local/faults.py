@@ -127,6 +127,7 @@ class Faults:
 
     def __init__(self, clock: SimClock, seed: int = 0) -> None:
         self._clock = clock
+        self._seed = seed
         self._random = random.Random(seed)  # noqa: S311 - reproducible faults, not secrets
         self._faults: list[ApiFault] = []
         self._outages: list[Outage] = []
@@ -191,8 +192,15 @@ class Faults:
             def sleep(_self, seconds: float) -> None:
                 self.backoff_seconds += seconds
 
-        with mock.patch.object(botocore.endpoint, "time", _Time()):
-            yield
+        # botocore's retry jitter draws from the random module's own generator (bound as a default
+        # argument, so it cannot be swapped): seeding it makes a run's backoff repeat exactly.
+        state = random.getstate()
+        random.seed(self._seed)
+        try:
+            with mock.patch.object(botocore.endpoint, "time", _Time()):
+                yield
+        finally:
+            random.setstate(state)
 
     # -- the botocore hooks --------------------------------------------------------------------------
 
