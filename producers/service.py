@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 
 from aws_lambda_powertools.logging import Logger
 
-from producers.snapshot import build_snapshot, membership_digest, select_members
+from producers.snapshot import membership_digest, select_members
 from schemas.errors import AddressNotAssignedError, VersionConflictError
 from schemas.events import Cause, CauseKind, Member, MembershipSnapshot, Source
 from schemas.inventory import GroupInstance, InstanceAddresses
@@ -227,7 +227,7 @@ class SnapshotService:
         return described
 
     def _publish(self, described: _Described, version: int, cause: Cause) -> Published:
-        snapshot = build_snapshot(
+        snapshot = MembershipSnapshot(
             cluster=self._settings.cluster,
             source=Source(account=self._account, region=self._settings.region, group=described.group),
             version=version,

@@ -5,10 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Collection, Iterable, Mapping
-from datetime import datetime
-from uuid import UUID
 
-from schemas.events import Cause, Member, MembershipSnapshot, Source
+from schemas.events import Member
 from schemas.inventory import GroupInstance, InstanceAddresses
 from schemas.settings import AddressMode
 
@@ -58,27 +56,6 @@ def select_members(
 
 def _host(address: str | None, prefix: int) -> str | None:
     return f"{address}/{prefix}" if address else None
-
-
-def build_snapshot(
-    *,
-    cluster: str,
-    source: Source,
-    version: int,
-    cause: Cause,
-    members: tuple[Member, ...],
-    event_id: UUID,
-    produced_at: datetime,
-) -> MembershipSnapshot:
-    return MembershipSnapshot(
-        event_id=event_id,
-        cluster=cluster,
-        source=source,
-        version=version,
-        produced_at=produced_at,
-        cause=cause,
-        members=members,
-    )
 
 
 # What a consumer turns into rules; lifecycle state and zone change nothing downstream.

@@ -92,8 +92,9 @@ class Operator:
 
     def replay(self, region: str) -> tuple[GroupReview, ...]:
         """Rebuild the desired state from the region's table and reconcile; returns what was done."""
-        before = self.plan(region)
-        build_consumer(self.mesh.settings(region), client_factory()).reconcile()
+        consumer = build_consumer(self.mesh.settings(region), client_factory())
+        before = consumer.plan()
+        consumer.reconcile()
         return before
 
     def trueup(self, regions: list[str] | None = None, *, resync: bool = False) -> list[Published]:

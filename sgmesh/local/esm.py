@@ -52,7 +52,6 @@ class EventSourceMapping:
         self._invisible: list[tuple[float, str]] = []
         self.next_poll = clock.now
         self.paused = False
-        self.batches = 0
         self.failed_records = 0
 
     @property
@@ -104,7 +103,6 @@ class EventSourceMapping:
         return list(response.get("Messages", []))
 
     def _run_batch(self, messages: list[dict[str, Any]]) -> None:
-        self.batches += 1
         try:
             response = self._invoke(
                 sqs_event(messages, queue_arn=self._stack.queue_arn, region=self._stack.region)

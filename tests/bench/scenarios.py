@@ -23,7 +23,6 @@ from moto.ec2.exceptions import RulesPerSecurityGroupLimitExceededError
 from moto.ec2.models.security_groups import SecurityGroupBackend
 
 from consumers.reconcile import desired_rules, plan_group
-from producers.snapshot import build_snapshot
 from schemas.events import Cause, CauseKind, Member, MembershipSnapshot, Source
 from schemas.rules import ExistingRule
 from schemas.settings import AddressMode, PortSpec
@@ -239,7 +238,7 @@ def _members(count: int) -> tuple[Member, ...]:
 
 
 def snapshot_of(count: int) -> MembershipSnapshot:
-    return build_snapshot(
+    return MembershipSnapshot(
         cluster="demo",
         source=Source(account=ACCOUNT, region="us-east-1", group="sgmesh-demo-us-east-1"),
         version=1,
