@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
+from cloud.throttling import ThrottleCounter
+
 if TYPE_CHECKING:
     from mypy_boto3_autoscaling import AutoScalingClient
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -28,6 +30,7 @@ class ClientFactory:
     def __init__(self, session: boto3.session.Session | None = None) -> None:
         self._session = session
         self._clients: dict[tuple[str, str], Any] = {}
+        self.throttles = ThrottleCounter()
 
     def ec2(self, region: str) -> EC2Client:
         return self._client("ec2", region)  # type: ignore[no-any-return]
@@ -51,7 +54,9 @@ class ClientFactory:
         """Make a new client; subclasses may wrap it (tests record every call's region here)."""
         if self._session is None:
             self._session = boto3.session.Session()
-        return self._session.client(service, region_name=region, config=CLIENT_CONFIG)  # type: ignore[call-overload]
+        client = self._session.client(service, region_name=region, config=CLIENT_CONFIG)  # type: ignore[call-overload]
+        self.throttles.register(client)
+        return client
 
 
 _installed: ClientFactory | None = None

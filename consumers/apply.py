@@ -10,14 +10,19 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from cloud.clients import client_factory
 from cloud.sqs_batches import WholeBatchProcessor
 from consumers.bootstrap import apply_service, logger
+from consumers.metrics import metrics
 from schemas.events import MembershipSnapshot
 
 
+@metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     service = apply_service()
+    throttles = client_factory().throttles
+    throttled_before = throttles.count
 
     def accept(record: SQSRecord) -> MembershipSnapshot:
         return service.accept(record.body, record.message_id)
@@ -26,9 +31,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
         service.apply(snapshots)
         return ()
 
-    return process_partial_response(
+    response = process_partial_response(
         event=event,
         record_handler=accept,
         processor=WholeBatchProcessor(apply, logger),
         context=context,
     )
+    service.count_invocation(
+        retried=len(response.get("batchItemFailures", [])), throttled=throttles.count - throttled_before
+    )
+    return response

@@ -9,6 +9,7 @@ from aws_lambda_powertools.logging import Logger
 from cloud.clients import ClientFactory, client_factory
 from cloud.dynamodb import Table
 from cloud.ec2 import Ec2
+from consumers.metrics import EmfOutcomes, metrics
 from consumers.service import ApplyService
 from schemas.settings import Settings, current_settings
 
@@ -24,6 +25,7 @@ def build(settings: Settings, clients: ClientFactory) -> ApplyService:
         states=table,
         groups=Ec2(clients.ec2(settings.region)),
         audit=table,
+        outcomes=EmfOutcomes(metrics, settings.cluster),
         logger=logger,
     )
 

@@ -5,19 +5,23 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from aws_lambda_powertools.logging import Logger
 
+from consumers.metrics import Outcome
 from consumers.reconcile import Plan, check_quota, desired_rules, plan_group, rules_after
 from consumers.state import newest_per_source
 from schemas.audit import AuditEntry, AuditKind
-from schemas.errors import InvalidRecordError, RuleConflictError
+from schemas.errors import InvalidRecordError, RuleConflictError, RuleQuotaExceededError
 from schemas.events import MembershipSnapshot, parse_snapshot
 from schemas.names import topic_region_and_account
 from schemas.rules import DesiredRule, ExistingRule, Family, Permission
 from schemas.settings import Settings
+
+# Producers' clocks may run this far ahead of ours before a snapshot counts as dated in the future.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 class SourceStates(Protocol):
@@ -28,6 +32,12 @@ class SourceStates(Protocol):
 
 class AuditLog(Protocol):
     def record(self, cluster: str, entries: Sequence[AuditEntry], retention_days: int) -> None: ...
+
+
+class Outcomes(Protocol):
+    """Where the consumer counts what happened (EMF metrics in Lambda)."""
+
+    def count(self, outcome: Outcome, value: int = 1, reason: str | None = None) -> None: ...
 
 
 class SecurityGroups(Protocol):
@@ -68,6 +78,7 @@ class ApplyService:
         states: SourceStates,
         groups: SecurityGroups,
         audit: AuditLog,
+        outcomes: Outcomes,
         logger: Logger,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_conflict_retries: int = 3,
@@ -77,6 +88,7 @@ class ApplyService:
         self._states = states
         self._groups = groups
         self._audit = audit
+        self._outcomes = outcomes
         self._logger = logger
         self._clock = clock
         self._max_conflict_retries = max_conflict_retries
@@ -86,12 +98,21 @@ class ApplyService:
         try:
             return self._validate(body)
         except InvalidRecordError as error:
-            self._logger.error("record rejected", extra={"message_id": message_id, "reason": str(error)})
+            self._logger.error(
+                "record rejected",
+                extra={"message_id": message_id, "reason": error.reason, "error": str(error)},
+            )
+            self._outcomes.count(Outcome.REJECTED, reason=error.reason)
             raise
 
     def apply(self, snapshots: Sequence[MembershipSnapshot]) -> ApplyReport:
-        """Store the newest snapshot of each source (if newer than the table's), then reconcile once."""
-        newest = newest_per_source(snapshots)
+        """Store the newest snapshot of each source (if newer than the table's), then reconcile once.
+
+        Snapshots older than the maximum event age are dropped unapplied: the next true-up supersedes
+        anything merely delayed, and a captured message replayed later cannot act.
+        """
+        fresh = self._drop_expired(snapshots)
+        newest = newest_per_source(fresh)
         applied: list[MembershipSnapshot] = []
         stale: list[MembershipSnapshot] = []
         for snapshot in newest.values():
@@ -101,12 +122,19 @@ class ApplyService:
                 "snapshot applied" if stored else "snapshot stale; table already has this version or newer",
                 extra=_snapshot_fields(snapshot),
             )
-        coalesced = len(snapshots) - len(newest)
+        coalesced = len(fresh) - len(newest)
         if coalesced:
             self._logger.info("older snapshots coalesced in batch", extra={"coalesced": coalesced})
+        self._outcomes.count(Outcome.APPLIED, len(applied))
+        self._outcomes.count(Outcome.STALE, len(stale) + coalesced)
         plans = self.reconcile(applied)
         self._record(applied, plans)
         return ApplyReport(tuple(applied), tuple(stale), plans)
+
+    def count_invocation(self, *, retried: int, throttled: int) -> None:
+        """Records SQS will deliver again, and AWS calls throttled (and retried by botocore) meanwhile."""
+        self._outcomes.count(Outcome.RETRIED, retried)
+        self._outcomes.count(Outcome.THROTTLED, throttled)
 
     def plan(self) -> tuple[GroupReview, ...]:
         """What a reconcile would change now; reads only, and reports quota problems instead of raising."""
@@ -126,8 +154,15 @@ class ApplyService:
             # wrote, and it may have stored a newer snapshot first; a stale desired would revoke
             # the members that snapshot added.
             observed = self._observe(self._desired())
-            for plan, existing in observed:
-                check_quota(plan, existing, self._settings.rule_quota)
+            try:
+                for plan, existing in observed:
+                    check_quota(plan, existing, self._settings.rule_quota)
+            except RuleQuotaExceededError as error:
+                self._logger.error(
+                    "plan exceeds the rule quota; nothing was changed", extra={"error": str(error)}
+                )
+                self._outcomes.count(Outcome.QUOTA_EXCEEDED)
+                raise
             try:
                 for plan, _existing in observed:
                     self._execute(plan, cause_fields)
@@ -135,12 +170,27 @@ class ApplyService:
                 self._logger.warning(
                     "group changed under us; re-planning", extra={"attempt": attempt, "error": str(conflict)}
                 )
+                self._outcomes.count(Outcome.CONFLICT_RETRIED)
                 continue
             return tuple(plan for plan, _existing in observed)
         raise RuleConflictError(
             f"groups kept changing under us for {self._max_conflict_retries + 1} attempts; "
             "the record will be retried"
         )
+
+    def _drop_expired(self, snapshots: Sequence[MembershipSnapshot]) -> list[MembershipSnapshot]:
+        oldest = self._clock() - timedelta(seconds=self._settings.max_event_age_seconds)
+        fresh = []
+        for snapshot in snapshots:
+            if snapshot.produced_at >= oldest:
+                fresh.append(snapshot)
+                continue
+            self._logger.warning(
+                "snapshot dropped: older than SGMESH_MAX_EVENT_AGE_SECONDS",
+                extra={**_snapshot_fields(snapshot), "produced_at": snapshot.produced_at.isoformat()},
+            )
+        self._outcomes.count(Outcome.EXPIRED, len(snapshots) - len(fresh))
+        return fresh
 
     def _desired(self) -> dict[Permission, DesiredRule]:
         return desired_rules(
@@ -197,8 +247,10 @@ class ApplyService:
         # Revoke first so a membership swap never needs more than the quota in between.
         if plan.revoke:
             self._groups.revoke(plan.group_id, plan.revoke)
+            self._outcomes.count(Outcome.RULES_REVOKED, len(plan.revoke))
         if plan.authorize:
             self._groups.authorize(plan.group_id, plan.authorize)
+            self._outcomes.count(Outcome.RULES_AUTHORIZED, len(plan.authorize))
         if not plan.is_empty:
             self._logger.info(
                 "security group reconciled",
@@ -214,24 +266,34 @@ class ApplyService:
         try:
             envelope = json.loads(body)
         except json.JSONDecodeError as error:
-            raise InvalidRecordError(f"body is not JSON: {error}") from None
+            raise InvalidRecordError(f"body is not JSON: {error}", "not-json") from None
         if not isinstance(envelope, dict) or envelope.get("Type") != "Notification":
-            raise InvalidRecordError("body is not an SNS notification envelope (raw delivery must be off)")
+            raise InvalidRecordError(
+                "body is not an SNS notification envelope (raw delivery must be off)", "not-sns-envelope"
+            )
         topic_arn = envelope.get("TopicArn")
         if topic_arn not in self._settings.peer_topic_arns:
-            raise InvalidRecordError(f"TopicArn {topic_arn!r} is not in SGMESH_PEER_TOPIC_ARNS")
+            raise InvalidRecordError(
+                f"TopicArn {topic_arn!r} is not in SGMESH_PEER_TOPIC_ARNS", "unknown-topic"
+            )
         message = envelope.get("Message")
         if not isinstance(message, str):
-            raise InvalidRecordError("SNS envelope has no Message string")
+            raise InvalidRecordError("SNS envelope has no Message string", "not-sns-envelope")
         snapshot = parse_snapshot(message)
         if snapshot.cluster != self._settings.cluster:
             raise InvalidRecordError(
-                f"cluster {snapshot.cluster!r} is not this deployment's cluster {self._settings.cluster!r}"
+                f"cluster {snapshot.cluster!r} is not this deployment's cluster {self._settings.cluster!r}",
+                "wrong-cluster",
             )
         region, account = topic_region_and_account(topic_arn)
         if (snapshot.source.region, snapshot.source.account) != (region, account):
             raise InvalidRecordError(
-                f"source {snapshot.source.key!r} did not come from its own region's topic {topic_arn!r}"
+                f"source {snapshot.source.key!r} did not come from its own region's topic {topic_arn!r}",
+                "wrong-source",
+            )
+        if snapshot.produced_at > self._clock() + CLOCK_SKEW:
+            raise InvalidRecordError(
+                f"produced_at {snapshot.produced_at.isoformat()} is in the future", "produced-in-future"
             )
         return snapshot
 

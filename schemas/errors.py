@@ -18,7 +18,11 @@ class SettingsError(PermanentError):
 
 
 class InvalidRecordError(PermanentError):
-    """A delivered message is not a snapshot this consumer may apply."""
+    """A delivered message is not a snapshot this consumer may apply; `reason` is a short metric label."""
+
+    def __init__(self, message: str, reason: str = "invalid-snapshot") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class RuleQuotaExceededError(PermanentError):

@@ -11,7 +11,15 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from schemas.errors import SettingsError
-from schemas.names import ClusterName, GroupName, RegionName, SecurityGroupId, TableName, TopicArn
+from schemas.names import (
+    ClusterName,
+    GroupName,
+    PrefixListId,
+    RegionName,
+    SecurityGroupId,
+    TableName,
+    TopicArn,
+)
 
 PORT_SPEC = re.compile(r"^(?P<protocol>tcp|udp):(?P<from_port>[0-9]{1,5})(-(?P<to_port>[0-9]{1,5}))?$")
 
@@ -21,6 +29,14 @@ class AddressMode(StrEnum):
 
     PUBLIC = "public"
     PRIVATE = "private"
+
+
+class TargetMode(StrEnum):
+    """Where the member addresses go: rules in the groups, spread over shard groups, or a prefix list."""
+
+    SECURITY_GROUP = "security-group"
+    SHARDED = "sharded"
+    PREFIX_LIST = "prefix-list"
 
 
 class PortSpec(BaseModel):
@@ -83,6 +99,9 @@ ENVIRONMENT_NAMES: dict[str, str] = {
     "address": "SGMESH_ADDRESS",
     "rule_quota": "SGMESH_RULE_QUOTA",
     "event_retention_days": "SGMESH_EVENT_RETENTION_DAYS",
+    "max_event_age_seconds": "SGMESH_MAX_EVENT_AGE_SECONDS",
+    "target": "SGMESH_TARGET",
+    "prefix_list_ids": "SGMESH_PREFIX_LIST_IDS",
 }
 
 
@@ -100,8 +119,13 @@ class Settings(BaseModel):
     ports: Annotated[tuple[PortSpec, ...], BeforeValidator(_port_specs)] = ()
     peer_topic_arns: Annotated[tuple[TopicArn, ...], CommaList] = ()
     address: AddressMode = Field(default=AddressMode.PUBLIC, strict=False)
+    target: TargetMode = Field(default=TargetMode.SECURITY_GROUP, strict=False)
+    prefix_list_ids: Annotated[tuple[PrefixListId, ...], CommaList] = ()
     rule_quota: int = Field(default=60, ge=1, le=1000, strict=False)
     event_retention_days: int = Field(default=30, ge=1, le=3650, strict=False)
+    # Older snapshots are dropped, not applied: a captured message replayed later cannot act, and the
+    # next true-up (every 15 minutes by default) supersedes anything that was merely delayed.
+    max_event_age_seconds: int = Field(default=21600, ge=60, le=14 * 86400, strict=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:

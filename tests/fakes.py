@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import count
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+from consumers.metrics import Outcome
 from schemas.audit import AuditEntry
 from schemas.errors import RuleConflictError
 from schemas.events import Cause, CauseKind, Member, MembershipSnapshot, Source, parse_snapshot
@@ -59,6 +60,19 @@ class FakeAuditLog:
         if self.failure is not None:
             raise self.failure
         self.entries.extend(entries)
+
+
+class FakeOutcomes:
+    """Keeps every count, by outcome and by (outcome, reason)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[Outcome] = Counter()
+        self.reasons: Counter[tuple[Outcome, str]] = Counter()
+
+    def count(self, outcome: Outcome, value: int = 1, reason: str | None = None) -> None:
+        self.counts[outcome] += value
+        if reason is not None:
+            self.reasons[outcome, reason] += value
 
 
 class RulesPerGroupLimitExceeded(Exception):
@@ -247,6 +261,8 @@ class FakeLifecycleHooks:
 
 CLUSTER = "prod"
 PRODUCED_AT = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+# When the consumers under test receive what the builders make: half a minute after it was produced.
+RECEIVED_AT = PRODUCED_AT + timedelta(seconds=30)
 
 
 def topic_arn(source: Source, cluster: str = CLUSTER) -> str:

@@ -10,6 +10,8 @@ from typing import Any
 from unittest import mock
 
 Handler = Callable[[dict[str, Any], Any], Any]
+# There is no CloudWatch here: EMF metric lines would only interleave with the CLI's own output.
+RUNTIME_ENVIRONMENT = {"POWERTOOLS_METRICS_DISABLED": "true"}
 
 
 @dataclass
@@ -34,5 +36,5 @@ def invoke(handler: Handler, name: str, environment: dict[str, str], event: dict
         invoked_function_arn=f"arn:aws:lambda:{region}:123456789012:function:{name}",
         aws_request_id=str(uuid.uuid4()),
     )
-    with mock.patch.dict(os.environ, environment):
+    with mock.patch.dict(os.environ, RUNTIME_ENVIRONMENT | environment):
         return handler(event, context)

@@ -69,14 +69,21 @@ def test_bad_records_fail_alone_and_leave_no_trace(mesh: Mesh, caplog: pytest.Lo
     assert sorted(f["itemIdentifier"] for f in response["batchItemFailures"]) == sorted(
         m["MessageId"] for m in bad.values()
     )
-    rejected = {r.message_id: r.reason for r in caplog.records if r.getMessage() == "record rejected"}
+    rejected = {
+        r.message_id: (r.reason, r.error) for r in caplog.records if r.getMessage() == "record rejected"
+    }
     assert set(rejected) == {m["MessageId"] for m in bad.values()}
-    assert "not JSON" in rejected[bad["not JSON"]["MessageId"]]
-    assert "intruder" in rejected[bad["unknown topic"]["MessageId"]]
-    assert "someone-else" in rejected[bad["wrong cluster"]["MessageId"]]
-    assert "0.0.0.0/0" in rejected[bad["the world"]["MessageId"]]
-    assert "54.1.2.0/24" in rejected[bad["a /24"]["MessageId"]]
-    assert "not a public address" in rejected[bad["private in public mode"]["MessageId"]]
+    expected = {
+        "not JSON": ("not-json", "not JSON"),
+        "unknown topic": ("unknown-topic", "intruder"),
+        "wrong cluster": ("wrong-cluster", "someone-else"),
+        "the world": ("invalid-snapshot", "0.0.0.0/0"),
+        "a /24": ("invalid-snapshot", "54.1.2.0/24"),
+        "private in public mode": ("invalid-snapshot", "not a public address"),
+    }
+    for name, (reason, detail) in expected.items():
+        logged_reason, logged_error = rejected[bad[name]["MessageId"]]
+        assert (logged_reason, detail in logged_error) == (reason, True), name
 
     # ... the good record applied, and nothing bad reached the table or the group
     east = {f"{ip}/32" for ip in mesh.members("us-east-1").values()}

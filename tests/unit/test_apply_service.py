@@ -19,7 +19,9 @@ from schemas.rules import ExistingRule, Permission
 from schemas.settings import AddressMode, Settings
 from tests.fakes import (
     CLUSTER,
+    RECEIVED_AT,
     FakeAuditLog,
+    FakeOutcomes,
     FakeSecurityGroups,
     FakeSourceStates,
     make_member,
@@ -62,7 +64,9 @@ def new_service(
         states=states,
         groups=groups,
         audit=FakeAuditLog(),
+        outcomes=FakeOutcomes(),
         logger=Logger(service="test"),
+        clock=lambda: RECEIVED_AT,
         max_conflict_retries=max_conflict_retries,
     )
     return service, states, groups
@@ -416,7 +420,8 @@ def test_given_rejected_record_then_logged_as_error_with_its_message_id_and_reas
     (record,) = [record for record in caplog.records if record.getMessage() == "record rejected"]
     assert record.levelname == "ERROR"
     assert vars(record)["message_id"] == "message-42"
-    assert "not JSON" in vars(record)["reason"]
+    assert vars(record)["reason"] == "not-json"
+    assert "not JSON" in vars(record)["error"]
 
 
 @pytest.mark.parametrize("missing", ["SGMESH_SECURITY_GROUP_IDS", "SGMESH_PORTS", "SGMESH_PEER_TOPIC_ARNS"])
@@ -433,7 +438,9 @@ def test_given_a_racing_consumer_stores_a_newer_snapshot_then_the_retry_plans_fr
         states=states,
         groups=groups,
         audit=FakeAuditLog(),
+        outcomes=FakeOutcomes(),
         logger=Logger(service="b"),
+        clock=lambda: RECEIVED_AT,
     )
     consumer_a.apply([snapshot_of(0, 1, {0})])
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from aws_lambda_powertools.logging import Logger
 
 from consumers.service import ApplyService
@@ -12,7 +10,9 @@ from schemas.events import Source
 from schemas.settings import Settings
 from tests.fakes import (
     CLUSTER,
+    RECEIVED_AT,
     FakeAuditLog,
+    FakeOutcomes,
     FakeSecurityGroups,
     FakeSourceStates,
     make_member,
@@ -21,7 +21,7 @@ from tests.fakes import (
 
 GROUP = "sg-0aaaaaaaaaaaaaaa1"
 SOURCE = Source(account="111111111111", region="eu-west-1", group="cassandra-a")
-NOW = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
+NOW = RECEIVED_AT
 
 
 def service(quota: int = 60) -> tuple[ApplyService, FakeSecurityGroups, FakeAuditLog]:
@@ -42,6 +42,7 @@ def service(quota: int = 60) -> tuple[ApplyService, FakeSecurityGroups, FakeAudi
         states=FakeSourceStates(),
         groups=groups,
         audit=audit,
+        outcomes=FakeOutcomes(),
         logger=Logger(service="test"),
         clock=lambda: NOW,
     )

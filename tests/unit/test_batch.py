@@ -18,7 +18,9 @@ from schemas.rules import Permission
 from schemas.settings import Settings
 from tests.fakes import (
     CLUSTER,
+    RECEIVED_AT,
     FakeAuditLog,
+    FakeOutcomes,
     FakeSecurityGroups,
     FakeSourceStates,
     make_member,
@@ -72,7 +74,15 @@ def new_service() -> tuple[ApplyService, FakeSourceStates, FakeSecurityGroups]:
     )
     states, groups = FakeSourceStates(), FakeSecurityGroups(GROUP_ID)
     audit = FakeAuditLog()
-    service = ApplyService(settings=settings, states=states, groups=groups, audit=audit, logger=LOGGER)
+    service = ApplyService(
+        settings=settings,
+        states=states,
+        groups=groups,
+        audit=audit,
+        outcomes=FakeOutcomes(),
+        logger=LOGGER,
+        clock=lambda: RECEIVED_AT,
+    )
     return service, states, groups
 
 

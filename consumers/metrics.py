@@ -1,0 +1,58 @@
+"""The consumer's outcomes as CloudWatch metrics, written as EMF log lines through Powertools."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from aws_lambda_powertools.metrics import Metrics, MetricUnit, single_metric
+
+NAMESPACE = "sgmesh"
+SERVICE = "sgmesh-consumer"
+
+
+class Outcome(StrEnum):
+    """One metric per outcome; the template's alarms name these."""
+
+    APPLIED = "SnapshotsApplied"
+    STALE = "SnapshotsStale"
+    EXPIRED = "SnapshotsExpired"
+    REJECTED = "RecordsRejected"
+    QUOTA_EXCEEDED = "RuleQuotaExceeded"
+    CONFLICT_RETRIED = "ConflictRetries"
+    THROTTLED = "ApiThrottled"
+    RETRIED = "RecordsRetried"
+    RULES_AUTHORIZED = "RulesAuthorized"
+    RULES_REVOKED = "RulesRevoked"
+
+
+class EmfOutcomes:
+    """Counts outcomes on a Powertools Metrics object; the handler's `log_metrics` flushes them.
+
+    A rejection is counted twice: once under the cluster's dimensions (what an alarm watches) and
+    once with its reason as a dimension (what an operator breaks the count down by).
+    """
+
+    def __init__(self, metrics: Metrics, cluster: str) -> None:
+        self._metrics = metrics
+        self._cluster = cluster
+        metrics.set_default_dimensions(cluster=cluster)
+
+    def count(self, outcome: Outcome, value: int = 1, reason: str | None = None) -> None:
+        if value <= 0:
+            return
+        self._metrics.add_metric(name=outcome.value, unit=MetricUnit.Count, value=value)
+        if reason is not None:
+            with single_metric(
+                name=outcome.value,
+                unit=MetricUnit.Count,
+                value=value,
+                namespace=NAMESPACE,
+                default_dimensions={"service": SERVICE, "cluster": self._cluster},
+            ) as metric:
+                metric.add_dimension(name="reason", value=reason)
+
+    def gauge(self, name: str, value: int) -> None:
+        self._metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
