@@ -1,0 +1,99 @@
+"""SNS signing certificates: fetched over verified HTTPS, cached per URL; the source is injectable."""
+
+from __future__ import annotations
+
+import ssl
+import urllib.error
+import urllib.request
+from collections import OrderedDict
+from collections.abc import Callable
+from http.client import HTTPException
+
+from schemas.errors import RetryableError
+
+CertificateFetch = Callable[[str], bytes]
+
+FETCH_TIMEOUT_SECONDS = 5.0
+# A signing certificate is ~2 KB of PEM; anything much larger is not one, and is not read whole.
+MAX_CERTIFICATE_BYTES = 16 * 1024
+# SNS signs with one key for a long time, so a few URLs cover every peer topic; a bound keeps a stream
+# of distinct URLs from growing the cache without end.
+CACHE_SIZE = 64
+
+
+class CertificateUnavailableError(RetryableError):
+    """The signing certificate could not be fetched; another attempt may succeed."""
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    # The URL policy names the only host trusted to serve a certificate: a redirect elsewhere is refused.
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def fetch_over_https(
+    url: str,
+    *,
+    context: ssl.SSLContext | None = None,
+    timeout: float = FETCH_TIMEOUT_SECONDS,
+    max_bytes: int = MAX_CERTIFICATE_BYTES,
+) -> bytes:
+    """GET `url` over HTTPS with the system's trust store (or `context`), no redirects, size-capped."""
+    if not url.startswith("https://"):
+        raise CertificateUnavailableError(f"signing certificate URL {url!r} is not https")
+    opener = urllib.request.build_opener(
+        _NoRedirects(), urllib.request.HTTPSHandler(context=context or ssl.create_default_context())
+    )
+    try:
+        with opener.open(url, timeout=timeout) as response:  # https only, checked above
+            body: bytes = response.read(max_bytes + 1)
+    except (urllib.error.URLError, HTTPException, OSError) as error:
+        raise CertificateUnavailableError(
+            f"signing certificate {url} could not be fetched: {error}"
+        ) from None
+    if len(body) > max_bytes:
+        raise CertificateUnavailableError(
+            f"signing certificate {url} is larger than {max_bytes} bytes; not a certificate"
+        )
+    return body
+
+
+class CachedCertificates:
+    """Certificates by URL, fetched once each; the least recently used one leaves first when full."""
+
+    def __init__(self, fetch: CertificateFetch, size: int = CACHE_SIZE) -> None:
+        self._fetch = fetch
+        self._size = size
+        self._pems: OrderedDict[str, bytes] = OrderedDict()
+
+    def __call__(self, url: str) -> bytes:
+        pem = self._pems.get(url)
+        if pem is None:
+            # A failed fetch raises before anything is stored, so the next attempt fetches again.
+            pem = self._fetch(url)
+            self._pems[url] = pem
+            if len(self._pems) > self._size:
+                self._pems.popitem(last=False)
+        else:
+            self._pems.move_to_end(url)
+        return pem
+
+
+_installed: CachedCertificates | None = None
+
+
+def certificate(url: str) -> bytes:
+    """The PEM at `url` from the installed source (HTTPS by default), cached in this process."""
+    global _installed
+    if _installed is None:
+        _installed = CachedCertificates(fetch_over_https)
+    return _installed(url)
+
+
+def install_certificate_source(fetch: CertificateFetch | None) -> None:
+    """Replace where certificates come from (tests, the local runtime); None restores HTTPS.
+
+    The cache goes with the old source: a certificate it fetched is not trusted under the new one.
+    """
+    global _installed
+    _installed = None if fetch is None else CachedCertificates(fetch)
