@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 
 from schemas.errors import RuleConflictError
 from schemas.inventory import InstanceAddresses
-from schemas.rules import DesiredRule, ExistingRule, Family, Permission
+from schemas.rules import ALL_TRAFFIC, DesiredRule, ExistingRule, Family, Permission
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -92,7 +92,7 @@ def _addresses(instance: Any) -> InstanceAddresses:
 def _existing(rule: SecurityGroupRuleTypeDef) -> ExistingRule:
     cidr = rule.get("CidrIpv4") or rule.get("CidrIpv6")
     permission = (
-        Permission(rule["IpProtocol"], rule.get("FromPort", -1), rule.get("ToPort", -1), cidr)
+        Permission.described(rule["IpProtocol"], rule.get("FromPort"), rule.get("ToPort"), cidr)
         if cidr
         else None
     )
@@ -109,16 +109,19 @@ def _permissions(rules: Sequence[DesiredRule]) -> list[IpPermissionTypeDef]:
             ipv6.setdefault(key, []).append({"CidrIpv6": permission.cidr, "Description": rule.description})
         else:
             ipv4.setdefault(key, []).append({"CidrIp": permission.cidr, "Description": rule.description})
-    return [
-        {
+    permissions: list[IpPermissionTypeDef] = []
+    for key in sorted(ipv4.keys() | ipv6.keys()):
+        protocol, from_port, to_port = key
+        entry: IpPermissionTypeDef = {
             "IpProtocol": protocol,
-            "FromPort": from_port,
-            "ToPort": to_port,
-            "IpRanges": ipv4.get((protocol, from_port, to_port), []),
-            "Ipv6Ranges": ipv6.get((protocol, from_port, to_port), []),
+            "IpRanges": ipv4.get(key, []),
+            "Ipv6Ranges": ipv6.get(key, []),
         }
-        for protocol, from_port, to_port in sorted(ipv4.keys() | ipv6.keys())
-    ]
+        # All traffic has no ports; for ICMP they carry the type and code (-1 = any).
+        if protocol != ALL_TRAFFIC:
+            entry["FromPort"], entry["ToPort"] = from_port, to_port
+        permissions.append(entry)
+    return permissions
 
 
 def _raise_conflict(error: ClientError, group_id: str) -> None:

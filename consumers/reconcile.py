@@ -27,8 +27,8 @@ def is_managed(rule: ExistingRule, cluster: str) -> bool:
     return rule.permission is not None and rule.description.split(" ", 1)[0] == marker(cluster)
 
 
-def member_address(member: Member, mode: AddressMode) -> str | None:
-    return member.public_ipv4 if mode is AddressMode.PUBLIC else member.private_ipv4
+def member_addresses(member: Member, mode: AddressMode) -> tuple[str, ...]:
+    return mode.pick(member.public_ipv4, member.private_ipv4, member.ipv6)
 
 
 def describe_rule(cluster: str, snapshot: MembershipSnapshot, member: Member) -> str:
@@ -40,18 +40,18 @@ def describe_rule(cluster: str, snapshot: MembershipSnapshot, member: Member) ->
 def desired_rules(
     cluster: str, states: Iterable[MembershipSnapshot], ports: Iterable[PortSpec], mode: AddressMode
 ) -> dict[Permission, DesiredRule]:
-    """(every port spec) x (every member address of every source), keyed by what AWS deduplicates on."""
+    """(every port spec) x (every address the mode admits of every member of every source), keyed by
+    what AWS deduplicates on; a typed ICMP spec skips the addresses of the other family."""
     port_specs = tuple(ports)
     desired: dict[Permission, DesiredRule] = {}
     for snapshot in sorted(states, key=lambda state: state.source.key):
         for member in snapshot.members:
-            address = member_address(member, mode)
-            if address is None:
-                continue
             description = describe_rule(cluster, snapshot, member)
-            for spec in port_specs:
-                permission = Permission(spec.protocol, spec.from_port, spec.to_port, address)
-                desired.setdefault(permission, DesiredRule(permission, description))
+            for address in member_addresses(member, mode):
+                for spec in port_specs:
+                    permission = Permission.for_spec(spec, address)
+                    if permission is not None:
+                        desired.setdefault(permission, DesiredRule(permission, description))
     return desired
 
 

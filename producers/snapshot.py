@@ -21,7 +21,8 @@ def is_member_state(lifecycle_state: str) -> bool:
 
 
 def has_mode_address(addresses: InstanceAddresses, mode: AddressMode) -> bool:
-    return bool(addresses.public_ipv4 if mode is AddressMode.PUBLIC else addresses.private_ipv4)
+    """An instance is a member once it has an address the mode admits: a member always gets rules."""
+    return bool(mode.pick(addresses.public_ipv4, addresses.private_ipv4, addresses.ipv6))
 
 
 def select_members(

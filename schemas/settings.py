@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any, Literal, Self
@@ -21,7 +21,17 @@ from schemas.names import (
     TopicArn,
 )
 
-PORT_SPEC = re.compile(r"^(?P<protocol>tcp|udp):(?P<from_port>[0-9]{1,5})(-(?P<to_port>[0-9]{1,5}))?$")
+PORT_SPEC = re.compile(
+    r"^(?:(?P<protocol>tcp|udp):(?P<from_port>[0-9]{1,5})(?:-(?P<to_port>[0-9]{1,5}))?"
+    r"|(?P<icmp>icmpv6|icmp)(?::(?P<type>[0-9]{1,3})(?::(?P<code>[0-9]{1,3}))?)?"
+    r"|(?P<all>all))$"
+)
+PORT_SPEC_FORMS = (
+    "tcp:PORT, tcp:FROM-TO, udp:PORT, udp:FROM-TO, icmp[:TYPE[:CODE]], icmpv6[:TYPE[:CODE]], all"
+)
+# EC2's "any" for an ICMP type or code, and the ports of an all-traffic rule.
+ANY = -1
+ICMP_MAX = 255
 
 
 class AddressMode(StrEnum):
@@ -29,6 +39,26 @@ class AddressMode(StrEnum):
 
     PUBLIC = "public"
     PRIVATE = "private"
+    IPV6 = "ipv6"
+    DUAL_STACK = "dual-stack"  # public IPv4 and IPv6
+
+    def pick(self, public_ipv4: str | None, private_ipv4: str | None, ipv6: Sequence[str]) -> tuple[str, ...]:
+        """The addresses of one instance this mode admits, each to get its own rules; none = no member.
+
+        Dual-stack admits an instance with either family, not only one with both: while a fleet moves
+        to IPv6, an instance launched in a subnet without IPv6 still serves the cluster over IPv4, and
+        requiring both would cut it off.
+        """
+        match self:
+            case AddressMode.PUBLIC:
+                chosen: tuple[str | None, ...] = (public_ipv4,)
+            case AddressMode.PRIVATE:
+                chosen = (private_ipv4,)
+            case AddressMode.IPV6:
+                chosen = tuple(ipv6)
+            case AddressMode.DUAL_STACK:
+                chosen = (public_ipv4, *ipv6)
+        return tuple(address for address in chosen if address)
 
 
 class TargetMode(StrEnum):
@@ -40,34 +70,64 @@ class TargetMode(StrEnum):
 
 
 class PortSpec(BaseModel):
-    """One protocol and port range every member may reach, e.g. `tcp:7000-7001`."""
+    """What every member may reach: `tcp:7000-7001`, `udp:53`, `icmp`, `icmp:8`, `icmp:3:4`, `all`...
+
+    The two numbers are EC2's FromPort and ToPort: a port range for tcp and udp, the type and code for
+    icmp and icmpv6 (-1 = any), and -1 for all traffic.
+    """
 
     model_config = ConfigDict(strict=True, frozen=True)
 
-    protocol: Literal["tcp", "udp"]
-    from_port: int = Field(ge=0, le=65535)
-    to_port: int = Field(ge=0, le=65535)
+    protocol: Literal["tcp", "udp", "icmp", "icmpv6", "all"]
+    from_port: int = Field(default=ANY, ge=ANY, le=65535)
+    to_port: int = Field(default=ANY, ge=ANY, le=65535)
 
     @model_validator(mode="after")
-    def _ordered(self) -> Self:
-        if self.from_port > self.to_port:
-            raise ValueError(f"port range {self.from_port}-{self.to_port} runs backwards")
+    def _fits_protocol(self) -> Self:
+        ports = (self.from_port, self.to_port)
+        if self.protocol in ("tcp", "udp"):
+            if min(ports) < 0:
+                raise ValueError(f"{self.protocol} needs ports 0-65535, got {self.from_port}-{self.to_port}")
+            if self.from_port > self.to_port:
+                raise ValueError(f"port range {self.from_port}-{self.to_port} runs backwards")
+        elif self.protocol == "all":
+            if ports != (ANY, ANY):
+                raise ValueError(f"all traffic has no ports, got {self.from_port}-{self.to_port}")
+        elif max(ports) > ICMP_MAX:
+            raise ValueError(f"ICMP type and code are 0-{ICMP_MAX}, got {self.from_port}:{self.to_port}")
+        elif self.from_port == ANY and self.to_port != ANY:
+            raise ValueError(f"ICMP code {self.to_port} needs a type")
         return self
 
     @classmethod
     def parse(cls, text: str) -> PortSpec:
+        """One spec as written in SGMESH_PORTS; errors name the text."""
         match = PORT_SPEC.match(text.strip())
         if match is None:
-            raise ValueError(f"{text!r} is not a port spec (protocol:port or protocol:from-to, tcp or udp)")
-        from_port = int(match["from_port"])
-        to_port = int(match["to_port"]) if match["to_port"] else from_port
+            raise ValueError(f"{text!r} is not a port spec ({PORT_SPEC_FORMS})")
+        fields: dict[str, str | int]
+        if match["protocol"]:
+            from_port = int(match["from_port"])
+            to_port = int(match["to_port"]) if match["to_port"] else from_port
+            fields = {"protocol": match["protocol"], "from_port": from_port, "to_port": to_port}
+        elif match["icmp"]:
+            icmp_type = int(match["type"]) if match["type"] else ANY
+            icmp_code = int(match["code"]) if match["code"] else ANY
+            fields = {"protocol": match["icmp"], "from_port": icmp_type, "to_port": icmp_code}
+        else:
+            fields = {"protocol": "all"}
         try:
-            return cls(protocol=match["protocol"], from_port=from_port, to_port=to_port)  # type: ignore[arg-type]
+            return cls.model_validate(fields)
         except ValidationError as error:
             reason = error.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
             raise ValueError(f"{text.strip()!r} is not a valid port spec: {reason}") from None
 
     def __str__(self) -> str:
+        if self.protocol == "all":
+            return "all"
+        if self.protocol in ("icmp", "icmpv6"):
+            numbers = [str(number) for number in (self.from_port, self.to_port) if number != ANY]
+            return ":".join([self.protocol, *numbers])
         ports = str(self.from_port) if self.from_port == self.to_port else f"{self.from_port}-{self.to_port}"
         return f"{self.protocol}:{ports}"
 

@@ -24,7 +24,6 @@ from tests.fakes import (
     FakeOutcomes,
     FakeSecurityGroups,
     FakeSourceStates,
-    make_member,
     make_snapshot,
     sns_body,
     topic_arn,
@@ -74,10 +73,11 @@ def new_service(
 
 def pool_member(source_index: int, n: int) -> Member:
     """Instance n of a source; its addresses are fixed, so a member means the same rules everywhere."""
-    return make_member(
-        f"i-{source_index:08x}{n:09x}",
-        f"54.{source_index + 1}.0.{n + 1}/32",
-        f"10.{source_index}.0.{n + 1}/32",
+    return Member(
+        instance_id=f"i-{source_index:08x}{n:09x}",
+        public_ipv4=f"54.{source_index + 1}.0.{n + 1}/32",
+        private_ipv4=f"10.{source_index}.0.{n + 1}/32",
+        ipv6=(f"2600:1f18:{source_index + 1:x}::{n + 1:x}/128",),
     )
 
 
@@ -88,11 +88,18 @@ def snapshot_of(source_index: int, version: int, members: Iterable[int]) -> Memb
 
 
 def expected_permissions(newest: Iterable[MembershipSnapshot], mode: AddressMode) -> set[Permission]:
-    """Written out independently of the product: (every port range) x (every member's address)."""
+    """Written out independently of the product: (every port range) x (every address the mode admits)."""
+
+    def admitted(member: Member) -> tuple[str | None, ...]:
+        return {
+            AddressMode.PUBLIC: (member.public_ipv4,),
+            AddressMode.PRIVATE: (member.private_ipv4,),
+            AddressMode.IPV6: member.ipv6,
+            AddressMode.DUAL_STACK: (member.public_ipv4, *member.ipv6),
+        }[mode]
+
     addresses = {
-        member.public_ipv4 if mode is AddressMode.PUBLIC else member.private_ipv4
-        for snapshot in newest
-        for member in snapshot.members
+        address for snapshot in newest for member in snapshot.members for address in admitted(member)
     }
     return {Permission(p, f, t, cidr) for p, f, t in PORT_RANGES for cidr in addresses if cidr}
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from consumers.reconcile import check_quota, desired_rules, plan_group
 from schemas.errors import RuleQuotaExceededError
-from schemas.events import Source
+from schemas.events import Member, Source
 from schemas.rules import DesiredRule, ExistingRule, Permission
 from schemas.settings import AddressMode, PortSpec
 from tests.fakes import make_member, make_snapshot
@@ -317,3 +317,21 @@ def test_applying_the_plan_makes_managed_rules_desired_and_leaves_unmarked_rules
     assert desired_permissions <= set(all_after)
     assert len(all_after) == len(set(all_after)), "a permission was authorized twice"
     assert [rule for rule in after if not is_prod_managed(rule)] == unmanaged_before
+
+
+def test_given_dual_stack_member_and_icmp_spec_when_desired_then_icmp_for_ipv4_and_icmpv6_for_ipv6() -> None:
+    member = Member(
+        instance_id="i-00000000000000001",
+        public_ipv4="54.1.1.1/32",
+        private_ipv4="10.0.0.1/32",
+        ipv6=("2600:1f18::1/128",),
+    )
+
+    desired = desired_rules(
+        "prod", [make_snapshot(EU, 1, [member])], [PortSpec.parse("icmp")], AddressMode.DUAL_STACK
+    )
+
+    assert set(desired) == {
+        Permission("icmp", -1, -1, "54.1.1.1/32"),
+        Permission("icmpv6", -1, -1, "2600:1f18::1/128"),
+    }

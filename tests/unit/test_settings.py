@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -70,7 +72,13 @@ def test_given_only_required_variables_when_read_then_defaults_apply() -> None:
     [
         ("SGMESH_PORTS", "tcp:abc"),
         ("SGMESH_PORTS", "tcp:9000-8000"),
-        ("SGMESH_PORTS", "icmp:1"),
+        ("SGMESH_PORTS", "icmp:256"),
+        ("SGMESH_PORTS", "icmp:8:300"),
+        ("SGMESH_PORTS", "icmpv6:1:2:3"),
+        ("SGMESH_PORTS", "all:80"),
+        ("SGMESH_PORTS", "tcp"),
+        ("SGMESH_PORTS", "sctp:9"),
+        ("SGMESH_ADDRESS", "dual"),
         ("SGMESH_PORTS", "tcp:70000"),
         ("SGMESH_PORTS", "9042"),
         ("SGMESH_ADDRESS", "elastic"),
@@ -178,6 +186,95 @@ def test_given_settings_when_changed_then_assignment_is_refused() -> None:
 )
 def test_given_port_spec_text_when_parsed_then_protocol_and_range(text: str, expected: PortSpec) -> None:
     assert PortSpec.parse(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "protocol", "from_port", "to_port"),
+    [
+        ("icmp", "icmp", -1, -1),
+        ("icmp:8", "icmp", 8, -1),
+        ("icmp:3:4", "icmp", 3, 4),
+        ("icmp:0:0", "icmp", 0, 0),
+        ("icmpv6", "icmpv6", -1, -1),
+        ("icmpv6:128", "icmpv6", 128, -1),
+        ("icmpv6:1:4", "icmpv6", 1, 4),
+        ("all", "all", -1, -1),
+        ("udp:53", "udp", 53, 53),
+        ("tcp:7000-7001", "tcp", 7000, 7001),
+    ],
+)
+def test_given_any_protocols_text_when_parsed_then_ec2_numbers_and_the_same_text_back(
+    text: str, protocol: str, from_port: int, to_port: int
+) -> None:
+    spec = PortSpec.parse(text)
+
+    assert (spec.protocol, spec.from_port, spec.to_port) == (protocol, from_port, to_port)
+    assert str(spec) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("icmp:256", "0-255"),
+        ("icmp:8:256", "0-255"),
+        ("all:1", "not a port spec"),
+        ("icmp:", "not a port spec"),
+        ("icmp-8", "not a port spec"),
+        ("ICMP", "not a port spec"),
+        ("udp:9-8", "runs backwards"),
+    ],
+)
+def test_given_bad_spec_when_parsed_then_error_names_the_text_and_why(text: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason) as raised:
+        PortSpec.parse(text)
+
+    assert repr(text) in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"protocol": "tcp"}, "tcp needs ports 0-65535, got -1--1"),
+        ({"protocol": "udp", "from_port": -1, "to_port": 53}, "udp needs ports 0-65535"),
+        ({"protocol": "all", "from_port": 0, "to_port": 65535}, "all traffic has no ports, got 0-65535"),
+        ({"protocol": "icmp", "to_port": 4}, "ICMP code 4 needs a type"),
+        ({"protocol": "icmpv6", "from_port": 300}, "ICMP type and code are 0-255, got 300:-1"),
+    ],
+    ids=["tcp-without-ports", "udp-any-port", "all-with-ports", "icmp-code-without-type", "icmp-type-300"],
+)
+def test_given_numbers_that_do_not_fit_the_protocol_when_built_then_refused(
+    fields: dict[str, object], reason: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(reason)):
+        PortSpec.model_validate(fields)
+
+
+@given(
+    protocol=st.sampled_from(["icmp", "icmpv6"]),
+    icmp_type=st.integers(-1, 255),
+    icmp_code=st.integers(-1, 255),
+)
+def test_any_valid_icmp_spec_round_trips_through_its_text(
+    protocol: str, icmp_type: int, icmp_code: int
+) -> None:
+    if icmp_type == -1:
+        icmp_code = -1
+    spec = PortSpec.model_validate({"protocol": protocol, "from_port": icmp_type, "to_port": icmp_code})
+
+    assert PortSpec.parse(str(spec)) == spec
+
+
+@pytest.mark.parametrize(
+    ("text", "mode"),
+    [
+        ("public", AddressMode.PUBLIC),
+        ("private", AddressMode.PRIVATE),
+        ("ipv6", AddressMode.IPV6),
+        ("dual-stack", AddressMode.DUAL_STACK),
+    ],
+)
+def test_given_each_address_mode_when_read_then_parsed(text: str, mode: AddressMode) -> None:
+    assert Settings.from_env(minimal_environment() | {"SGMESH_ADDRESS": text}).address is mode
 
 
 @given(

@@ -138,3 +138,19 @@ def test_given_instance_ec2_does_not_know_when_selected_then_excluded() -> None:
     )
 
     assert members == ()
+
+
+def test_given_ipv6_mode_when_instance_has_no_ipv6_address_then_excluded() -> None:
+    instances = [
+        GroupInstance("i-00000000000000001", "InService"),
+        GroupInstance("i-00000000000000002", "InService"),
+    ]
+    known = addresses(
+        BOTH, InstanceAddresses("i-00000000000000002", private_ipv4="10.0.0.2", ipv6=("2600:1f18::2",))
+    )
+
+    (member,) = select_members(instances, known, AddressMode.IPV6)
+
+    assert member.instance_id == "i-00000000000000002"
+    assert member.ipv6 == ("2600:1f18::2/128",)
+    assert member.private_ipv4 == "10.0.0.2/32"
