@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_sns import SNSClient
 
+    from cloud.service_quotas import ServiceQuotasClient
+
 # `standard` retries RequestLimitExceeded and throttling with backoff; the legacy mode does not.
 CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 5},
@@ -43,6 +45,9 @@ class ClientFactory:
 
     def sns(self, region: str) -> SNSClient:
         return self._client("sns", region)  # type: ignore[no-any-return]
+
+    def service_quotas(self, region: str) -> ServiceQuotasClient:
+        return self._client("service-quotas", region)  # type: ignore[no-any-return]
 
     def _client(self, service: str, region: str) -> Any:
         key = (service, region)

@@ -3,31 +3,59 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from aws_lambda_powertools.logging import Logger
 
 from cloud.clients import ClientFactory, client_factory
 from cloud.dynamodb import Table
 from cloud.ec2 import Ec2
+from cloud.prefix_lists import PrefixLists
+from cloud.service_quotas import RuleBudgetReader
+from cloud.sns_certificates import certificate
 from consumers.metrics import EmfOutcomes, metrics
-from consumers.service import ApplyService
-from schemas.settings import Settings, current_settings
+from consumers.prefix_list_target import PrefixListTarget
+from consumers.service import ApplyService, Outcomes, Target
+from consumers.signatures import SignatureVerifier
+from schemas.settings import Settings, TargetMode, current_settings
 
 logger = Logger(service="sgmesh-consumer")
 
 _services: dict[tuple[Settings, ClientFactory], ApplyService] = {}
 
 
-def build(settings: Settings, clients: ClientFactory) -> ApplyService:
+def rule_budget(settings: Settings, clients: ClientFactory) -> RuleBudgetReader:
+    """The region's rule budget, read from Service Quotas once (the reader caches it)."""
+    return RuleBudgetReader(clients.service_quotas(settings.region), settings.rule_quota, logger)
+
+
+def build(settings: Settings, clients: ClientFactory, budget: RuleBudgetReader | None = None) -> ApplyService:
     table = Table(clients.dynamodb(settings.region), settings.table_name)
+    budget = budget or rule_budget(settings, clients)
+    outcomes = EmfOutcomes(metrics, settings.cluster)
     return ApplyService(
         settings=settings,
         states=table,
         groups=Ec2(clients.ec2(settings.region)),
         audit=table,
-        outcomes=EmfOutcomes(metrics, settings.cluster),
+        outcomes=outcomes,
+        verify=SignatureVerifier(certificate).verify,
         logger=logger,
+        rule_quota=lambda: budget().quota,
+        target=target(settings, clients, table, outcomes, lambda: budget().quota),
     )
+
+
+def target(
+    settings: Settings, clients: ClientFactory, table: Table, outcomes: Outcomes, quota: Callable[[], int]
+) -> Target | None:
+    """The target the settings choose; None for per-address rules in the groups (the service's own)."""
+    if settings.target is TargetMode.PREFIX_LIST:
+        lists = PrefixLists(clients.ec2(settings.region))
+        return PrefixListTarget(
+            settings=settings, states=table, lists=lists, outcomes=outcomes, logger=logger, rule_quota=quota
+        )
+    return None
 
 
 def apply_service() -> ApplyService:

@@ -23,6 +23,8 @@ class Outcome(StrEnum):
     RETRIED = "RecordsRetried"
     RULES_AUTHORIZED = "RulesAuthorized"
     RULES_REVOKED = "RulesRevoked"
+    # A gauge, not a count: the fewest rules any managed group can still take, in either family.
+    RULE_HEADROOM = "RuleHeadroom"
 
 
 class EmfOutcomes:
@@ -51,8 +53,8 @@ class EmfOutcomes:
             ) as metric:
                 metric.add_dimension(name="reason", value=reason)
 
-    def gauge(self, name: str, value: int) -> None:
-        self._metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    def gauge(self, outcome: Outcome, value: int) -> None:
+        self._metrics.add_metric(name=outcome.value, unit=MetricUnit.Count, value=value)
 
 
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)

@@ -11,14 +11,15 @@ from typing import Any, Protocol
 from aws_lambda_powertools.logging import Logger
 
 from consumers.metrics import Outcome
-from consumers.reconcile import Plan, check_quota, desired_rules, plan_group, rules_after
+from consumers.reconcile import Plan, desired_rules, rules_after
+from consumers.sharding import GroupPlans, Shard, plan_every_group, plan_shards
 from consumers.state import newest_per_source
 from schemas.audit import AuditEntry, AuditKind
 from schemas.errors import InvalidRecordError, RuleConflictError, RuleQuotaExceededError
 from schemas.events import MembershipSnapshot, parse_snapshot
 from schemas.names import topic_region_and_account
 from schemas.rules import DesiredRule, ExistingRule, Family, Permission
-from schemas.settings import Settings
+from schemas.settings import Settings, TargetMode
 
 # Producers' clocks may run this far ahead of ours before a snapshot counts as dated in the future.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -34,10 +35,16 @@ class AuditLog(Protocol):
     def record(self, cluster: str, entries: Sequence[AuditEntry], retention_days: int) -> None: ...
 
 
+# Checks an SNS envelope's signature (consumers.signatures in Lambda); raises InvalidRecordError.
+VerifyEnvelope = Callable[[Mapping[str, object]], None]
+
+
 class Outcomes(Protocol):
     """Where the consumer counts what happened (EMF metrics in Lambda)."""
 
     def count(self, outcome: Outcome, value: int = 1, reason: str | None = None) -> None: ...
+
+    def gauge(self, outcome: Outcome, value: int) -> None: ...
 
 
 class SecurityGroups(Protocol):
@@ -46,6 +53,14 @@ class SecurityGroups(Protocol):
     def authorize(self, group_id: str, rules: Sequence[DesiredRule]) -> None: ...
 
     def revoke(self, group_id: str, rules: Sequence[ExistingRule]) -> None: ...
+
+
+class Target(Protocol):
+    """Where the addresses go when not into per-address rules (e.g. consumers.prefix_list_target)."""
+
+    def review(self) -> tuple[GroupReview, ...]: ...
+
+    def reconcile(self, causes: Sequence[dict[str, Any]]) -> tuple[Plan, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -79,16 +94,24 @@ class ApplyService:
         groups: SecurityGroups,
         audit: AuditLog,
         outcomes: Outcomes,
+        verify: VerifyEnvelope,
         logger: Logger,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_conflict_retries: int = 3,
+        rule_quota: Callable[[], int] | None = None,
+        target: Target | None = None,
     ) -> None:
         settings.require("security_group_ids", "ports", "peer_topic_arns")
+        # The rule budget (Service Quotas capped by the setting, in the deployed consumer) is read on
+        # first use, not here: building the service makes no AWS call.
+        self._rule_quota = rule_quota or (lambda: settings.rule_quota)
+        self._target = target
         self._settings = settings
         self._states = states
         self._groups = groups
         self._audit = audit
         self._outcomes = outcomes
+        self._verify = verify
         self._logger = logger
         self._clock = clock
         self._max_conflict_retries = max_conflict_retries
@@ -138,9 +161,12 @@ class ApplyService:
 
     def plan(self) -> tuple[GroupReview, ...]:
         """What a reconcile would change now; reads only, and reports quota problems instead of raising."""
+        if self._target is not None:
+            return self._target.review()
+        quota = self._rule_quota()
         return tuple(
-            GroupReview(plan, dict(rules_after(plan, existing)), self._settings.rule_quota)
-            for plan, existing in self._observe(self._desired())
+            GroupReview(plan, dict(rules_after(plan, existing)), quota)
+            for plan, existing in self._observe(quota).plans
         )
 
     def reconcile(self, causes: Iterable[MembershipSnapshot] = ()) -> tuple[Plan, ...]:
@@ -149,14 +175,16 @@ class ApplyService:
         Every group's plan is checked against the quota before any group is touched.
         """
         cause_fields = [_snapshot_fields(snapshot) for snapshot in causes]
+        if self._target is not None:
+            return self._target.reconcile(cause_fields)
         for attempt in range(1, self._max_conflict_retries + 2):
-            # Desired is re-read with actual on every attempt: a conflict means another consumer
-            # wrote, and it may have stored a newer snapshot first; a stale desired would revoke
-            # the members that snapshot added.
-            observed = self._observe(self._desired())
+            # Actual and then desired are re-read on every attempt: a conflict means another
+            # consumer wrote, and it may have stored a newer snapshot first; a stale desired would
+            # revoke the members that snapshot added.
+            quota = self._rule_quota()
+            observed = self._observe(quota)
             try:
-                for plan, existing in observed:
-                    check_quota(plan, existing, self._settings.rule_quota)
+                observed.check(quota)
             except RuleQuotaExceededError as error:
                 self._logger.error(
                     "plan exceeds the rule quota; nothing was changed", extra={"error": str(error)}
@@ -164,15 +192,16 @@ class ApplyService:
                 self._outcomes.count(Outcome.QUOTA_EXCEEDED)
                 raise
             try:
-                for plan, _existing in observed:
-                    self._execute(plan, cause_fields)
+                for step in observed.steps:
+                    self._execute(step, cause_fields)
             except RuleConflictError as conflict:
                 self._logger.warning(
                     "group changed under us; re-planning", extra={"attempt": attempt, "error": str(conflict)}
                 )
                 self._outcomes.count(Outcome.CONFLICT_RETRIED)
                 continue
-            return tuple(plan for plan, _existing in observed)
+            self._outcomes.gauge(Outcome.RULE_HEADROOM, _headroom(observed, quota))
+            return tuple(plan for plan, _existing in observed.plans)
         raise RuleConflictError(
             f"groups kept changing under us for {self._max_conflict_retries + 1} attempts; "
             "the record will be retried"
@@ -200,12 +229,22 @@ class ApplyService:
             self._settings.address,
         )
 
-    def _observe(self, desired: Mapping[Permission, DesiredRule]) -> list[tuple[Plan, list[ExistingRule]]]:
-        observed = []
-        for group_id in self._settings.security_group_ids:
-            existing = self._groups.ingress_rules(group_id)
-            observed.append((plan_group(group_id, self._settings.cluster, desired, existing), existing))
-        return observed
+    def _observe(self, quota: int) -> GroupPlans:
+        """Read the groups, then the table, and plan.
+
+        In that order: a rule we see was authorized by a consumer that had stored its snapshot
+        before, so the table read after it includes that member. Read the other way round, a
+        member stored and authorized in between would look unwanted and be revoked, with no
+        conflict to stop it.
+        """
+        shards = [
+            Shard(group, tuple(self._groups.ingress_rules(group)))
+            for group in self._settings.security_group_ids
+        ]
+        desired = self._desired()
+        if self._settings.target is TargetMode.SHARDED:
+            return plan_shards(self._settings.cluster, desired, shards, quota)
+        return plan_every_group(self._settings.cluster, desired, shards)
 
     def _record(self, applied: Sequence[MembershipSnapshot], plans: Sequence[Plan]) -> None:
         """Append to the audit trail. The groups are already right: a failure is logged, not retried."""
@@ -276,6 +315,9 @@ class ApplyService:
             raise InvalidRecordError(
                 f"TopicArn {topic_arn!r} is not in SGMESH_PEER_TOPIC_ARNS", "unknown-topic"
             )
+        # After the allowlist, so an unknown topic costs no certificate fetch; before the Message is
+        # parsed, so nothing unsigned is read.
+        self._verify(envelope)
         message = envelope.get("Message")
         if not isinstance(message, str):
             raise InvalidRecordError("SNS envelope has no Message string", "not-sns-envelope")
@@ -296,6 +338,14 @@ class ApplyService:
                 f"produced_at {snapshot.produced_at.isoformat()} is in the future", "produced-in-future"
             )
         return snapshot
+
+
+def _headroom(observed: GroupPlans, quota: int) -> int:
+    """The fewest rules any group can still take once the plans are applied, in either family."""
+    return min(
+        (quota - max(rules_after(plan, existing).values(), default=0) for plan, existing in observed.plans),
+        default=quota,
+    )
 
 
 def _cause_label(snapshot: MembershipSnapshot) -> str:

@@ -77,7 +77,10 @@ class ClusterConfig(BaseModel):
     ports: str
     auto_scaling_groups: tuple[GroupName, ...] = ()
     address: str = "public"
+    target: str = "security-group"
+    prefix_list_max_entries: int = 100
     rule_quota: int = 60
+    max_event_age_seconds: int = 21600
     event_retention_days: int = 30
     lifecycle_heartbeat_timeout: int = 600
     lifecycle_default_result: str = "CONTINUE"
@@ -110,7 +113,10 @@ class ClusterConfig(BaseModel):
             "SecurityGroupIds": ",".join(settings.security_groups),
             "Ports": self.ports,
             "AddressMode": self.address,
+            "Target": self.target,
+            "PrefixListMaxEntries": str(self.prefix_list_max_entries),
             "RuleQuota": str(self.rule_quota),
+            "MaxEventAgeSeconds": str(self.max_event_age_seconds),
             "EventRetentionDays": str(self.event_retention_days),
             "LifecycleHeartbeatTimeout": str(self.lifecycle_heartbeat_timeout),
             "LifecycleDefaultResult": self.lifecycle_default_result,
@@ -193,6 +199,8 @@ def _function_settings(values: Mapping[str, str], region: str, topic_arn: str) -
             "SGMESH_ADDRESS": values["AddressMode"],
             "SGMESH_RULE_QUOTA": values["RuleQuota"],
             "SGMESH_EVENT_RETENTION_DAYS": values["EventRetentionDays"],
+            "SGMESH_MAX_EVENT_AGE_SECONDS": values["MaxEventAgeSeconds"],
+            "SGMESH_TARGET": values["Target"],
         }
     )
 

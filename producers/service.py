@@ -68,10 +68,16 @@ class _Described:
     group: str
     ledger: LedgerEntry
     members: tuple[Member, ...]
+    # Every instance the group lists, members or not (pending, leaving, warmed).
+    listed: frozenset[str]
 
     @property
     def digest(self) -> str:
         return membership_digest(self.members)
+
+    @property
+    def member_ids(self) -> frozenset[str]:
+        return frozenset(member.instance_id for member in self.members)
 
 
 class SnapshotService:
@@ -134,14 +140,25 @@ class SnapshotService:
                 )
         if not ours:
             return LifecycleOutcome()
-        leaving = {action.instance_id for action in ours if not action.launching}
-        published, members = self._publish_groups(
+        # An instance launched into the warm pool is stopped there: it is not a member, and its action
+        # is completed without waiting for an address.
+        leaving = {action.instance_id for action in ours if not action.joins_group}
+        published, described = self._publish_groups(
             sorted({action.group_name for action in ours}),
             _cause_of(ours),
             leaving=leaving,
             skip_unchanged=True,
         )
-        not_ready = [a for a in ours if a.launching and a.instance_id not in members.get(a.group_name, set())]
+        # Only an instance the group still lists can become ready: one already gone (abandoned,
+        # terminated by hand) would otherwise be retried until it reached the dead-letter queue.
+        not_ready = [
+            action
+            for action in ours
+            if action.joins_group
+            and action.group_name in described
+            and action.instance_id in described[action.group_name].listed
+            and action.instance_id not in described[action.group_name].member_ids
+        ]
         completed = [action for action in ours if action not in not_ready]
         for action in completed:
             still_pending = self._hooks.complete(action)
@@ -169,24 +186,24 @@ class SnapshotService:
         if not names:
             return []
         cause = Cause(kind=CauseKind.RESYNC if request.resync else CauseKind.TRUEUP)
-        published, _members = self._publish_groups(names, cause, leaving=set(), skip_unchanged=False)
+        published, _described = self._publish_groups(names, cause, leaving=set(), skip_unchanged=False)
         return published
 
     def _publish_groups(
         self, names: Sequence[str], cause: Cause, *, leaving: Collection[str], skip_unchanged: bool
-    ) -> tuple[list[Published], dict[str, set[str]]]:
+    ) -> tuple[list[Published], dict[str, _Described]]:
         """Claim n+1 only if the version is still the n read before the describe; else describe again.
 
         So versions are committed in the order of the describes: an older view never gets a higher
-        version. Returns what was published and the instance ids each group's members have.
+        version. Returns what was published and what each group's last describe found.
         """
         published: list[Published] = []
-        members: dict[str, set[str]] = {}
+        found: dict[str, _Described] = {}
         pending = tuple(names)
         for _attempt in range(self._max_claim_attempts):
             lost: list[str] = []
             for described in self._describe(pending, leaving):
-                members[described.group] = {member.instance_id for member in described.members}
+                found[described.group] = described
                 if skip_unchanged and described.digest == described.ledger.published_digest:
                     self._logger.info(
                         "membership unchanged since the last published version; not published again",
@@ -205,7 +222,7 @@ class SnapshotService:
                     continue
                 published.append(self._publish(described, claimed, cause))
             if not lost:
-                return published, members
+                return published, found
             pending = tuple(lost)
         raise VersionConflictError(
             f"could not claim a version for {', '.join(pending)} in {self._max_claim_attempts} attempts"
@@ -223,7 +240,8 @@ class SnapshotService:
                     "configured group does not exist; publishing it empty", extra={"group": name}
                 )
             members = select_members(instances.get(name, ()), addresses, self._settings.address, leaving)
-            described.append(_Described(name, ledger.get(name, LedgerEntry()), members))
+            listed = frozenset(instance.instance_id for instance in instances.get(name, ()))
+            described.append(_Described(name, ledger.get(name, LedgerEntry()), members, listed))
         return described
 
     def _publish(self, described: _Described, version: int, cause: Cause) -> Published:

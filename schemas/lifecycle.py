@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -19,6 +20,14 @@ class InvalidEventError(PermanentError):
     """A producer was invoked with an event it cannot act on."""
 
 
+class Place(StrEnum):
+    """Where a lifecycle action's instance comes from and goes to (`Origin`, `Destination`)."""
+
+    EC2 = "EC2"
+    GROUP = "AutoScalingGroup"
+    WARM_POOL = "WarmPool"
+
+
 class _LifecycleDetail(BaseModel):
     model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
 
@@ -29,6 +38,9 @@ class _LifecycleDetail(BaseModel):
     instance_id: InstanceId = Field(alias="EC2InstanceId")
     hook_name: str = Field(alias="LifecycleHookName", min_length=1, max_length=255)
     token: str = Field(alias="LifecycleActionToken", min_length=36, max_length=36)
+    # Optional: an event without them (older deliveries, the seed's own) is decided by the transition.
+    origin: Place | None = Field(default=None, alias="Origin", strict=False)
+    destination: Place | None = Field(default=None, alias="Destination", strict=False)
 
 
 class _TrueupDetail(BaseModel):
@@ -39,13 +51,21 @@ class _TrueupDetail(BaseModel):
 
 @dataclass(frozen=True)
 class LifecycleAction:
-    """An instance waiting in Pending:Wait or Terminating:Wait for us to complete its hook."""
+    """An instance waiting at one of our hooks (Pending:Wait, Terminating:Wait, Warmed:Pending:Wait)."""
 
     group_name: str
     instance_id: str
     hook_name: str
     token: str
     launching: bool
+    origin: Place | None = None
+    destination: Place | None = None
+
+    @property
+    def joins_group(self) -> bool:
+        """Going into service. A launch into the warm pool is not: the instance is stopped there and
+        comes back later (with a new public IP) as a launch from the warm pool into the group."""
+        return self.launching and self.destination in (None, Place.GROUP)
 
 
 @dataclass(frozen=True)
@@ -78,4 +98,6 @@ def parse_producer_event(event: Mapping[str, Any]) -> LifecycleAction | TrueupRe
         hook_name=lifecycle.hook_name,
         token=lifecycle.token,
         launching=lifecycle.transition == LAUNCHING,
+        origin=lifecycle.origin,
+        destination=lifecycle.destination,
     )

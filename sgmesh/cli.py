@@ -65,7 +65,10 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     status = command(
-        "status", _status, "per region: sources' versions and lag, group drift and rule budget", mesh
+        "status",
+        _status,
+        "per region: sources' versions and lag; per group: drift, rules per family, quota and headroom",
+        mesh,
     )
     status.add_argument("--region", action="append", help="only this region (repeatable)")
     command(

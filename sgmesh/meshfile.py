@@ -20,8 +20,16 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from schemas.errors import SettingsError
-from schemas.names import ClusterName, GroupName, RegionName, SecurityGroupId, TableName, TopicArn
-from schemas.settings import AddressMode, PortSpec, Settings
+from schemas.names import (
+    ClusterName,
+    GroupName,
+    PrefixListId,
+    RegionName,
+    SecurityGroupId,
+    TableName,
+    TopicArn,
+)
+from schemas.settings import AddressMode, PortSpec, Settings, TargetMode
 
 # Not sgmesh.toml: that name is the deploy file `make deploy` reads (README.md, Deploying).
 DEFAULT_MESH_FILE = "sgmesh.mesh.toml"
@@ -45,6 +53,7 @@ class RegionEntry(BaseModel):
     asg_names: tuple[GroupName, ...] = Field(min_length=1, strict=False)
     security_group_ids: tuple[SecurityGroupId, ...] = Field(min_length=1, strict=False)
     ports: PortList | None = None
+    prefix_list_ids: tuple[PrefixListId, ...] = Field(default=(), strict=False)
 
 
 class MeshFile(BaseModel):
@@ -53,6 +62,7 @@ class MeshFile(BaseModel):
     cluster: ClusterName
     ports: PortList
     address: AddressMode = Field(default=AddressMode.PUBLIC, strict=False)
+    target: TargetMode = Field(default=TargetMode.SECURITY_GROUP, strict=False)
     rule_quota: int = Field(default=60, ge=1, le=1000)
     endpoint_url: str | None = Field(default=None, pattern=r"^http://(127\.0\.0\.1|localhost):[0-9]+$")
     regions: dict[RegionName, RegionEntry] = Field(min_length=1)
@@ -70,6 +80,8 @@ class MeshFile(BaseModel):
             ports=entry.ports or self.ports,
             peer_topic_arns=tuple(other.topic_arn for other in self.regions.values()),
             address=self.address,
+            target=self.target,
+            prefix_list_ids=entry.prefix_list_ids,
             rule_quota=self.rule_quota,
         )
 
@@ -109,7 +121,8 @@ def load(path: Path) -> MeshFile:
 def render(mesh: MeshFile) -> str:
     """The mesh file's TOML text (what `sgmesh local` writes for the local mesh)."""
     lines = [f'cluster = "{mesh.cluster}"', f'ports = "{",".join(str(port) for port in mesh.ports)}"']
-    lines += [f'address = "{mesh.address.value}"', f"rule_quota = {mesh.rule_quota}"]
+    lines += [f'address = "{mesh.address.value}"', f'target = "{mesh.target.value}"']
+    lines.append(f"rule_quota = {mesh.rule_quota}")
     if mesh.endpoint_url:
         lines.append(f'endpoint_url = "{mesh.endpoint_url}"')
     for name, entry in mesh.regions.items():
@@ -121,4 +134,6 @@ def render(mesh: MeshFile) -> str:
             "asg_names = [" + ", ".join(f'"{group}"' for group in entry.asg_names) + "]",
             "security_group_ids = [" + ", ".join(f'"{group}"' for group in entry.security_group_ids) + "]",
         ]
+        if entry.prefix_list_ids:
+            lines.append("prefix_list_ids = [" + ", ".join(f'"{pl}"' for pl in entry.prefix_list_ids) + "]")
     return "\n".join(lines) + "\n"

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from dataclasses import dataclass
+
+from aws_lambda_powertools.logging import Logger
 
 from cloud.clients import client_factory
 from cloud.dynamodb import Table
+from cloud.service_quotas import RuleBudgetReader
 from consumers.bootstrap import build as build_consumer
 from consumers.service import GroupReview
 from producers.bootstrap import build as build_producer
 from producers.service import Published
 from schemas.audit import AuditEntry
 from schemas.lifecycle import TrueupRequest
+from schemas.quota import QuotaOrigin, RuleBudget
 from schemas.rules import Family
 from sgmesh.meshfile import MeshFile
+
+# A fallback warning goes to stderr, so that `--json` output stays parseable.
+_logger = Logger(service="sgmesh-operator", logger_handler=logging.StreamHandler(sys.stderr))
 
 
 @dataclass(frozen=True)
@@ -33,11 +42,18 @@ class SourceStatus:
 
 @dataclass(frozen=True)
 class GroupStatus:
+    """A group's drift and rule budget, per address family as AWS applies the quota: `rules_used`
+    now, `rules_after` once the plan is applied (families with rules only), `headroom` = quota -
+    rules_after, what is left for new members' rules once the group is in sync."""
+
     group_id: str
     to_authorize: int
     to_revoke: int
+    rules_used: dict[Family, int]
     rules_after: dict[Family, int]
     quota: int
+    quota_origin: QuotaOrigin
+    headroom: dict[Family, int]
 
     @property
     def in_sync(self) -> bool:
@@ -49,6 +65,7 @@ class RegionStatus:
     region: str
     sources: tuple[SourceStatus, ...]
     groups: tuple[GroupStatus, ...]
+    rule_budget: RuleBudget
 
 
 class Operator:
@@ -84,15 +101,22 @@ class Operator:
             )
             for state in sorted(states, key=lambda state: state.source.key)
         )
-        groups = tuple(_group_status(review) for review in self.plan(region))
-        return RegionStatus(region, sources, groups)
+        budget = self._rule_budget(region)
+        groups = tuple(_group_status(review, budget()) for review in self.plan(region, budget))
+        return RegionStatus(region, sources, groups, budget())
 
-    def plan(self, region: str) -> tuple[GroupReview, ...]:
-        return build_consumer(self.mesh.settings(region), client_factory()).plan()
+    def _rule_budget(self, region: str) -> RuleBudgetReader:
+        settings = self.mesh.settings(region)
+        return RuleBudgetReader(client_factory().service_quotas(region), settings.rule_quota, _logger)
+
+    def plan(self, region: str, budget: RuleBudgetReader | None = None) -> tuple[GroupReview, ...]:
+        """The consumer's own plan, against the same rule budget it would check."""
+        budget = budget or self._rule_budget(region)
+        return build_consumer(self.mesh.settings(region), client_factory(), budget).plan()
 
     def replay(self, region: str) -> tuple[GroupReview, ...]:
         """Rebuild the desired state from the region's table and reconcile; returns what was done."""
-        consumer = build_consumer(self.mesh.settings(region), client_factory())
+        consumer = build_consumer(self.mesh.settings(region), client_factory(), self._rule_budget(region))
         before = consumer.plan()
         consumer.reconcile()
         return before
@@ -114,11 +138,21 @@ class Operator:
         return self._table(region, entry.table).audit_trail(self.mesh.cluster, limit, source)
 
 
-def _group_status(review: GroupReview) -> GroupStatus:
+def _group_status(review: GroupReview, budget: RuleBudget) -> GroupStatus:
+    plan = review.plan
+    used = dict.fromkeys(Family, 0) | review.rules_after
+    for rule in plan.authorize:
+        used[rule.permission.family] -= 1
+    for existing in plan.revoke:
+        if existing.permission is not None:
+            used[existing.permission.family] += 1
     return GroupStatus(
-        group_id=review.plan.group_id,
-        to_authorize=len(review.plan.authorize),
-        to_revoke=len(review.plan.revoke),
+        group_id=plan.group_id,
+        to_authorize=len(plan.authorize),
+        to_revoke=len(plan.revoke),
+        rules_used=used,
         rules_after=review.rules_after,
         quota=review.quota,
+        quota_origin=budget.origin,
+        headroom={family: review.quota - review.rules_after.get(family, 0) for family in Family},
     )

@@ -8,11 +8,14 @@ from typing import Any
 
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from consumers.service import GroupReview
 from producers.service import Published
 from schemas.audit import AuditEntry
+from schemas.quota import QuotaOrigin, RuleBudget
+from schemas.rules import Family
 from sgmesh.operator import RegionStatus
 
 
@@ -39,6 +42,20 @@ def review_json(review: GroupReview) -> dict[str, Any]:
     }
 
 
+def budget_text(budget: RuleBudget) -> str:
+    """e.g. "quota 60 per family (service-quotas)", or why Service Quotas could not be read."""
+    text = f"quota {budget.quota} per family ({budget.origin.value}"
+    if budget.unreadable is not None:
+        text += f"; Service Quotas unreadable: {escape(budget.unreadable)}"
+    elif budget.origin is QuotaOrigin.SETTING and budget.service_quota is not None:
+        text += f"; account quota {budget.service_quota}"
+    return text + ")"
+
+
+def per_family(counts: dict[Family, int]) -> str:
+    return " / ".join(str(counts.get(family, 0)) for family in Family)
+
+
 def print_json(console: Console, value: Any) -> None:
     console.print_json(json.dumps(to_jsonable(value), default=str, sort_keys=True))
 
@@ -55,19 +72,29 @@ def status_tables(console: Console, statuses: list[RegionStatus]) -> None:
             sources.add_row(
                 source.source, str(source.applied_version), published, lag, str(source.members), style=style
             )
-        groups = Table(title=f"{status.region}: security groups", title_justify="left")
-        for column in ("group", "drift", "to authorize", "to revoke", "rules after / quota"):
+        groups = Table(
+            title=f"{status.region}: security groups, {budget_text(status.rule_budget)}", title_justify="left"
+        )
+        for column in (
+            "group",
+            "drift",
+            "to authorize",
+            "to revoke",
+            "rules now (v4 / v6)",
+            "after (v4 / v6)",
+            "headroom (v4 / v6)",
+        ):
             groups.add_column(column)
         for group in status.groups:
-            budget = ", ".join(
-                f"{family}: {count}/{group.quota}" for family, count in sorted(group.rules_after.items())
-            )
             groups.add_row(
                 group.group_id,
                 "[green]in sync[/]" if group.in_sync else "[red]drift[/]",
                 str(group.to_authorize),
                 str(group.to_revoke),
-                budget or f"0/{group.quota}",
+                per_family(group.rules_used),
+                per_family({family: group.rules_after.get(family, 0) for family in Family}),
+                per_family(group.headroom),
+                style="red" if min(group.headroom.values(), default=0) < 0 else "",
             )
         console.print(sources, groups)
 

@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from cloud.clients import install_client_factory
+from cloud.sns_certificates import install_certificate_source
 from sgmesh.local.embedded import embedded_aws
 from tests.support.mesh import AnyMesh, Provisioner
 
@@ -41,3 +42,4 @@ def provisioned(aws: str) -> Iterator[Provisioner]:
 
     yield provision
     install_client_factory(None)
+    install_certificate_source(None)

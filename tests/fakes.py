@@ -10,6 +10,8 @@ from itertools import count
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from consumers.metrics import Outcome
+from consumers.service import VerifyEnvelope
+from consumers.signatures import SignatureVerifier
 from schemas.audit import AuditEntry
 from schemas.errors import RuleConflictError
 from schemas.events import Cause, CauseKind, Member, MembershipSnapshot, Source, parse_snapshot
@@ -17,6 +19,7 @@ from schemas.inventory import GroupInstance, InstanceAddresses
 from schemas.ledger import LedgerEntry
 from schemas.lifecycle import LifecycleAction
 from schemas.rules import DesiredRule, ExistingRule, Family, Permission
+from tests.support.sns_signing import certificate_url_for, sns_signer
 
 # --- consumer ports (consumers/service.py) ---------------------------------------------------------
 
@@ -30,6 +33,8 @@ class FakeSourceStates:
     def __init__(self) -> None:
         self.items: dict[tuple[str, str], tuple[int, str]] = {}
         self.writes = 0
+        # Run once each, in order, right after a read has been taken: another writer acting then.
+        self.after_read: list[Callable[[], None]] = []
 
     def store_if_newer(self, snapshot: MembershipSnapshot) -> bool:
         key = (snapshot.cluster, snapshot.source.key)
@@ -41,7 +46,12 @@ class FakeSourceStates:
         return True
 
     def stored_states(self, cluster: str) -> list[MembershipSnapshot]:
-        return [parse_snapshot(raw) for (owner, _source), (_v, raw) in self.items.items() if owner == cluster]
+        states = [
+            parse_snapshot(raw) for (owner, _source), (_v, raw) in self.items.items() if owner == cluster
+        ]
+        if self.after_read:
+            self.after_read.pop(0)()
+        return states
 
     def versions(self, cluster: str) -> dict[str, int]:
         return {
@@ -68,11 +78,15 @@ class FakeOutcomes:
     def __init__(self) -> None:
         self.counts: Counter[Outcome] = Counter()
         self.reasons: Counter[tuple[Outcome, str]] = Counter()
+        self.gauges: dict[Outcome, int] = {}
 
     def count(self, outcome: Outcome, value: int = 1, reason: str | None = None) -> None:
         self.counts[outcome] += value
         if reason is not None:
             self.reasons[outcome, reason] += value
+
+    def gauge(self, outcome: Outcome, value: int) -> None:
+        self.gauges[outcome] = value
 
 
 class RulesPerGroupLimitExceeded(Exception):
@@ -295,17 +309,19 @@ def make_snapshot(
 
 
 def sns_body(message: str, arn: str, message_id: UUID | str = "00000000-0000-0000-0000-000000000001") -> str:
-    """An SQS body as SNS delivers it with raw delivery off."""
-    return json.dumps(
-        {
-            "Type": "Notification",
-            "MessageId": str(message_id),
-            "TopicArn": arn,
-            "Message": message,
-            "Timestamp": "2024-05-01T12:00:00.000Z",
-            "SignatureVersion": "1",
-            "Signature": "c2lnbmF0dXJl",
-            "SigningCertURL": "https://sns.example.invalid/cert.pem",
-            "UnsubscribeURL": "https://sns.example.invalid/unsubscribe",
-        }
-    )
+    """An SQS body as SNS delivers it with raw delivery off, signed by the tests' SNS key."""
+    envelope = {
+        "Type": "Notification",
+        "MessageId": str(message_id),
+        "TopicArn": arn,
+        "Message": message,
+        "Timestamp": "2024-05-01T12:00:30.000Z",
+        "SigningCertURL": certificate_url_for(arn),
+        "UnsubscribeURL": "https://sns.example.invalid/unsubscribe",
+    }
+    return json.dumps(sns_signer().sign(envelope))
+
+
+def verify_with_test_key() -> VerifyEnvelope:
+    """The consumer's signature check, trusting the tests' SNS key as Lambda trusts SNS's."""
+    return SignatureVerifier(lambda _url: sns_signer().certificate_pem).verify

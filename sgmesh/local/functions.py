@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import os
 import uuid
 from collections.abc import Callable
+from contextlib import redirect_stdout
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TextIO
 from unittest import mock
 
 Handler = Callable[[dict[str, Any], Any], Any]
-# There is no CloudWatch here: EMF metric lines would only interleave with the CLI's own output.
-RUNTIME_ENVIRONMENT = {"POWERTOOLS_METRICS_DISABLED": "true"}
 
 
 @dataclass
@@ -28,13 +28,24 @@ class LambdaContext:
         return self.timeout_millis
 
 
-def invoke(handler: Handler, name: str, environment: dict[str, str], event: dict[str, Any]) -> Any:
-    """Run `handler` as function `name` would run in its region. Not thread-safe: the runtime is serial."""
+def invoke(
+    handler: Handler,
+    name: str,
+    environment: dict[str, str],
+    event: dict[str, Any],
+    metrics: TextIO | None = None,
+) -> Any:
+    """Run `handler` as function `name` would run in its region. Not thread-safe: the runtime is serial.
+
+    What the handler prints (its EMF metric lines; Lambda would ship them to CloudWatch) goes to
+    `metrics`, or nowhere: here it would only interleave with the CLI's own output. Metrics stay on,
+    so each invocation flushes and clears them as in Lambda.
+    """
     region = environment["AWS_REGION"]
     context = LambdaContext(
         function_name=name,
         invoked_function_arn=f"arn:aws:lambda:{region}:123456789012:function:{name}",
         aws_request_id=str(uuid.uuid4()),
     )
-    with mock.patch.dict(os.environ, RUNTIME_ENVIRONMENT | environment):
+    with mock.patch.dict(os.environ, environment), redirect_stdout(metrics or io.StringIO()):
         return handler(event, context)

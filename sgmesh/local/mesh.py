@@ -3,6 +3,7 @@ emulated parts of AWS, driven by simulated time."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,9 +13,11 @@ from typing import Any
 import boto3
 
 from cloud.clients import install_client_factory
+from cloud.sns_certificates import install_certificate_source
 from consumers import apply
 from producers import lifecycle, trueup
-from schemas.settings import AddressMode, PortSpec
+from schemas.rules import Permission as RulePermission
+from schemas.settings import AddressMode, PortSpec, TargetMode
 from sgmesh.local.buffer import LifecycleBuffer, create_buffer
 from sgmesh.local.clients import CallLedger, ExtendedClientFactory
 from sgmesh.local.clock import SimClock
@@ -22,7 +25,9 @@ from sgmesh.local.esm import EventSourceMapping
 from sgmesh.local.eventbridge import EventBus, scheduled_event
 from sgmesh.local.functions import invoke
 from sgmesh.local.lifecycle import LifecycleHooks
+from sgmesh.local.prefix_lists import PrefixListChecks
 from sgmesh.local.schedule import Schedule
+from sgmesh.local.sns_certificates import install_local_certificates
 from sgmesh.local.stack import ACCOUNT, RegionStack, StackSpec, provision_region, subscribe_to_peers
 from sgmesh.meshfile import MeshFile, RegionEntry
 
@@ -46,7 +51,8 @@ class LocalMesh:
         self.calls = CallLedger()
         self.bus = EventBus(self.clock, self._route)
         self.hooks = LifecycleHooks(self.clock, self.bus, self.spec)
-        self.factory = ExtendedClientFactory(self.calls, self.hooks)
+        self.prefix_lists = PrefixListChecks()
+        self.factory = ExtendedClientFactory(self.calls, self.hooks, self.prefix_lists)
         self.stacks: dict[str, RegionStack] = {}
         self.mappings: dict[str, EventSourceMapping] = {}
         self.buffers: dict[str, LifecycleBuffer] = {}
@@ -55,6 +61,7 @@ class LocalMesh:
     def provision(self, instances_per_region: int = 2) -> LocalMesh:
         """Create every region's stack (the embedded AWS must be running) and install the clients."""
         install_client_factory(self.factory)
+        install_local_certificates(os.environ["AWS_ENDPOINT_URL"])
         for region in self.regions:
             self.stacks[region] = provision_region(region, self.spec, instances_per_region)
         subscribe_to_peers(list(self.stacks.values()), self.spec)
@@ -70,8 +77,9 @@ class LocalMesh:
         return self
 
     def close(self) -> None:
-        """Uninstall this mesh's clients: they point at an embedded AWS that is about to stop."""
+        """Uninstall this mesh's clients and certificates: they point at an embedded AWS about to stop."""
         install_client_factory(None)
+        install_certificate_source(None)
 
     # -- the functions ------------------------------------------------------------------------------
 
@@ -219,6 +227,7 @@ class LocalMesh:
             cluster=self.spec.cluster,
             ports=tuple(PortSpec.parse(spec) for spec in self.spec.ports.split(",")),
             address=AddressMode(self.spec.address),
+            target=TargetMode(self.spec.target),
             rule_quota=self.spec.rule_quota,
             endpoint_url=endpoint_url,
             regions={
@@ -255,11 +264,42 @@ class LocalMesh:
             if instance["State"]["Name"] == "running" and instance.get("PublicIpAddress")
         }
 
+    def member_addresses(self, region: str) -> dict[str, tuple[str, ...]]:
+        """instance id -> every address (as a CIDR) the address mode admits, for the group's members."""
+        ids = [i for i in self._group_instances(region) if self.hooks.waiting_state(i) != "Terminating:Wait"]
+        if not ids:
+            return {}
+        reservations = boto3.client("ec2", region_name=region).describe_instances(InstanceIds=ids)[
+            "Reservations"
+        ]
+        mode = AddressMode(self.spec.address)
+        found = {}
+        for reservation in reservations:
+            for instance in reservation["Instances"]:
+                if instance["State"]["Name"] != "running":
+                    continue
+                public, private = instance.get("PublicIpAddress"), instance.get("PrivateIpAddress")
+                ipv6 = [
+                    f"{address['Ipv6Address']}/128"
+                    for interface in instance.get("NetworkInterfaces", [])
+                    for address in interface.get("Ipv6Addresses", [])
+                ]
+                admitted = mode.pick(public and f"{public}/32", private and f"{private}/32", ipv6)
+                if admitted:
+                    found[instance["InstanceId"]] = admitted
+        return found
+
     def expected_permissions(self) -> set[Permission]:
-        """(every member address of every region) x (the configured ports)."""
+        """(every admitted address of every member of every region) x (the configured ports)."""
         ports = [PortSpec.parse(spec) for spec in self.spec.ports.split(",")]
-        addresses = {address for region in self.regions for address in self.members(region).values()}
-        return {(p.protocol, p.from_port, p.to_port, f"{ip}/32") for p in ports for ip in addresses}
+        cidrs = {
+            cidr
+            for region in self.regions
+            for addresses in self.member_addresses(region).values()
+            for cidr in addresses
+        }
+        rules = (RulePermission.for_spec(port, cidr) for port in ports for cidr in cidrs)
+        return {(r.protocol, r.from_port, r.to_port, r.cidr) for r in rules if r is not None}
 
     def ingress(self, region: str) -> list[dict[str, Any]]:
         group_id = self.stacks[region].security_group_id
@@ -270,11 +310,18 @@ class LocalMesh:
 
     def managed_permissions(self, region: str) -> set[Permission]:
         marker = f"sgmesh:{self.spec.cluster}"
-        return {
-            (rule["IpProtocol"], rule["FromPort"], rule["ToPort"], rule["CidrIpv4"])
+        rules = (
+            RulePermission.described(
+                rule["IpProtocol"],
+                rule.get("FromPort"),
+                rule.get("ToPort"),
+                rule.get("CidrIpv4") or rule["CidrIpv6"],
+            )
             for rule in self.ingress(region)
-            if rule.get("Description", "").split(" ")[0] == marker and rule.get("CidrIpv4")
-        }
+            if rule.get("Description", "").split(" ")[0] == marker
+            and (rule.get("CidrIpv4") or rule.get("CidrIpv6"))
+        )
+        return {(r.protocol, r.from_port, r.to_port, r.cidr) for r in rules}
 
     def converged(self) -> bool:
         """Every reachable region's managed rules equal the truth."""

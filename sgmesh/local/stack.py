@@ -31,9 +31,11 @@ class StackSpec:
     trueup_interval_seconds: int = 15 * 60
     rule_quota: int = 60
     event_retention_days: int = 30
+    max_event_age_seconds: int = 6 * 3600
+    target: str = "security-group"
     # Lifecycle events reach the producer in batches through a buffering queue (sgmesh/local/buffer.py)
     # instead of one invocation each, so a storm costs one describe per batch.
-    lifecycle_buffer: bool = False
+    lifecycle_buffer: bool = True
     lifecycle_timeout_seconds: int = 60
     buffer_batching_window_seconds: int = 2
 
@@ -91,6 +93,11 @@ class RegionStack:
             "SGMESH_ADDRESS": spec.address,
             "SGMESH_RULE_QUOTA": str(spec.rule_quota),
             "SGMESH_EVENT_RETENTION_DAYS": str(spec.event_retention_days),
+            "SGMESH_MAX_EVENT_AGE_SECONDS": str(spec.max_event_age_seconds),
+            "SGMESH_TARGET": spec.target,
+            # The template creates prefix lists only for the prefix-list target, which this runtime
+            # does not provision.
+            "SGMESH_PREFIX_LIST_IDS": "",
         }
 
 

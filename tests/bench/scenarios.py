@@ -21,7 +21,9 @@ import boto3
 import requests
 from moto.ec2.exceptions import RulesPerSecurityGroupLimitExceededError
 from moto.ec2.models.security_groups import SecurityGroupBackend
+from moto.servicequotas.models import ServiceQuotasBackend
 
+from cloud.service_quotas import RULES_PER_GROUP
 from consumers.reconcile import desired_rules, plan_group
 from schemas.events import Cause, CauseKind, Member, MembershipSnapshot, Source
 from schemas.rules import ExistingRule
@@ -82,7 +84,17 @@ def raised_rule_quota(limit: int = RAISED_RULE_QUOTA) -> Iterator[None]:
         if current + len(ip_ranges or []) + len(source_groups or []) > limit:
             raise RulesPerSecurityGroupLimitExceededError
 
-    with mock.patch.object(SecurityGroupBackend, "_verify_group_will_respect_rule_count_limit", verify):
+    read_quota = ServiceQuotasBackend.get_service_quota
+
+    def applied_quota(backend: Any, service_code: str, quota_code: str) -> dict[str, Any]:
+        # The raise shows in Service Quotas too, where the consumer reads its rule budget.
+        quota = read_quota(backend, service_code, quota_code)
+        return quota | {"Value": float(limit)} if quota_code == RULES_PER_GROUP else quota
+
+    with (
+        mock.patch.object(SecurityGroupBackend, "_verify_group_will_respect_rule_count_limit", verify),
+        mock.patch.object(ServiceQuotasBackend, "get_service_quota", applied_quota),
+    ):
         yield
 
 

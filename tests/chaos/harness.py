@@ -97,11 +97,14 @@ class ChaosMesh(Mesh):
         return newest
 
     def dead_letters(self) -> int:
-        """Messages in every region's consumer DLQ, plus producer events that exhausted their retries."""
+        """Messages in every region's consumer DLQ and lifecycle buffer DLQ, plus producer events that
+        exhausted their asynchronous retries."""
+        queues = [(region, stack.dlq_url) for region, stack in self.stacks.items()]
+        queues += [(region, buffer.queue.dlq_url) for region, buffer in self.buffers.items()]
         depth = 0
-        for region, stack in self.stacks.items():
+        for region, url in queues:
             attributes = self.sqs(region).get_queue_attributes(
-                QueueUrl=stack.dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
+                QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
             )["Attributes"]
             depth += int(attributes["ApproximateNumberOfMessages"])
         return depth + len(self.bus.failed)

@@ -346,14 +346,14 @@ def racing_writers(mesh: ChaosMesh, size: int) -> Report:
 
 
 def lifecycle_completion(mesh: ChaosMesh, size: int) -> Report:
-    """(g) CompleteLifecycleAction fails (retried by Lambda's async retries), or keeps failing until
+    """(g) CompleteLifecycleAction fails (the buffered event is received again), or keeps failing until
     the hook expires (DefaultResult); and a launch is never ABANDONed because another region is down."""
     start(mesh)
     violations: list[str] = []
     expired = 0
     for round_ in range(size):
-        # Fails one whole invocation (the emulated call gets no botocore retry), then succeeds on
-        # Lambda's asynchronous retry.
+        # Fails one whole batch (the emulated call gets no botocore retry), then succeeds when the
+        # event comes back after the buffer's visibility timeout.
         mesh.faults.inject(
             FaultKind.SERVER_ERROR, region=EAST, operation="auto-scaling:CompleteLifecycleAction", times=1
         )
@@ -362,7 +362,7 @@ def lifecycle_completion(mesh: ChaosMesh, size: int) -> Report:
         (completion,) = [c for c in mesh.hooks.completions if c.instance_id == launched]
         if completion.by_timeout or completion.result != "CONTINUE":
             violations.append(f"round {round_}: a failed completion was not retried: {completion}")
-        # Fails every invocation and retry: the hook expires; the event goes to the producer's DLQ.
+        # Fails every receive of the event: the hook expires; the event goes to the buffer's DLQ.
         mesh.faults.inject(
             FaultKind.SERVER_ERROR, region=EAST, operation="auto-scaling:CompleteLifecycleAction", times=10**6
         )

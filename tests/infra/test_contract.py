@@ -29,6 +29,9 @@ CONSUMER = COMMON | {
     "SGMESH_PEER_TOPIC_ARNS",
     "SGMESH_RULE_QUOTA",
     "SGMESH_EVENT_RETENTION_DAYS",
+    "SGMESH_MAX_EVENT_AGE_SECONDS",
+    "SGMESH_TARGET",
+    "SGMESH_PREFIX_LIST_IDS",
 }
 NEEDS = {"LifecycleFunction": PRODUCER, "TrueupFunction": PRODUCER, "ConsumerFunction": CONSUMER}
 PARAMETERS = {
@@ -92,3 +95,61 @@ def test_the_settings_the_template_sets_validate_and_build_each_side(transformed
         "TrueupFunction": "SnapshotService",
         "ConsumerFunction": "ApplyService",
     }
+
+
+PREFIX_LIST_IDS = {"PrefixListIpv4": "pl-0123456789abcdef0", "PrefixListIpv6": "pl-0123456789abcdef1"}
+
+
+def prefix_list_arn(logical_id: str) -> str:
+    return f"arn:aws:ec2:{REGION}:123456789012:prefix-list/{PREFIX_LIST_IDS[logical_id]}"
+
+
+@pytest.mark.parametrize(
+    ("target", "address", "lists"),
+    [
+        ("prefix-list", "public", ["PrefixListIpv4"]),
+        ("prefix-list", "private", ["PrefixListIpv4"]),
+        ("prefix-list", "ipv6", ["PrefixListIpv6"]),
+        ("prefix-list", "dual-stack", ["PrefixListIpv4", "PrefixListIpv6"]),
+        ("security-group", "dual-stack", []),
+        ("sharded", "public", []),
+    ],
+)
+def test_the_prefix_list_target_gets_one_list_per_address_family_and_may_write_only_those(
+    transformed: dict[str, Any], target: str, address: str, lists: list[str]
+) -> None:
+    """GIVEN a target and an address mode, WHEN CloudFormation resolves the template, THEN the stack
+    creates a prefix list per address family the rules admit (with the prefix-list target only), the
+    consumer gets their ids, IPv4 first, and its role may write those lists and no other."""
+    resolver = Resolver(
+        transformed,
+        {**PARAMETERS, "Target": target, "AddressMode": address, "PrefixListMaxEntries": "250"},
+        {"AWS::Region": REGION, "AWS::AccountId": "123456789012", "AWS::Partition": "aws"},
+        ref={"Table": "sgmesh-demo-Table-1A2B3C", "Topic": TOPIC, **PREFIX_LIST_IDS}.__getitem__,
+        getatt=lambda logical_id, attribute: (
+            prefix_list_arn(logical_id) if logical_id in PREFIX_LIST_IDS else f"{logical_id}.{attribute}"
+        ),
+    )
+    created = {name: resolver.resource(name) for name in PREFIX_LIST_IDS}
+    assert [name for name, properties in created.items() if properties is not None] == lists
+    for name in lists:
+        family = "IPv4" if name == "PrefixListIpv4" else "IPv6"
+        assert created[name] == {
+            "PrefixListName": f"sgmesh-demo-{family.lower()}",
+            "AddressFamily": family,
+            "MaxEntries": "250",
+        }
+    environment = resolver.resolve(functions(transformed)["ConsumerFunction"]["Environment"]["Variables"])
+    assert environment["SGMESH_TARGET"] == target
+    assert environment["SGMESH_PREFIX_LIST_IDS"] == ",".join(PREFIX_LIST_IDS[name] for name in lists)
+    settings = Settings.from_env({**environment, "AWS_REGION": REGION})
+    assert settings.prefix_list_ids == tuple(PREFIX_LIST_IDS[name] for name in lists)
+    role = resolver.resource("ConsumerRole")
+    assert role is not None
+    statements = {s["Sid"]: s for s in role["Policies"][0]["PolicyDocument"]["Statement"]}
+    if lists:
+        assert statements["WriteOwnPrefixListsOnly"]["Resource"] == [prefix_list_arn(name) for name in lists]
+        assert statements["DescribePrefixLists"]["Action"] == "ec2:DescribeManagedPrefixLists"
+    else:
+        assert "WriteOwnPrefixListsOnly" not in statements
+        assert "DescribePrefixLists" not in statements

@@ -32,7 +32,6 @@ SKIPPED_BY_MOTO = {
     "AWS::SQS::QueuePolicy",
     "AWS::AutoScaling::LifecycleHook",
     "AWS::CloudWatch::Alarm",
-    "AWS::Logs::MetricFilter",
     "AWS::Lambda::EventInvokeConfig",
 }
 
@@ -181,6 +180,10 @@ def test_functions_run_the_template_settings(deployed: Deployed) -> None:
         "SGMESH_PEER_TOPIC_ARNS": stack.parameters["TopicArns"],
         "SGMESH_RULE_QUOTA": "60",
         "SGMESH_EVENT_RETENTION_DAYS": "30",
+        "SGMESH_MAX_EVENT_AGE_SECONDS": "21600",
+        "SGMESH_TARGET": "security-group",
+        # Prefix lists only with the prefix-list target (test_contract resolves that case).
+        "SGMESH_PREFIX_LIST_IDS": "",
     }
     producer = lambda_client.get_function_configuration(FunctionName=stack.physical_ids["LifecycleFunction"])
     assert producer["Environment"]["Variables"] == {
@@ -201,16 +204,27 @@ def test_queues_keep_messages_as_the_design_requires(deployed: Deployed) -> None
         found = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
         return {str(name): value for name, value in found.items()}
 
-    queue, dead_letters = attributes("Queue"), attributes("DeadLetterQueue")
-    redrive = json.loads(queue["RedrivePolicy"])
-    assert redrive["deadLetterTargetArn"] == dead_letters["QueueArn"]
-    assert int(redrive["maxReceiveCount"]) >= 5
-    assert int(dead_letters["MessageRetentionPeriod"]) > int(queue["MessageRetentionPeriod"])
-    consumer = boto3.client("lambda", region_name="us-west-2").get_function_configuration(
-        FunctionName=stack.physical_ids["ConsumerFunction"]
-    )
-    assert int(queue["VisibilityTimeout"]) >= 6 * consumer["Timeout"]
-    for logical_id in ("Queue", "DeadLetterQueue", "DeliveryDeadLetterQueue", "ProducerDeadLetterQueue"):
+    lambda_client = boto3.client("lambda", region_name="us-west-2")
+    # The snapshot queue feeds the consumer; the lifecycle buffer feeds the lifecycle function.
+    for queue_id, dead_letters_id, function_id in (
+        ("Queue", "DeadLetterQueue", "ConsumerFunction"),
+        ("LifecycleBuffer", "LifecycleBufferDeadLetterQueue", "LifecycleFunction"),
+    ):
+        queue, dead_letters = attributes(queue_id), attributes(dead_letters_id)
+        redrive = json.loads(queue["RedrivePolicy"])
+        assert redrive["deadLetterTargetArn"] == dead_letters["QueueArn"], queue_id
+        assert int(redrive["maxReceiveCount"]) >= 5, queue_id
+        assert int(dead_letters["MessageRetentionPeriod"]) > int(queue["MessageRetentionPeriod"]), queue_id
+        function = lambda_client.get_function_configuration(FunctionName=stack.physical_ids[function_id])
+        assert int(queue["VisibilityTimeout"]) >= 6 * function["Timeout"], queue_id
+    for logical_id in (
+        "Queue",
+        "DeadLetterQueue",
+        "DeliveryDeadLetterQueue",
+        "ProducerDeadLetterQueue",
+        "LifecycleBuffer",
+        "LifecycleBufferDeadLetterQueue",
+    ):
         assert attributes(logical_id)["KmsMasterKeyId"] == stack.physical_ids["Key"], logical_id
     assert stack.physical_ids["DeliveryDeadLetterQueue"].endswith(f"/sgmesh-{CLUSTER}-delivery-dlq")
 
@@ -260,8 +274,8 @@ def test_names_in_policies_match_what_was_really_created(deployed: Deployed) -> 
     key = stack.resolved("Key")
     assert key is not None
     statements = {statement["Sid"]: statement for statement in key["KeyPolicy"]["Statement"]}
-    rules = statements["RulesDeadLetter"]["Condition"]["ArnLike"]["aws:SourceArn"]
-    for rule in ("LifecycleFunctionLifecycleAction", "TrueupFunctionSchedule"):
+    rules = statements["RulesWriteQueues"]["Condition"]["ArnLike"]["aws:SourceArn"]
+    for rule in ("LifecycleRule", "TrueupFunctionSchedule"):
         assert fnmatch.fnmatchcase(stack.attribute(rule, "Arn"), rules), rule
     logs = statements["FunctionLogs"]["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
     for function in ("Lifecycle", "Trueup", "Consumer"):
@@ -316,9 +330,16 @@ def test_queue_policies_admit_exactly_the_cluster_topics(deployed: Deployed) -> 
         producer_dlq = policies["ProducerDeadLetterQueuePolicy"]["PolicyDocument"]["Statement"][0]
         assert producer_dlq["Principal"] == {"Service": "events.amazonaws.com"}
         assert sorted(producer_dlq["Condition"]["ArnEquals"]["aws:SourceArn"]) == sorted(
-            stack.attribute(rule, "Arn")
-            for rule in ("LifecycleFunctionLifecycleAction", "TrueupFunctionSchedule")
+            stack.attribute(rule, "Arn") for rule in ("LifecycleRule", "TrueupFunctionSchedule")
         )
+        # Only the lifecycle rule may write to the lifecycle buffer.
+        buffer_policy = policies["LifecycleBufferPolicy"]
+        assert buffer_policy["Queues"] == [stack.physical_ids["LifecycleBuffer"]]
+        (allow,) = [s for s in buffer_policy["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+        assert allow["Principal"] == {"Service": "events.amazonaws.com"}
+        assert allow["Action"] == "sqs:SendMessage"
+        assert allow["Resource"] == stack.attribute("LifecycleBuffer", "Arn")
+        assert allow["Condition"] == {"ArnEquals": {"aws:SourceArn": stack.attribute("LifecycleRule", "Arn")}}
 
 
 def test_the_resolved_wiring_carries_every_topic_to_every_queue(deployed: Deployed) -> None:
@@ -357,14 +378,31 @@ def test_lifecycle_hooks_on_every_named_group_with_the_parameters(deployed: Depl
         for kind in ("Launching", "Terminating")
     )
     assert {(h["HeartbeatTimeout"], h["DefaultResult"]) for h in hooks} == {("300", "CONTINUE")}
-    rule = boto3.client("events", region_name="us-west-2").describe_rule(
-        Name=stack.physical_ids["LifecycleFunctionLifecycleAction"]
-    )
+    events = boto3.client("events", region_name="us-west-2")
+    rule = events.describe_rule(Name=stack.physical_ids["LifecycleRule"])
     pattern = json.loads(rule["EventPattern"])
     assert pattern["detail"] == {
         "AutoScalingGroupName": list(GROUPS),
         "LifecycleHookName": [f"sgmesh-{CLUSTER}-launching", f"sgmesh-{CLUSTER}-terminating"],
     }
+
+
+def test_lifecycle_events_reach_the_function_through_the_buffer_in_batches(deployed: Deployed) -> None:
+    stack = DeployedStack("us-west-2", CLUSTER)
+    buffer = stack.attribute("LifecycleBuffer", "Arn")
+    # The rule's only target is the buffer (not the function), with the producers' DLQ for what
+    # EventBridge cannot deliver.
+    (target,) = boto3.client("events", region_name="us-west-2").list_targets_by_rule(
+        Rule=stack.physical_ids["LifecycleRule"]
+    )["Targets"]
+    assert target["Arn"] == buffer
+    assert target["DeadLetterConfig"] == {"Arn": stack.attribute("ProducerDeadLetterQueue", "Arn")}
+    # The function reads the buffer in batches of up to 10, reporting failed records one by one.
+    mapping = stack.resolved("LifecycleFunctionLifecycleActions")
+    assert mapping is not None
+    assert mapping["EventSourceArn"] == buffer
+    assert mapping["FunctionName"] == stack.physical_ids["LifecycleFunction"]
+    assert (mapping["BatchSize"], mapping["FunctionResponseTypes"]) == (10, ["ReportBatchItemFailures"])
 
 
 def test_alarms_watch_the_stack_own_queues_function_and_quota_metric(deployed: Deployed) -> None:
@@ -380,8 +418,15 @@ def test_alarms_watch_the_stack_own_queues_function_and_quota_metric(deployed: D
     }
     queue_name = {
         q: stack.attribute(q, "QueueName")
-        for q in ("DeadLetterQueue", "DeliveryDeadLetterQueue", "ProducerDeadLetterQueue")
+        for q in (
+            "DeadLetterQueue",
+            "DeliveryDeadLetterQueue",
+            "ProducerDeadLetterQueue",
+            "LifecycleBufferDeadLetterQueue",
+        )
     }
+    # The consumer's own metrics (Powertools EMF): namespace sgmesh, dimensions service and cluster.
+    consumer_metric = ["sgmesh-consumer", CLUSTER]
     assert watched == {
         "ConsumerDeadLettersAlarm": (
             "AWS/SQS",
@@ -398,12 +443,18 @@ def test_alarms_watch_the_stack_own_queues_function_and_quota_metric(deployed: D
             "ApproximateNumberOfMessagesVisible",
             [queue_name["ProducerDeadLetterQueue"]],
         ),
+        "LifecycleBufferDeadLettersAlarm": (
+            "AWS/SQS",
+            "ApproximateNumberOfMessagesVisible",
+            [queue_name["LifecycleBufferDeadLetterQueue"]],
+        ),
         "ConsumerErrorsAlarm": ("AWS/Lambda", "Errors", [stack.physical_ids["ConsumerFunction"]]),
-        "RuleQuotaAlarm": (f"sgmesh/{CLUSTER}", "RuleQuotaExceeded", []),
+        "RuleQuotaAlarm": ("sgmesh", "RuleQuotaExceeded", consumer_metric),
+        "RecordsRejectedAlarm": ("sgmesh", "RecordsRejected", consumer_metric),
     }
-    (metric_filter,) = stack.resolved_of_type("AWS::Logs::MetricFilter").values()
-    assert metric_filter["LogGroupName"] == stack.physical_ids["ConsumerLogGroup"]
-    assert metric_filter["MetricTransformations"][0]["MetricNamespace"] == f"sgmesh/{CLUSTER}"
+    assert [d["Name"] for d in alarms["RuleQuotaAlarm"]["Dimensions"]] == ["service", "cluster"]
+    assert [d["Name"] for d in alarms["RecordsRejectedAlarm"]["Dimensions"]] == ["service", "cluster"]
+    assert stack.resolved_of_type("AWS::Logs::MetricFilter") == {}
     # No alarm topic configured: the alarms notify nobody, and say so by having no actions at all.
     assert all("AlarmActions" not in alarm for alarm in alarms.values())
 

@@ -75,6 +75,9 @@ def test_what_the_stacks_or_the_functions_would_refuse_is_refused_before_any_aws
             "ports": "tcp:9000-80",
             "auto_scaling_groups": [f"group-{n}" for n in range(MAX_GROUPS + 1)],
             "lifecycle_heartbeat_timeout": 10,
+            "target": "prefix-lists",
+            "prefix_list_max_entries": 1001,
+            "max_event_age_seconds": 59,
             "regions": {
                 "us-east-1": {
                     "security_groups": [f"sg-0123456789abcdef{n}" for n in range(MAX_SECURITY_GROUPS + 1)]
@@ -92,6 +95,9 @@ def test_what_the_stacks_or_the_functions_would_refuse_is_refused_before_any_aws
         "us-east-1: at most 5 security_groups",
         "ClusterName='my.cluster': 1-40 letters",
         "LifecycleHeartbeatTimeout='10': must be within 30-7200",
+        "Target='prefix-lists': must be one of security-group, sharded, prefix-list",
+        "PrefixListMaxEntries='1001': must be within 1-1000",
+        "MaxEventAgeSeconds='59': must be within 60-1209600",
         "SGMESH_PORTS",
     ):
         assert expected in message

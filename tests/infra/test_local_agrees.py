@@ -40,11 +40,32 @@ def test_lifecycle_events_reach_the_producer_the_way_the_template_routes_them(
     sam_template: dict[str, Any],
 ) -> None:
     # The local runtime buffers lifecycle events (sgmesh/local/buffer.py) exactly when the template
-    # puts a queue between the rule and the function.
-    lifecycle = sam_template["Resources"]["LifecycleFunction"]["Properties"]
-    buffered = any(event["Type"] == "SQS" for event in lifecycle["Events"].values())
-    assert buffered == SPEC.lifecycle_buffer
+    # puts a queue between the rule and the function: the rule targets the queue the function reads.
+    template = sam_template["Resources"]
+    lifecycle = template["LifecycleFunction"]["Properties"]
+    sources = [event["Properties"] for event in lifecycle["Events"].values() if event["Type"] == "SQS"]
+    assert bool(sources) == SPEC.lifecycle_buffer
+    ((target,),) = [r["Properties"]["Targets"] for r in template.values() if r["Type"] == "AWS::Events::Rule"]
+    (source,) = sources
+    assert target["Arn"] == source["Queue"] == {"Fn::GetAtt": ["LifecycleBuffer", "Arn"]}
     assert lifecycle["Timeout"] == SPEC.lifecycle_timeout_seconds
+
+
+def test_the_lifecycle_buffer_and_its_event_source_match(sam_template: dict[str, Any]) -> None:
+    buffer = sam_template["Resources"]["LifecycleBuffer"]["Properties"]
+    dlq = sam_template["Resources"]["LifecycleBufferDeadLetterQueue"]["Properties"]
+    source = sam_template["Resources"]["LifecycleFunction"]["Properties"]["Events"]["LifecycleActions"]
+
+    assert buffer["VisibilityTimeout"] == SPEC.buffer_visibility_timeout_seconds
+    assert buffer["RedrivePolicy"]["maxReceiveCount"] == SPEC.max_receive_count
+    assert buffer["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["LifecycleBufferDeadLetterQueue", "Arn"]
+    }
+    assert buffer["MessageRetentionPeriod"] == SPEC.queue_retention_seconds
+    assert dlq["MessageRetentionPeriod"] == SPEC.dlq_retention_seconds
+    assert source["Properties"]["BatchSize"] == SPEC.batch_size
+    assert source["Properties"]["MaximumBatchingWindowInSeconds"] == SPEC.buffer_batching_window_seconds
+    assert source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
 
 
 def test_lifecycle_hooks_schedule_and_quota_defaults_match(sam_template: dict[str, Any]) -> None:
@@ -53,6 +74,8 @@ def test_lifecycle_hooks_schedule_and_quota_defaults_match(sam_template: dict[st
     assert default(sam_template, "RuleQuota") == SPEC.rule_quota
     assert default(sam_template, "EventRetentionDays") == SPEC.event_retention_days
     assert default(sam_template, "AddressMode") == SPEC.address
+    assert default(sam_template, "MaxEventAgeSeconds") == SPEC.max_event_age_seconds
+    assert default(sam_template, "Target") == SPEC.target
     rate = re.fullmatch(r"rate\((\d+) minutes?\)", default(sam_template, "TrueupSchedule"))
     assert rate is not None
     assert int(rate[1]) * 60 == SPEC.trueup_interval_seconds

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import logging
-import re
+import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,14 +19,15 @@ from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 
 from cloud.clients import install_client_factory
+from cloud.sns_certificates import install_certificate_source
 from consumers import apply
-from consumers import bootstrap as consumer_bootstrap
 from infra.deploy import ClusterConfig, Deployment, caller_identity
 from producers import lifecycle, trueup
 from sgmesh.local.clients import ApiCall, CallLedger, ExtendedClientFactory
 from sgmesh.local.esm import sqs_event
 from sgmesh.local.eventbridge import lifecycle_event
 from sgmesh.local.functions import invoke
+from sgmesh.local.sns_certificates import install_local_certificates
 from tests.infra.stacks import ACCOUNT, DeployedStack
 
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning")
@@ -35,10 +36,16 @@ REGION = "us-west-2"
 CLUSTER = "perms"
 GROUP = "cassandra"
 # The botocore service ids of the calls, and the IAM prefixes of their actions.
-IAM_PREFIX = {"auto-scaling": "autoscaling", "ec2": "ec2", "dynamodb": "dynamodb", "sns": "sns"}
+IAM_PREFIX = {
+    "auto-scaling": "autoscaling",
+    "ec2": "ec2",
+    "dynamodb": "dynamodb",
+    "sns": "sns",
+    "service-quotas": "servicequotas",
+}
 # Granted for what Lambda and the AWS services do on the function's behalf, not for calls in the code:
-# logs (the runtime), KMS (SQS, SNS and DynamoDB encrypt and decrypt), SQS (the event source mapping
-# and the on-failure destination).
+# logs (the runtime), KMS (SQS, SNS and DynamoDB encrypt and decrypt), SQS (the event source mappings
+# of the snapshot queue and the lifecycle buffer, and the on-failure destination).
 ON_BEHALF = ("logs:", "kms:", "sqs:")
 
 
@@ -106,22 +113,36 @@ class Functions:
         environment = {name: str(value) for name, value in configuration["Environment"]["Variables"].items()}
         mark = self.ledger.mark()
         install_client_factory(ExtendedClientFactory(self.ledger, AcceptLifecycleCompletions()))
+        install_local_certificates(os.environ["AWS_ENDPOINT_URL"])
+        environment |= {"AWS_REGION": REGION, **overrides}
         try:
-            return invoke(handler, function, {**environment, "AWS_REGION": REGION, **overrides}, event)
+            # Lambda ships EMF lines to CloudWatch; the alarm tests read them from stdout.
+            return invoke(handler, function, environment, event, metrics=sys.stdout)
         finally:
             install_client_factory(None)
+            install_certificate_source(None)
             self.made[function] += self.ledger.since(mark)
 
     def deliver(self, **overrides: str) -> Any:
         """Hand what the queue holds to the consumer, as its event source mapping would."""
+        return self._poll("Queue", "ConsumerFunction", apply.handler, **overrides)
+
+    def lifecycle_action(self, event: dict[str, Any]) -> Any:
+        """The lifecycle rule puts the event on the buffer (its target); the buffer's event source
+        mapping hands it to the lifecycle function."""
         sqs = boto3.client("sqs", region_name=REGION)
-        queue_url = self.stack.physical_ids["Queue"]
+        sqs.send_message(QueueUrl=self.stack.physical_ids["LifecycleBuffer"], MessageBody=json.dumps(event))
+        return self._poll("LifecycleBuffer", "LifecycleFunction", lifecycle.handler)
+
+    def _poll(self, queue: str, function: str, handler: Any, **overrides: str) -> Any:
+        sqs = boto3.client("sqs", region_name=REGION)
+        queue_url = self.stack.physical_ids[queue]
         received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
         if not received:
             return None
         messages: list[dict[str, Any]] = [dict(message) for message in received]
-        event = sqs_event(messages, queue_arn=self.stack.attribute("Queue", "Arn"), region=REGION)
-        result = self.run("ConsumerFunction", apply.handler, event, **overrides)
+        event = sqs_event(messages, queue_arn=self.stack.attribute(queue, "Arn"), region=REGION)
+        result = self.run(function, handler, event, **overrides)
         for message in messages:
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
         return result
@@ -158,7 +179,7 @@ def calls(functions: Functions) -> dict[str, list[ApiCall]]:
         hook=f"sgmesh-{CLUSTER}-launching",
         token=str(uuid.uuid4()),
     )
-    functions.run("LifecycleFunction", lifecycle.handler, event)
+    assert functions.lifecycle_action(event) == {"batchItemFailures": []}
     functions.deliver()
     functions.scale(0)
     assert functions.run("TrueupFunction", trueup.handler, {})["published"]
@@ -238,6 +259,8 @@ def _resource(stack: DeployedStack, call: ApiCall) -> str:
         return str(params["TopicArn"])
     if call.service == "ec2":
         return f"arn:aws:ec2:{region}:{ACCOUNT}:security-group/{params['GroupId']}"
+    if call.service == "service-quotas":
+        return f"arn:aws:servicequotas:{region}:{ACCOUNT}:{params['ServiceCode']}/{params['QuotaCode']}"
     if call.service == "auto-scaling":
         # The group's id is part of its ARN; the policy must admit any id with the group's name.
         group = f"autoScalingGroup:{uuid.uuid4()}:autoScalingGroupName/{params['AutoScalingGroupName']}"
@@ -267,42 +290,72 @@ def _listed(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else value
 
 
-class JsonLines(logging.Handler):
-    """Keeps what a Powertools logger writes, formatted by that logger's own formatter."""
-
-    def __init__(self, formatter: logging.Formatter) -> None:
-        super().__init__()
-        self.setFormatter(formatter)
-        self.lines: list[dict[str, Any]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(json.loads(self.format(record)))
+def emitted(stdout: str) -> list[dict[str, Any]]:
+    """The embedded metric format documents a function printed (CloudWatch makes metrics of them)."""
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{") and '"_aws"' in line]
 
 
-def test_a_plan_over_the_quota_is_logged_as_the_rule_quota_alarm_counts_it(
-    stack: DeployedStack, functions: Functions, calls: dict[str, list[ApiCall]]
+def alarm_sum(alarm: dict[str, Any], documents: list[dict[str, Any]]) -> float:
+    """The sum of the alarm's metric in these documents: its namespace, name and exact dimensions."""
+    dimensions = {dimension["Name"]: dimension["Value"] for dimension in alarm["Dimensions"]}
+    total = 0.0
+    for document in documents:
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            if (
+                directive["Namespace"] == alarm["Namespace"]
+                and alarm["MetricName"] in {metric["Name"] for metric in directive["Metrics"]}
+                and any(set(names) == set(dimensions) for names in directive["Dimensions"])
+                and all(document.get(name) == value for name, value in dimensions.items())
+            ):
+                value = document[alarm["MetricName"]]
+                total += sum(value) if isinstance(value, list) else value
+    return total
+
+
+def test_a_plan_over_the_quota_trips_the_rule_quota_alarm(
+    stack: DeployedStack,
+    functions: Functions,
+    calls: dict[str, list[ApiCall]],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """GIVEN two members and a quota of one rule, WHEN the consumer applies their snapshot, THEN it
-    refuses the plan and logs the field and value the stack's metric filter counts."""
-    (metric_filter,) = stack.resolved_of_type("AWS::Logs::MetricFilter").values()
-    match = re.fullmatch(r'\{ \$\.(\w+) = "(\w+)" \}', metric_filter["FilterPattern"])
-    assert match, metric_filter["FilterPattern"]
-    field, value = match.groups()
+    refuses the plan and emits the metric the stack's RuleQuotaAlarm watches, up to its threshold."""
+    alarm = stack.resolved("RuleQuotaAlarm")
+    assert alarm is not None
     functions.scale(2)
     assert functions.run("TrueupFunction", trueup.handler, {})["published"]
-    # The standard logger under the Powertools one (same name) takes the extra handler.
-    logger = logging.getLogger(consumer_bootstrap.logger.name)
-    logged = JsonLines(consumer_bootstrap.logger.registered_formatter)
-    logger.addHandler(logged)
+    capsys.readouterr()
     before = len(functions.made["ConsumerFunction"])
-    try:
-        refused = functions.deliver(SGMESH_RULE_QUOTA="1")
-    finally:
-        logger.removeHandler(logged)
+    refused = functions.deliver(SGMESH_RULE_QUOTA="1")
     assert refused["batchItemFailures"]
-    assert [line[field] for line in logged.lines if field in line] == [value]
+    assert alarm_sum(alarm, emitted(capsys.readouterr().out)) >= float(alarm["Threshold"])
     writes = [call.operation for call in functions.made["ConsumerFunction"][before:] if call.service == "ec2"]
     assert "AuthorizeSecurityGroupIngress" not in writes
+
+
+def test_a_forged_snapshot_trips_the_records_rejected_alarm(
+    stack: DeployedStack,
+    functions: Functions,
+    calls: dict[str, list[ApiCall]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """GIVEN a message on the queue in an envelope from a topic that is not a peer, WHEN the consumer
+    gets it, THEN it rejects the record and emits the metric the stack's RecordsRejectedAlarm watches."""
+    alarm = stack.resolved("RecordsRejectedAlarm")
+    assert alarm is not None
+    forged = {
+        "Type": "Notification",
+        "MessageId": str(uuid.uuid4()),
+        "TopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:not-a-peer",
+        "Message": "{}",
+    }
+    boto3.client("sqs", region_name=REGION).send_message(
+        QueueUrl=stack.physical_ids["Queue"], MessageBody=json.dumps(forged)
+    )
+    capsys.readouterr()
+    rejected = functions.deliver()
+    assert len(rejected["batchItemFailures"]) == 1
+    assert alarm_sum(alarm, emitted(capsys.readouterr().out)) >= float(alarm["Threshold"])
 
 
 def test_the_checker_refuses_what_the_roles_do_not_grant(stack: DeployedStack) -> None:

@@ -8,7 +8,6 @@ import uuid
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
 from sgmesh.local.lifecycle import Completion
 from sgmesh.local.stack import StackSpec
@@ -30,10 +29,17 @@ def tampered(message: dict[str, Any], *, body: str | None = None, **changes: Any
     }
 
 
-def with_member_address(message: dict[str, Any], cidr: str) -> dict[str, Any]:
-    snapshot = json.loads(json.loads(message["Body"])["Message"])
-    members = [{**snapshot["members"][0], "public_ipv4": cidr}]
-    return tampered(message, members=members)
+def published(mesh: Mesh, region: str, snapshot: dict[str, Any]) -> None:
+    """What a holder of sns:Publish on the region's topic could send: signed by SNS, but forged."""
+    mesh.sns(region).publish(TopicArn=mesh.stacks[region].topic_arn, Message=json.dumps(snapshot))
+
+
+def with_member_address(snapshot: dict[str, Any], cidr: str) -> dict[str, Any]:
+    return {
+        **snapshot,
+        "event_id": str(uuid.uuid4()),
+        "members": [{**snapshot["members"][0], "public_ipv4": cidr}],
+    }
 
 
 def stored_sources(mesh: Mesh, region: str) -> set[str]:
@@ -41,31 +47,50 @@ def stored_sources(mesh: Mesh, region: str) -> set[str]:
     return {item["sk"]["S"] for item in items if item["pk"]["S"].startswith("state#")}
 
 
+def source_region(message: dict[str, Any]) -> str:
+    region: str = json.loads(json.loads(message["Body"])["Message"])["source"]["region"]
+    return region
+
+
 def test_bad_records_fail_alone_and_leave_no_trace(mesh: Mesh, caplog: pytest.LogCaptureFixture) -> None:
-    # GIVEN a real delivery from us-east-1 and one from us-west-2 to tamper with
+    # GIVEN a real delivery from us-east-1, and us-west-2's snapshot to forge from
     mesh.trueup("us-east-1")
     mesh.trueup("us-west-2")
-    delivered = {
-        json.loads(json.loads(m["Body"])["Message"])["source"]["region"]: m for m in mesh.drain("eu-west-1")
-    }
+    delivered = {source_region(m): m for m in mesh.drain("eu-west-1")}
     good, template = delivered["us-east-1"], delivered["us-west-2"]
+    snapshot = json.loads(json.loads(template["Body"])["Message"])
+    # ... forgeries SNS signs because they were published to a peer's own topic
+    forged = {
+        "wrong cluster": {**snapshot, "cluster": "someone-else"},
+        "the world": with_member_address(snapshot, "0.0.0.0/0"),
+        "a /24": with_member_address(snapshot, "54.1.2.0/24"),
+        "private in public mode": with_member_address(snapshot, "10.0.0.5/32"),
+        "another region's source": {**snapshot, "source": {**snapshot["source"], "region": "us-east-1"}},
+    }
+    for document in forged.values():
+        published(mesh, "us-west-2", document)
+    arrived = mesh.drain("eu-west-1")
+    by_forgery = dict(zip(forged, sorted(arrived, key=lambda m: forged_order(m, forged)), strict=True))
+    # ... and messages changed on the way, which no SNS key signed
     bad = {
+        **by_forgery,
         "not JSON": tampered(template, body="{not json"),
         "unknown topic": tampered(
-            template,
-            envelope={"TopicArn": "arn:aws:sns:us-west-2:123456789012:intruder"},
+            template, envelope={"TopicArn": "arn:aws:sns:us-west-2:123456789012:intruder"}
         ),
-        "wrong cluster": tampered(template, cluster="someone-else"),
-        "the world": with_member_address(template, "0.0.0.0/0"),
-        "a /24": with_member_address(template, "54.1.2.0/24"),
-        "private in public mode": with_member_address(template, "10.0.0.5/32"),
+        "tampered in flight": with_extra_member(template),
+        "unsigned": tampered(template, envelope={"Signature": "", "SignatureVersion": "2"}),
+        "SHA1 signature": tampered(template, envelope={"SignatureVersion": "1"}),
+        "certificate elsewhere": tampered(
+            template, envelope={"SigningCertURL": "https://sns.us-west-2.amazonaws.com.evil.example/key.pem"}
+        ),
     }
 
     # WHEN they arrive in one batch with the good record
     caplog.clear()
     response = mesh.deliver("eu-west-1", [good, *bad.values()])
 
-    # THEN exactly the bad ones are reported, each with a clear log line
+    # THEN exactly the bad ones are reported, each with a clear log line and its reason
     assert sorted(f["itemIdentifier"] for f in response["batchItemFailures"]) == sorted(
         m["MessageId"] for m in bad.values()
     )
@@ -74,16 +99,21 @@ def test_bad_records_fail_alone_and_leave_no_trace(mesh: Mesh, caplog: pytest.Lo
     }
     assert set(rejected) == {m["MessageId"] for m in bad.values()}
     expected = {
-        "not JSON": ("not-json", "not JSON"),
-        "unknown topic": ("unknown-topic", "intruder"),
         "wrong cluster": ("wrong-cluster", "someone-else"),
         "the world": ("invalid-snapshot", "0.0.0.0/0"),
         "a /24": ("invalid-snapshot", "54.1.2.0/24"),
         "private in public mode": ("invalid-snapshot", "not a public address"),
+        "another region's source": ("wrong-source", "us-east-1"),
+        "not JSON": ("not-json", "not JSON"),
+        "unknown topic": ("unknown-topic", "intruder"),
+        "tampered in flight": ("bad-signature", "does not match"),
+        "unsigned": ("bad-signature", "Signature"),
+        "SHA1 signature": ("bad-signature", "SignatureVersion '1'"),
+        "certificate elsewhere": ("untrusted-certificate-url", "evil.example"),
     }
     for name, (reason, detail) in expected.items():
         logged_reason, logged_error = rejected[bad[name]["MessageId"]]
-        assert (logged_reason, detail in logged_error) == (reason, True), name
+        assert (logged_reason, detail in logged_error) == (reason, True), (name, logged_error)
 
     # ... the good record applied, and nothing bad reached the table or the group
     east = {f"{ip}/32" for ip in mesh.members("us-east-1").values()}
@@ -92,7 +122,20 @@ def test_bad_records_fail_alone_and_leave_no_trace(mesh: Mesh, caplog: pytest.Lo
         f"123456789012/us-east-1/{mesh.stacks['us-east-1'].group_name}"
     }
     cidrs = {rule.get("CidrIpv4") for rule in mesh.ingress("eu-west-1")}
-    assert cidrs.isdisjoint({"0.0.0.0/0", "54.1.2.0/24", "10.0.0.5/32"})
+    assert cidrs.isdisjoint({"0.0.0.0/0", "54.1.2.0/24", "10.0.0.5/32", "54.9.9.9/32"})
+
+
+def forged_order(message: dict[str, Any], forged: dict[str, dict[str, Any]]) -> int:
+    """The position in `forged` of the document a delivery carries (SQS keeps no order)."""
+    document = json.loads(json.loads(message["Body"])["Message"])
+    return list(forged.values()).index(document)
+
+
+def with_extra_member(message: dict[str, Any]) -> dict[str, Any]:
+    """A delivery whose snapshot gained a member after SNS signed it."""
+    snapshot = json.loads(json.loads(message["Body"])["Message"])
+    extra = {"instance_id": "i-0000000000000beef", "public_ipv4": "54.9.9.9/32"}
+    return tampered(message, members=[*snapshot["members"], extra])
 
 
 def test_a_plan_over_the_rule_quota_changes_nothing(
@@ -121,7 +164,7 @@ def test_a_plan_over_the_rule_quota_changes_nothing(
     assert errors == [f"{needed}; nothing was changed"]
 
 
-def test_a_failed_publish_raises_and_leaves_the_hook_pending(mesh: Mesh) -> None:
+def test_a_failed_publish_fails_the_buffered_event_and_leaves_the_hook_pending(mesh: Mesh) -> None:
     # GIVEN us-east-1 scales out while its topic cannot be published to
     region = "us-east-1"
     stack = mesh.stacks[region]
@@ -130,28 +173,34 @@ def test_a_failed_publish_raises_and_leaves_the_hook_pending(mesh: Mesh) -> None
     (launched,) = set(mesh.members(region)) - before
     mesh.sns(region).delete_topic(TopicArn=stack.topic_arn)
 
-    # WHEN the launch hook fires
-    with pytest.raises(ClientError):
-        mesh.lifecycle_action(region, launched, launching=True)
+    # WHEN the launch hook fires (EventBridge puts the event on the buffer, which hands it to the producer)
+    mesh.lifecycle_action(region, launched, launching=True)
 
-    # THEN nothing completed the action (no CONTINUE, and never ABANDON): the invocation will be retried
+    # THEN the producer reported the event failed, and nothing completed the action (no CONTINUE, and
+    # never ABANDON): the event stays on the buffer for a retry after the visibility timeout
+    (invocation,) = mesh.handled(region, "lifecycle")
+    (record,) = invocation.event["Records"]
+    assert invocation.result == {"batchItemFailures": [{"itemIdentifier": record["messageId"]}]}
     assert mesh.hooks.completions == []
     assert mesh.completion_calls() == []
     (action,) = mesh.hooks.pending.values()
     assert action.instance_id == launched
     assert mesh.product_lifecycle_states(region)[launched] == "Pending:Wait"
-    assert mesh.bus.next_due == mesh.clock.now + 60, "Lambda retries the asynchronous invocation"
+    buffer = mesh.buffers[region].mapping
+    assert buffer.next_release == invocation.at + mesh.spec.buffer_visibility_timeout_seconds
 
     # WHEN the retry runs with the topic back, the hook is completed with CONTINUE
     mesh.sns(region).create_topic(Name=stack.topic_arn.rsplit(":", 1)[1])
     mesh.sns(region).subscribe(TopicArn=stack.topic_arn, Protocol="sqs", Endpoint=stack.queue_arn)
-    mesh.clock.advance_to(mesh.bus.next_due)
-    assert mesh.bus.dispatch_due() == 1
-    assert mesh.invocations[-1].error is None
+    mesh.clock.advance_to(buffer.next_release)
+    assert buffer.release_due() == 1
+    mesh.clock.advance_to(buffer.next_poll)
+    assert buffer.poll() == 1
+    assert mesh.invocations[-1].result == {"batchItemFailures": []}
     assert mesh.hooks.completions == [
         Completion(
             region, stack.group_name, "sgmesh-demo-launching", launched, action.token, "CONTINUE", False
         )
     ]
     assert [call.params["LifecycleActionResult"] for call in mesh.completion_calls()] == ["CONTINUE"]
-    assert mesh.bus.failed == []
+    assert buffer.depth() == 0

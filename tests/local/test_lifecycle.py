@@ -46,6 +46,15 @@ def event_for(action: PendingAction, *, token: str) -> dict[str, Any]:
     )
 
 
+def deliver(mesh: Mesh, region: str, events: int) -> None:
+    """EventBridge puts the due lifecycle events on the region's buffer, and the buffer's event source
+    mapping hands them to the producer (past its batching window)."""
+    assert mesh.bus.dispatch_due() == events
+    mapping = mesh.buffers[region].mapping
+    mesh.clock.advance_to(mapping.next_poll)
+    assert mapping.poll() == events
+
+
 def restore_topic(mesh: Mesh, region: str) -> None:
     """Recreate the region's topic (same ARN) with every region's queue subscribed again."""
     topic_arn = mesh.stacks[region].topic_arn
@@ -73,8 +82,8 @@ def test_given_a_scale_out_then_the_instance_waits_in_pending_wait_until_the_pro
     assert set(states.values()) == {"InService"}
     assert mesh.instance_state("us-east-1", launched) == "running"
 
-    # WHEN EventBridge delivers the launch event to the producer
-    assert mesh.bus.dispatch_due() == 1
+    # WHEN EventBridge delivers the launch event to the producer, through the buffer
+    deliver(mesh, "us-east-1", 1)
 
     # THEN it published the instance as a member (seen in Pending:Wait) and completed the action
     (snapshot,) = mesh.queued_snapshots("us-west-2")
@@ -111,15 +120,15 @@ def test_given_a_scale_in_then_the_instance_is_excluded_and_terminated_only_afte
     assert mesh.instance_state("us-west-2", leaving) == "running"
     assert leaving not in mesh.members("us-west-2")
 
-    # WHEN EventBridge delivers the terminate event to the producer (noting the instance's EC2 state
-    # whenever the producer publishes)
+    # WHEN EventBridge delivers the terminate event to the producer, through the buffer (noting the
+    # instance's EC2 state whenever the producer publishes)
     states_at_publish: list[str] = []
 
     def note_state(**_: Any) -> None:
         states_at_publish.append(mesh.instance_state("us-west-2", leaving))
 
     mesh.factory.sns("us-west-2").meta.events.register("before-call.sns.Publish", note_state)
-    assert mesh.bus.dispatch_due() == 1
+    deliver(mesh, "us-west-2", 1)
 
     # THEN it published the group without the instance while the instance still ran ...
     (snapshot,) = mesh.queued_snapshots("us-east-1")
@@ -143,7 +152,7 @@ def test_given_a_used_or_unknown_token_then_completion_is_refused_and_the_produc
     # GIVEN a launch whose action the producer completed
     assert len(mesh.scale("us-east-1", 3)) == 1
     (action,) = mesh.hooks.pending.values()
-    mesh.bus.dispatch_due()
+    deliver(mesh, "us-east-1", 1)
     assert mesh.hooks.completions == [completed(action, "CONTINUE", by_timeout=False)]
 
     # WHEN the event arrives again (EventBridge delivers at least once), and one with an unknown token
@@ -151,13 +160,14 @@ def test_given_a_used_or_unknown_token_then_completion_is_refused_and_the_produc
     caplog.clear()
     mesh.bus.put("us-east-1", event_for(action, token=action.token))
     mesh.bus.put("us-east-1", event_for(action, token="00000000-0000-4000-8000-000000000000"))
-    assert mesh.bus.dispatch_due() == 2
+    deliver(mesh, "us-east-1", 2)
 
-    # THEN both completions were refused, logged, and neither invocation failed
+    # THEN both completions were refused, logged, and no record of either batch failed
     refused = [r for r in caplog.records if r.getMessage() == "lifecycle action was no longer pending"]
     assert len(refused) == 2
     assert mesh.bus.failed == []
-    assert [i.error for i in mesh.handled("us-east-1", "lifecycle")] == [None, None, None]
+    assert [i.result for i in mesh.handled("us-east-1", "lifecycle")] == [{"batchItemFailures": []}] * 2
+    assert mesh.buffers["us-east-1"].mapping.depth() == 0
     assert [c.params["LifecycleActionToken"] for c in mesh.completion_calls()] == [
         action.token,
         action.token,
@@ -213,23 +223,29 @@ def test_given_the_producer_cannot_complete_then_the_heartbeat_timeout_applies_t
     converge(mesh)
     boto3.client("sns", region_name="us-east-1").delete_topic(TopicArn=mesh.stacks["us-east-1"].topic_arn)
 
-    # WHEN us-east-1 scales out and every attempt of the producer fails (Lambda retries twice)
+    # WHEN us-east-1 scales out and every attempt of the producer fails until the heartbeat's deadline:
+    # the buffered event comes back after each visibility timeout
+    started = mesh.clock.now
     (launched,) = mesh.scale("us-east-1", 3)
     (action,) = mesh.hooks.pending.values()
-    while mesh.bus.next_due is not None:
-        mesh.clock.advance_to(mesh.bus.next_due)
-        mesh.bus.dispatch_due()
+    deliver(mesh, "us-east-1", 1)
+    mapping = mesh.buffers["us-east-1"].mapping
+    while (due := mapping.next_release) is not None and due < action.deadline:
+        mesh.clock.advance_to(due)
+        mapping.release_due()
+        mesh.clock.advance_to(mapping.next_poll)
+        assert mapping.poll() == 1
 
-    # THEN the producer never completed the action: it is still pending
+    # THEN the producer never completed the action: it is still pending, its event still buffered
     attempts = mesh.handled("us-east-1", "lifecycle")
-    assert [isinstance(attempt.error, ClientError) for attempt in attempts] == [True, True, True]
-    assert len(mesh.bus.failed) == 1
+    assert [len(attempt.result["batchItemFailures"]) for attempt in attempts] == [1, 1]
+    assert mapping.depth() == 1
     assert mesh.completion_calls() == []
     assert mesh.hooks.pending == {action.token: action}
     assert mesh.product_lifecycle_states("us-east-1")[launched] == "Pending:Wait"
 
     # WHEN the heartbeat times out
-    assert action.deadline == attempts[0].at + StackSpec().heartbeat_timeout_seconds
+    assert action.deadline == started + StackSpec().heartbeat_timeout_seconds
     mesh.clock.advance_to(action.deadline - 1)
     assert mesh.hooks.expire_due() == 0
     mesh.clock.advance_to(action.deadline)
@@ -248,7 +264,8 @@ def test_given_the_producer_cannot_complete_then_the_heartbeat_timeout_applies_t
         assert mesh.product_lifecycle_states("us-east-1")[launched] == "InService"
         assert launched in mesh.members("us-east-1")
 
-    # WHEN the topic is back: the replacement's launch (ABANDON) or the next scheduled true-up (CONTINUE)
+    # WHEN the topic is back: the buffered event's next attempt publishes the group (its completion is
+    # refused, the action being over), as does the replacement's launch (ABANDON)
     restore_topic(mesh, "us-east-1")
     fired = mesh.schedule.fired
     convergence = mesh.run_until_converged()
@@ -256,7 +273,7 @@ def test_given_the_producer_cannot_complete_then_the_heartbeat_timeout_applies_t
     # THEN every group is right: the abandoned instance is nowhere, the continued one everywhere
     assert convergence.converged
     if default_result == "CONTINUE":
-        assert mesh.schedule.fired == fired + 1, "only the true-up can publish the continued instance"
+        assert mesh.schedule.fired == fired, "the buffered event's retry published the continued instance"
     assert (
         launched in mesh.members("us-east-1")
         if default_result == "CONTINUE"

@@ -124,9 +124,13 @@ class Mesh(LocalMesh):
         return self._recorded(region, "lifecycle", event, partial(super().lifecycle, region))
 
     def lifecycle_action(self, region: str, instance_id: str, *, launching: bool) -> PendingAction:
-        """Auto Scaling holds the instance at its hook and EventBridge delivers the event, now.
+        """Auto Scaling holds the instance at its hook, EventBridge delivers the event and the producer
+        gets it, now: through the region's lifecycle buffer (the clock moves past the buffer's batching
+        window, at most a few seconds), or directly where the spec has no buffer.
 
-        Raises what the producer raised; the bus then keeps the event for Lambda's async retries.
+        Raises what the producer raised when invoked directly (the bus then keeps the event for Lambda's
+        async retries); a buffered batch reports its failed records instead (`invocations[-1].result`),
+        which stay on the buffer until their visibility timeout.
         """
         stack = self.stacks[region]
         if launching:
@@ -136,6 +140,10 @@ class Mesh(LocalMesh):
         action = next(a for a in self.hooks.pending.values() if a.instance_id == instance_id)
         delivered = len(self.invocations)
         assert self.bus.dispatch_due() == 1, "only this lifecycle event was due"
+        if region in self.buffers:
+            mapping = self.buffers[region].mapping
+            self.clock.advance_to(mapping.next_poll)
+            assert mapping.poll() == 1, "only this lifecycle event was buffered"
         (invocation,) = self.invocations[delivered:]
         if invocation.error is not None:
             raise invocation.error

@@ -27,6 +27,7 @@ from tests.fakes import (
     make_snapshot,
     sns_body,
     topic_arn,
+    verify_with_test_key,
 )
 
 SOURCES = (
@@ -64,11 +65,26 @@ def new_service(
         groups=groups,
         audit=FakeAuditLog(),
         outcomes=FakeOutcomes(),
+        verify=verify_with_test_key(),
         logger=Logger(service="test"),
         clock=lambda: RECEIVED_AT,
         max_conflict_retries=max_conflict_retries,
     )
     return service, states, groups
+
+
+def another_consumer(states: FakeSourceStates, groups: FakeSecurityGroups) -> ApplyService:
+    """A second consumer of the same region: same table, same groups (Lambda runs several at once)."""
+    return ApplyService(
+        settings=consumer_settings(),
+        states=states,
+        groups=groups,
+        audit=FakeAuditLog(),
+        outcomes=FakeOutcomes(),
+        verify=verify_with_test_key(),
+        logger=Logger(service="b"),
+        clock=lambda: RECEIVED_AT,
+    )
 
 
 def pool_member(source_index: int, n: int) -> Member:
@@ -403,7 +419,7 @@ def test_given_source_not_of_the_topics_region_and_account_when_accepted_then_re
 def test_given_envelope_without_message_string_when_accepted_then_rejected() -> None:
     body = json.dumps({"Type": "Notification", "TopicArn": topic_arn(SOURCES[0]), "Message": {"a": 1}})
 
-    assert "no Message string" in rejected(body)
+    assert "field Message must be a string" in rejected(body)
 
 
 def test_given_snapshot_with_a_world_open_address_when_accepted_then_rejected_naming_it() -> None:
@@ -437,18 +453,26 @@ def test_given_consumer_setting_missing_when_service_built_then_settings_error_n
         new_service(consumer_settings(AddressMode.PUBLIC, **{missing: ""}))
 
 
+def test_given_a_member_stored_and_authorized_right_after_our_table_read_then_it_is_not_revoked() -> None:
+    # GIVEN two consumers on one table and one set of groups, converged on version 1 of a source
+    consumer_a, states, groups = new_service()
+    consumer_b = another_consumer(states, groups)
+    consumer_a.apply([snapshot_of(0, 1, {0})])
+    newer = snapshot_of(0, 2, {0, 1})
+
+    # WHEN B reconciles and, just after B has read the table, A stores a new member and authorizes it
+    states.after_read.append(lambda: consumer_a.apply([newer]))
+    consumer_b.reconcile()
+
+    # THEN B, which read the groups before the table, did not see A's new rule, so did not revoke it
+    assert_converged(groups, expected_permissions([newer], AddressMode.PUBLIC))
+    assert [call for call in groups.calls if call[0] == "revoke"] == []
+
+
 def test_given_a_racing_consumer_stores_a_newer_snapshot_then_the_retry_plans_from_it() -> None:
     # GIVEN two consumers on one table and one set of groups, converged on version 1 of a source
     consumer_a, states, groups = new_service()
-    consumer_b = ApplyService(
-        settings=consumer_settings(),
-        states=states,
-        groups=groups,
-        audit=FakeAuditLog(),
-        outcomes=FakeOutcomes(),
-        logger=Logger(service="b"),
-        clock=lambda: RECEIVED_AT,
-    )
+    consumer_b = another_consumer(states, groups)
     consumer_a.apply([snapshot_of(0, 1, {0})])
 
     # WHEN A applies version 2 and, between its read and its first write, B applies version 3 (a new member)

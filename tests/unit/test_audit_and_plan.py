@@ -17,6 +17,7 @@ from tests.fakes import (
     FakeSourceStates,
     make_member,
     make_snapshot,
+    verify_with_test_key,
 )
 
 GROUP = "sg-0aaaaaaaaaaaaaaa1"
@@ -43,6 +44,7 @@ def service(quota: int = 60) -> tuple[ApplyService, FakeSecurityGroups, FakeAudi
         groups=groups,
         audit=audit,
         outcomes=FakeOutcomes(),
+        verify=verify_with_test_key(),
         logger=Logger(service="test"),
         clock=lambda: NOW,
     )

@@ -27,6 +27,7 @@ from tests.fakes import (
     make_snapshot,
     sns_body,
     topic_arn,
+    verify_with_test_key,
 )
 
 EU = Source(account="111111111111", region="eu-west-1", group="cassandra-a")
@@ -80,6 +81,7 @@ def new_service() -> tuple[ApplyService, FakeSourceStates, FakeSecurityGroups]:
         groups=groups,
         audit=audit,
         outcomes=FakeOutcomes(),
+        verify=verify_with_test_key(),
         logger=LOGGER,
         clock=lambda: RECEIVED_AT,
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from schemas.lifecycle import LifecycleAction, TrueupRequest, parse_producer_event
+from schemas.lifecycle import LifecycleAction, Place, TrueupRequest, parse_producer_event
 from sgmesh.local.esm import sqs_event
 from sgmesh.local.eventbridge import lifecycle_event
 from tests.support.golden import golden, shape
@@ -104,6 +104,8 @@ def test_given_a_golden_lifecycle_event_then_the_producer_reads_the_action_it_ca
         hook_name=detail["LifecycleHookName"],
         token=detail["LifecycleActionToken"],
         launching=launching,
+        origin=Place(detail["Origin"]),
+        destination=Place(detail["Destination"]),
     )
 
 

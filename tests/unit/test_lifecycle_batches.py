@@ -67,6 +67,23 @@ def test_an_unready_launch_fails_alone_and_the_rest_of_the_batch_completes() -> 
     assert sorted(a.instance_id for a in outcome.completed) == sorted(STORM)
 
 
+def test_a_launch_whose_instance_the_group_no_longer_lists_is_not_retried_for_ever() -> None:
+    # GIVEN a launch event for an instance that is gone by the time the batch is handled (abandoned,
+    # or terminated by hand), beside a launch that is not ready yet
+    producer = Producer()
+    producer.join("asg-a", A3, None)
+    gone = "i-00000000000dead0"
+
+    # WHEN the batch is handled
+    outcome = producer.service.on_lifecycle_actions(
+        [action(gone, launching=True), action(A3, launching=True)]
+    )
+
+    # THEN only the instance still in the group waits for an address; the gone one is settled now
+    assert [a.instance_id for a in outcome.not_ready] == [A3]
+    assert [a.instance_id for a in outcome.completed] == [gone]
+
+
 def test_a_mixed_batch_over_two_groups_publishes_each_once_with_leavers_removed() -> None:
     producer = Producer()
     producer.join("asg-a", A3, "54.1.0.3")

@@ -26,6 +26,7 @@ from tests.fakes import (
     make_snapshot,
     sns_body,
     topic_arn,
+    verify_with_test_key,
 )
 
 GROUP = "sg-0aaaaaaaaaaaaaaa1"
@@ -55,6 +56,7 @@ def consumer(
         groups=groups,
         audit=FakeAuditLog(),
         outcomes=outcomes,
+        verify=verify_with_test_key(),
         logger=Logger(service="test"),
         clock=lambda: RECEIVED_AT + now,
     )
@@ -120,6 +122,18 @@ def test_applied_stale_and_rule_changes_are_counted() -> None:
     assert outcomes.counts[Outcome.RULES_REVOKED] == 1
 
 
+def test_the_rule_headroom_is_the_fewest_rules_any_group_can_still_take() -> None:
+    # GIVEN a quota of 10, an operator's rule on the group, and 3 members on one port
+    service, outcomes, _states, groups = consumer(quota=10)
+    groups.add_rule(GROUP, Permission("tcp", 22, 22, "203.0.113.7/32"), "bastion")
+
+    # WHEN their snapshot is applied
+    service.apply([make_snapshot(SOURCE, 1, members(3))])
+
+    # THEN 10 - (3 managed + 1 operator rule) = 6 rules are left
+    assert outcomes.gauges[Outcome.RULE_HEADROOM] == 6
+
+
 def test_a_plan_over_the_quota_is_counted_once_and_changes_nothing() -> None:
     service, outcomes, _states, groups = consumer(quota=2)
 
@@ -157,6 +171,7 @@ def test_emf_lines_carry_the_cluster_and_a_rejection_also_its_reason(
 ) -> None:
     # GIVEN the Powertools metrics the Lambda handler flushes
     metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+    metrics.clear_metrics()  # Powertools keeps one metric set per process; start from an empty one
     outcomes = EmfOutcomes(metrics, "prod")
 
     # WHEN a rejection and an application are counted and the metrics flushed

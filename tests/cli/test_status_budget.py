@@ -1,0 +1,93 @@
+"""`sgmesh status` shows each group's rule budget: rules per family, the quota and where it came
+from (Service Quotas or the setting), and the headroom left."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import boto3
+from botocore.stub import Stubber
+
+from sgmesh.local.mesh import LocalMesh
+from tests.cli.conftest import Run
+
+EAST, WEST = "us-east-1", "eu-west-1"
+# Two members per region, two regions, two port specs: every group admits 4 addresses x 2 ports.
+RULES = 8
+
+
+def test_a_converged_mesh_shows_the_applied_quota_and_the_headroom_per_family(
+    sgmesh: Run, mesh_file: Path
+) -> None:
+    # GIVEN a converged mesh whose account quota (moto's Service Quotas) is the default 60, setting 60
+    # WHEN the operator asks for the status as JSON
+    statuses = sgmesh.json("status", "--mesh", str(mesh_file))
+    # THEN every group shows its rules per family, the quota from Service Quotas, and what is left
+    for status in statuses:
+        budget = status["rule_budget"]
+        assert (budget["quota"], budget["origin"], budget["setting"], budget["service_quota"]) == (
+            60,
+            "service-quotas",
+            60,
+            60,
+        )
+        (group,) = status["groups"]
+        assert group["rules_used"] == {"ipv4": RULES, "ipv6": 0}
+        assert (group["quota"], group["quota_origin"]) == (60, "service-quotas")
+        assert group["headroom"] == {"ipv4": 60 - RULES, "ipv6": 60}
+    # AND the table says the same
+    code, table = sgmesh("status", "--mesh", str(mesh_file), "--region", EAST)
+    assert code == 0
+    assert "quota 60 per family (service-quotas)" in table
+    assert f"{RULES} / 0" in table
+    assert f"{60 - RULES} / 60" in table
+
+
+def test_a_setting_under_the_account_quota_bounds_the_budget_and_drift_counts_against_it(
+    sgmesh: Run, mesh_file: Path, local_mesh: LocalMesh
+) -> None:
+    # GIVEN rule_quota = 9 in the mesh file (under the account's 60), and one managed rule removed
+    # from eu-west-1's group by hand
+    mesh_file.write_text(mesh_file.read_text().replace("rule_quota = 60", "rule_quota = 9"))
+    rule = next(r for r in local_mesh.ingress(WEST) if r.get("Description", "").startswith("sgmesh:demo"))
+    boto3.client("ec2", region_name=WEST).revoke_security_group_ingress(
+        GroupId=local_mesh.stacks[WEST].security_group_id, SecurityGroupRuleIds=[rule["SecurityGroupRuleId"]]
+    )
+    # WHEN the operator asks for eu-west-1's status
+    (west,) = sgmesh.json("status", "--mesh", str(mesh_file), "--region", WEST)
+    # THEN the setting is the quota, the account's is shown beside it, and the headroom is what is
+    # left once the missing rule is back
+    assert (west["rule_budget"]["quota"], west["rule_budget"]["origin"]) == (9, "setting")
+    assert west["rule_budget"]["service_quota"] == 60
+    (group,) = west["groups"]
+    assert (group["to_authorize"], group["rules_used"]["ipv4"], group["rules_after"]["ipv4"]) == (
+        1,
+        RULES - 1,
+        RULES,
+    )
+    assert group["headroom"] == {"ipv4": 9 - RULES, "ipv6": 9}
+    _code, table = sgmesh("status", "--mesh", str(mesh_file), "--region", WEST)
+    assert "quota 9 per family (setting; account quota 60)" in table
+
+
+def test_when_service_quotas_refuses_the_setting_is_the_budget_and_the_reason_is_shown(
+    sgmesh: Run, mesh_file: Path, local_mesh: LocalMesh
+) -> None:
+    # GIVEN the operator's credentials may not read Service Quotas in us-east-1 (moto grants
+    # everything, so the refusal is stubbed on the client the CLI will use)
+    client = local_mesh.factory.service_quotas(EAST)
+    with Stubber(client) as stub:
+        stub.add_client_error(
+            "get_service_quota",
+            "AccessDeniedException",
+            "User is not authorized to perform: servicequotas:GetServiceQuota",
+            expected_params={"ServiceCode": "vpc", "QuotaCode": "L-0EA8095F"},
+        )
+        # WHEN the operator asks for its status as JSON
+        (east,) = sgmesh.json("status", "--mesh", str(mesh_file), "--region", EAST)
+        stub.assert_no_pending_responses()
+    # THEN the output is still JSON, the setting is the budget, and it says why
+    budget = east["rule_budget"]
+    assert (budget["quota"], budget["origin"], budget["service_quota"]) == (60, "setting", None)
+    assert "AccessDeniedException" in budget["unreadable"]
+    assert east["groups"][0]["headroom"]["ipv4"] == 60 - RULES
