@@ -10,11 +10,9 @@ from aws_lambda_powertools.logging import Logger
 from cloud.clients import ClientFactory, client_factory
 from cloud.dynamodb import Table
 from cloud.ec2 import Ec2
-from cloud.prefix_lists import PrefixLists
 from cloud.service_quotas import RuleBudgetReader
 from cloud.sns_certificates import certificate
 from consumers.metrics import EmfOutcomes, metrics
-from consumers.prefix_list_target import PrefixListTarget
 from consumers.service import ApplyService, Outcomes, Target
 from consumers.signatures import SignatureVerifier
 from schemas.settings import Settings, TargetMode, current_settings
@@ -51,6 +49,10 @@ def target(
 ) -> Target | None:
     """The target the settings choose; None for per-address rules in the groups (the service's own)."""
     if settings.target is TargetMode.PREFIX_LIST:
+        # Imported here: only prefix-list deployments pay for these modules at cold start.
+        from cloud.prefix_lists import PrefixLists
+        from consumers.prefix_list_target import PrefixListTarget
+
         lists = PrefixLists(clients.ec2(settings.region))
         return PrefixListTarget(
             settings=settings, states=table, lists=lists, outcomes=outcomes, logger=logger, rule_quota=quota
