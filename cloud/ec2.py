@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -49,11 +50,28 @@ class Ec2:
         return found
 
     def ingress_rules(self, group_id: str) -> list[ExistingRule]:
+        """The group's inbound rules; a prefix-list reference weighs the list's MaxEntries (one more
+        describe, only when the group has references)."""
         rules: list[ExistingRule] = []
+        lists: dict[str, str] = {}
         paginator = self._client.get_paginator("describe_security_group_rules")
         for page in paginator.paginate(Filters=[{"Name": "group-id", "Values": [group_id]}]):
-            rules.extend(_existing(rule) for rule in page["SecurityGroupRules"] if not rule.get("IsEgress"))
-        return rules
+            for rule in page["SecurityGroupRules"]:
+                if not rule.get("IsEgress"):
+                    rules.append(_existing(rule))
+                    if rule.get("PrefixListId"):
+                        lists[rule["SecurityGroupRuleId"]] = rule["PrefixListId"]
+        if not lists:
+            return rules
+        sizes = self._prefix_list_sizes(set(lists.values()))
+        return [
+            replace(rule, weight=sizes[lists[rule.rule_id]]) if rule.rule_id in lists else rule
+            for rule in rules
+        ]
+
+    def _prefix_list_sizes(self, prefix_list_ids: set[str]) -> dict[str, int]:
+        response = self._client.describe_managed_prefix_lists(PrefixListIds=sorted(prefix_list_ids))
+        return {pl["PrefixListId"]: pl["MaxEntries"] for pl in response["PrefixLists"]}
 
     def authorize(self, group_id: str, rules: Sequence[DesiredRule]) -> None:
         """One call carrying every new range, grouped by port spec as AWS expects."""

@@ -9,7 +9,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from http.client import HTTPException
 
-from schemas.errors import RetryableError
+from schemas.errors import InvalidRecordError, RetryableError
 
 CertificateFetch = Callable[[str], bytes]
 
@@ -47,6 +47,16 @@ def fetch_over_https(
     try:
         with opener.open(url, timeout=timeout) as response:  # https only, checked above
             body: bytes = response.read(max_bytes + 1)
+    except urllib.error.HTTPError as error:
+        if error.code < 500 and error.code != 429:
+            # SNS serves its certificates without redirects or refusals: a URL on its host that it
+            # does not serve names no key of SNS, so the message is forged, not unlucky.
+            raise InvalidRecordError(
+                f"signing certificate {url} does not exist (HTTP {error.code})", "bad-signature"
+            ) from None
+        raise CertificateUnavailableError(
+            f"signing certificate {url} could not be fetched: {error}"
+        ) from None
     except (urllib.error.URLError, HTTPException, OSError) as error:
         raise CertificateUnavailableError(
             f"signing certificate {url} could not be fetched: {error}"

@@ -90,8 +90,8 @@ def plan_group(
 def rules_after(plan: Plan, existing: Iterable[ExistingRule]) -> Counter[Family]:
     """Inbound rules per family once the plan is applied, counted as AWS counts the quota.
 
-    References to groups or prefix lists have no CIDR; they are counted against both families,
-    which can only make the check stricter.
+    References to groups or prefix lists have no CIDR; they are counted against both families, and a
+    prefix-list reference by its weight (the list's MaxEntries), as AWS counts it.
     """
     counts: Counter[Family] = Counter()
     revoked = {rule.rule_id for rule in plan.revoke}
@@ -99,7 +99,7 @@ def rules_after(plan: Plan, existing: Iterable[ExistingRule]) -> Counter[Family]
         if rule.rule_id in revoked:
             continue
         families = (rule.permission.family,) if rule.permission is not None else tuple(Family)
-        counts.update(families)
+        counts.update(dict.fromkeys(families, rule.weight))
     counts.update(rule.permission.family for rule in plan.authorize)
     return counts
 

@@ -194,6 +194,7 @@ class ApplyService:
             try:
                 for step in observed.steps:
                     self._execute(step, cause_fields)
+                self._check_moves_landed(observed.moved)
             except RuleConflictError as conflict:
                 self._logger.warning(
                     "group changed under us; re-planning", extra={"attempt": attempt, "error": str(conflict)}
@@ -206,6 +207,24 @@ class ApplyService:
             f"groups kept changing under us for {self._max_conflict_retries + 1} attempts; "
             "the record will be retried"
         )
+
+    def _check_moves_landed(self, moved: frozenset[Permission]) -> None:
+        """A rule moved between shard groups must be in some group once we are done.
+
+        Reading the groups one after another is not one moment: a consumer racing a move can see the
+        moving rule in both groups and keep the copy the other is revoking. No call fails then, so
+        this re-read is what turns it into a conflict, and a re-plan puts the rule back at once.
+        """
+        if not moved:
+            return
+        present = {
+            rule.permission
+            for group in self._settings.security_group_ids
+            for rule in self._groups.ingress_rules(group)
+        }
+        lost = sorted(str(permission) for permission in moved - present)
+        if lost:
+            raise RuleConflictError(f"moved rules in no group after the move: {', '.join(lost)}")
 
     def _drop_expired(self, snapshots: Sequence[MembershipSnapshot]) -> list[MembershipSnapshot]:
         oldest = self._clock() - timedelta(seconds=self._settings.max_event_age_seconds)
@@ -235,7 +254,8 @@ class ApplyService:
         In that order: a rule we see was authorized by a consumer that had stored its snapshot
         before, so the table read after it includes that member. Read the other way round, a
         member stored and authorized in between would look unwanted and be revoked, with no
-        conflict to stop it.
+        conflict to stop it. (Groups read one after another are not one moment either; for rules
+        moving between shard groups, `_check_moves_landed` closes that gap.)
         """
         shards = [
             Shard(group, tuple(self._groups.ingress_rules(group)))

@@ -77,6 +77,8 @@ class GroupPlans:
     plans: tuple[tuple[Plan, tuple[ExistingRule, ...]], ...]
     steps: tuple[Plan, ...]
     placement: Placement | None = None
+    # Wanted rules revoked from one group because they now live in another (sharded moves).
+    moved: frozenset[Permission] = frozenset()
 
     def check(self, quota: int) -> None:
         """Raise before any write if the shards cannot hold the rules or a group would pass its quota."""
@@ -159,7 +161,13 @@ def plan_shards(
         (plan_group(s.group_id, cluster, placement.shares[s.group_id], s.existing), s.existing)
         for s in shards
     )
-    return GroupPlans(plans, ordered_steps(placement, plans, desired), placement)
+    moved = frozenset(
+        rule.permission
+        for plan, _existing in plans
+        for rule in plan.revoke
+        if rule.permission is not None and rule.permission in desired
+    )
+    return GroupPlans(plans, ordered_steps(placement, plans, desired), placement, moved)
 
 
 def ordered_steps(

@@ -25,7 +25,8 @@ from samtranslator.yaml_helper import yaml_parse  # type: ignore[import-untyped]
 from infra.build import CODE_ZIP, DEFAULT_OUT, LAYER_ZIP, BuildError, build
 from schemas.errors import SettingsError
 from schemas.names import AccountId, GroupName, SecurityGroupId, TopicArn
-from schemas.settings import Settings
+from schemas.rules import Permission
+from schemas.settings import PortSpec, Settings, TargetMode
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -78,7 +79,7 @@ class ClusterConfig(BaseModel):
     auto_scaling_groups: tuple[GroupName, ...] = ()
     address: str = "public"
     target: str = "security-group"
-    prefix_list_max_entries: int = 100
+    prefix_list_max_entries: int = 20
     rule_quota: int = 60
     max_event_age_seconds: int = 21600
     event_retention_days: int = 30
@@ -167,6 +168,7 @@ def check_plan(
         if _region_of(arn) not in regions:
             # SNS keeps a subscription's dead letters in the topic's region, in this account's stack there.
             problems.append(f"peer topic {arn}: deploy this account in its region {_region_of(arn)} too")
+    problems += _prefix_list_weight_problems(config)
     for region in regions:
         groups = config.groups(region)
         if not groups or len(groups) > MAX_GROUPS:
@@ -181,6 +183,32 @@ def check_plan(
             problems.append(f"{region}: the functions would refuse their settings: {error}")
     if problems:
         raise DeployError("the deploy file has problems:\n  " + "\n  ".join(problems))
+
+
+def _prefix_list_weight_problems(config: ClusterConfig) -> list[str]:
+    """A group rule referencing a prefix list weighs its MaxEntries: the first plan must fit the quota."""
+    if config.target != TargetMode.PREFIX_LIST.value:
+        return []
+    try:
+        specs = [PortSpec.parse(text) for text in config.ports.split(",") if text.strip()]
+    except ValueError:
+        return []  # check_parameters names the bad port spec
+    # The lists the stack creates for the address mode (one per family it admits).
+    samples = {"IPv4": "192.0.2.1/32", "IPv6": "2001:db8::1/128"}
+    families = {"ipv6": ("IPv6",), "dual-stack": ("IPv4", "IPv6")}.get(config.address, ("IPv4",))
+    problems = []
+    for family in families:
+        sample = samples[family]
+        references = sum(1 for spec in specs if Permission.for_spec(spec, sample) is not None)
+        weight = references * config.prefix_list_max_entries
+        if weight > config.rule_quota:
+            problems.append(
+                f"target prefix-list: {references} {family} port specs x prefix_list_max_entries "
+                f"{config.prefix_list_max_entries} = {weight} rules per group, over rule_quota "
+                f"{config.rule_quota}; lower prefix_list_max_entries (the consumer grows the lists as "
+                "members join) or raise rule_quota and the account's quota L-0EA8095F"
+            )
+    return problems
 
 
 def _function_settings(values: Mapping[str, str], region: str, topic_arn: str) -> Settings:

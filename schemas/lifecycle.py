@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from schemas.errors import PermanentError
 from schemas.names import GroupName, InstanceId
@@ -28,6 +28,15 @@ class Place(StrEnum):
     WARM_POOL = "WarmPool"
 
 
+def _known_place(value: object) -> object:
+    # A place AWS adds later reads as unknown, and the transition decides: failing the event would
+    # leave the hook to time out, and an ABANDON default would terminate the instance.
+    return value if value in tuple(Place) else None
+
+
+KnownPlace = Annotated[Place | None, BeforeValidator(_known_place)]
+
+
 class _LifecycleDetail(BaseModel):
     model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
 
@@ -39,8 +48,8 @@ class _LifecycleDetail(BaseModel):
     hook_name: str = Field(alias="LifecycleHookName", min_length=1, max_length=255)
     token: str = Field(alias="LifecycleActionToken", min_length=36, max_length=36)
     # Optional: an event without them (older deliveries, the seed's own) is decided by the transition.
-    origin: Place | None = Field(default=None, alias="Origin", strict=False)
-    destination: Place | None = Field(default=None, alias="Destination", strict=False)
+    origin: KnownPlace = Field(default=None, alias="Origin", strict=False)
+    destination: KnownPlace = Field(default=None, alias="Destination", strict=False)
 
 
 class _TrueupDetail(BaseModel):

@@ -91,8 +91,12 @@ class DesiredRule:
 
 @dataclass(frozen=True)
 class ExistingRule:
-    """An inbound rule read from a group; `permission` is None for group or prefix-list references."""
+    """An inbound rule read from a group; `permission` is None for group or prefix-list references.
+
+    `weight` is how many rules AWS counts it as: a prefix-list reference weighs the list's MaxEntries.
+    """
 
     rule_id: str
     permission: Permission | None
     description: str
+    weight: int = 1

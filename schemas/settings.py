@@ -184,8 +184,9 @@ class Settings(BaseModel):
     rule_quota: int = Field(default=60, ge=1, le=1000, strict=False)
     event_retention_days: int = Field(default=30, ge=1, le=3650, strict=False)
     # Older snapshots are dropped, not applied: a captured message replayed later cannot act, and the
-    # next true-up (every 15 minutes by default) supersedes anything that was merely delayed.
-    max_event_age_seconds: int = Field(default=21600, ge=60, le=14 * 86400, strict=False)
+    # next true-up (every 15 minutes by default) supersedes anything that was merely delayed. At least
+    # 30 minutes: every redelivery of a record (5 receives, 6 minutes apart) must still count as fresh.
+    max_event_age_seconds: int = Field(default=21600, ge=1800, le=14 * 86400, strict=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:

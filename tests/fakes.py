@@ -9,8 +9,10 @@ from datetime import UTC, datetime, timedelta
 from itertools import count
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+from aws_lambda_powertools.logging import Logger
+
 from consumers.metrics import Outcome
-from consumers.service import VerifyEnvelope
+from consumers.service import ApplyService, VerifyEnvelope
 from consumers.signatures import SignatureVerifier
 from schemas.audit import AuditEntry
 from schemas.errors import RuleConflictError
@@ -19,6 +21,7 @@ from schemas.inventory import GroupInstance, InstanceAddresses
 from schemas.ledger import LedgerEntry
 from schemas.lifecycle import LifecycleAction
 from schemas.rules import DesiredRule, ExistingRule, Family, Permission
+from schemas.settings import Settings
 from tests.support.sns_signing import certificate_url_for, sns_signer
 
 # --- consumer ports (consumers/service.py) ---------------------------------------------------------
@@ -320,6 +323,30 @@ def sns_body(message: str, arn: str, message_id: UUID | str = "00000000-0000-000
         "UnsubscribeURL": "https://sns.example.invalid/unsubscribe",
     }
     return json.dumps(sns_signer().sign(envelope))
+
+
+def fake_consumer(
+    settings: Settings,
+    *,
+    states: FakeSourceStates | None = None,
+    groups: FakeSecurityGroups | None = None,
+    audit: FakeAuditLog | None = None,
+    outcomes: FakeOutcomes | None = None,
+    clock: Callable[[], datetime] = lambda: RECEIVED_AT,
+    max_conflict_retries: int = 3,
+) -> ApplyService:
+    """The consumer over in-memory ports, trusting the tests' SNS key, its clock just after PRODUCED_AT."""
+    return ApplyService(
+        settings=settings,
+        states=states or FakeSourceStates(),
+        groups=groups or FakeSecurityGroups(*settings.security_group_ids),
+        audit=audit or FakeAuditLog(),
+        outcomes=outcomes or FakeOutcomes(),
+        verify=verify_with_test_key(),
+        logger=Logger(service="test"),
+        clock=clock,
+        max_conflict_retries=max_conflict_retries,
+    )
 
 
 def verify_with_test_key() -> VerifyEnvelope:

@@ -97,10 +97,45 @@ def test_what_the_stacks_or_the_functions_would_refuse_is_refused_before_any_aws
         "LifecycleHeartbeatTimeout='10': must be within 30-7200",
         "Target='prefix-lists': must be one of security-group, sharded, prefix-list",
         "PrefixListMaxEntries='1001': must be within 1-1000",
-        "MaxEventAgeSeconds='59': must be within 60-1209600",
+        "MaxEventAgeSeconds='59': must be within 1800-1209600",
         "SGMESH_PORTS",
     ):
         assert expected in message
+
+
+@pytest.mark.parametrize(
+    ("address", "ports", "max_entries", "refused"),
+    [
+        ("public", "tcp:7000-7001,tcp:9042", 40, "2 IPv4 port specs x prefix_list_max_entries 40 = 80"),
+        ("dual-stack", "tcp:7000,icmpv6", 40, "2 IPv6 port specs x prefix_list_max_entries 40 = 80"),
+        ("public", "tcp:7000-7001,tcp:9042", 30, None),
+        ("ipv6", "tcp:7000,tcp:7001,icmp:8", 30, None),
+    ],
+)
+def test_a_prefix_list_target_whose_reference_rules_would_not_fit_the_quota_is_refused(
+    address: str, ports: str, max_entries: int, refused: str | None
+) -> None:
+    # GIVEN the prefix-list target at the default rule quota of 60
+    config = ClusterConfig.model_validate(
+        {
+            "cluster": "demo",
+            "ports": ports,
+            "address": address,
+            "auto_scaling_groups": ["cassandra"],
+            "target": "prefix-list",
+            "prefix_list_max_entries": max_entries,
+            "regions": {"us-east-1": {"security_groups": ["sg-0123456789abcdef0"]}},
+        }
+    )
+    topics = ["arn:aws:sns:us-east-1:123456789012:sgmesh-demo"]
+
+    # WHEN the deploy is checked THEN (port specs of a list's family) x MaxEntries must fit the quota
+    if refused is None:
+        check_plan(config, ["us-east-1"], topics, load_template())
+        return
+    with pytest.raises(DeployError, match="over rule_quota 60") as error:
+        check_plan(config, ["us-east-1"], topics, load_template())
+    assert refused in str(error.value)
 
 
 def test_a_region_without_its_section_and_a_malformed_file_are_named(tmp_path: Path) -> None:

@@ -204,3 +204,40 @@ def test_a_failed_publish_fails_the_buffered_event_and_leaves_the_hook_pending(m
     ]
     assert [call.params["LifecycleActionResult"] for call in mesh.completion_calls()] == ["CONTINUE"]
     assert buffer.depth() == 0
+
+
+def test_an_operators_prefix_list_reference_weighs_its_max_entries_against_the_quota(
+    mesh: Mesh, caplog: pytest.LogCaptureFixture
+) -> None:
+    # GIVEN the operator's rule referencing a prefix list of 50 entries on the group (60-rule quota),
+    # beside the operator's own SSH rule: AWS counts that reference as 50 rules
+    region = "eu-west-1"
+    ec2 = mesh.ec2(region)
+    listed = ec2.create_managed_prefix_list(PrefixListName="office", AddressFamily="IPv4", MaxEntries=50)
+    group_id = mesh.stacks[region].security_group_id
+    ec2.authorize_security_group_ingress(
+        GroupId=group_id,
+        IpPermissions=[
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 443,
+                "ToPort": 443,
+                "PrefixListIds": [{"PrefixListId": listed["PrefixList"]["PrefixListId"]}],
+            }
+        ],
+    )
+    for source in mesh.regions:
+        mesh.trueup(source)
+    messages = mesh.drain(region)
+    before = mesh.ingress(region)
+    caplog.clear()
+
+    # WHEN the consumer applies 6 members x 2 port specs (12 rules; 50 + 1 + 12 = 63 > 60)
+    response = mesh.deliver(region, messages)
+
+    # THEN nothing is written and the error counts the reference by its weight
+    assert len(response["batchItemFailures"]) == len(messages)
+    assert mesh.ingress(region) == before
+    errors = [r.error for r in caplog.records if r.getMessage().startswith("applying the batch failed")]
+    needed = f"security group {group_id} would need 63 ipv4 inbound rules, over its quota of 60"
+    assert errors == [f"{needed}; nothing was changed"]

@@ -158,17 +158,23 @@ def test_the_https_source_returns_the_body_a_trusted_server_sends(
 @pytest.mark.parametrize(
     ("path", "reason"),
     [
-        ("/redirect.pem", "could not be fetched: HTTP Error 302"),
-        ("/missing.pem", "could not be fetched: HTTP Error 404"),
-        ("/large.pem", "is larger than 16384 bytes"),
+        ("/redirect.pem", "does not exist \\(HTTP 302\\)"),
+        ("/missing.pem", "does not exist \\(HTTP 404\\)"),
     ],
 )
-def test_the_https_source_refuses_redirects_errors_and_large_bodies(
+def test_a_certificate_the_host_does_not_serve_rejects_the_record_instead_of_retrying_it(
     tls_server: tuple[str, ssl.SSLContext], path: str, reason: str
 ) -> None:
     base, trusting = tls_server
-    with pytest.raises(CertificateUnavailableError, match=reason):
+    with pytest.raises(InvalidRecordError, match=reason) as rejected:
         fetch_over_https(f"{base}{path}", context=trusting)
+    assert rejected.value.reason == "bad-signature"
+
+
+def test_a_body_too_large_for_a_certificate_is_refused(tls_server: tuple[str, ssl.SSLContext]) -> None:
+    base, trusting = tls_server
+    with pytest.raises(CertificateUnavailableError, match="is larger than 16384 bytes"):
+        fetch_over_https(f"{base}/large.pem", context=trusting)
 
 
 def _self_signed(directory: Path) -> tuple[Path, Path]:

@@ -7,7 +7,6 @@ from collections.abc import Iterable
 from itertools import pairwise
 
 import pytest
-from aws_lambda_powertools.logging import Logger
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -19,15 +18,12 @@ from schemas.rules import ExistingRule, Permission
 from schemas.settings import AddressMode, Settings
 from tests.fakes import (
     CLUSTER,
-    RECEIVED_AT,
-    FakeAuditLog,
-    FakeOutcomes,
     FakeSecurityGroups,
     FakeSourceStates,
+    fake_consumer,
     make_snapshot,
     sns_body,
     topic_arn,
-    verify_with_test_key,
 )
 
 SOURCES = (
@@ -59,15 +55,10 @@ def new_service(
     settings: Settings | None = None, max_conflict_retries: int = 3
 ) -> tuple[ApplyService, FakeSourceStates, FakeSecurityGroups]:
     states, groups = FakeSourceStates(), FakeSecurityGroups(*GROUP_IDS)
-    service = ApplyService(
-        settings=settings or consumer_settings(),
+    service = fake_consumer(
+        settings or consumer_settings(),
         states=states,
         groups=groups,
-        audit=FakeAuditLog(),
-        outcomes=FakeOutcomes(),
-        verify=verify_with_test_key(),
-        logger=Logger(service="test"),
-        clock=lambda: RECEIVED_AT,
         max_conflict_retries=max_conflict_retries,
     )
     return service, states, groups
@@ -75,16 +66,7 @@ def new_service(
 
 def another_consumer(states: FakeSourceStates, groups: FakeSecurityGroups) -> ApplyService:
     """A second consumer of the same region: same table, same groups (Lambda runs several at once)."""
-    return ApplyService(
-        settings=consumer_settings(),
-        states=states,
-        groups=groups,
-        audit=FakeAuditLog(),
-        outcomes=FakeOutcomes(),
-        verify=verify_with_test_key(),
-        logger=Logger(service="b"),
-        clock=lambda: RECEIVED_AT,
-    )
+    return fake_consumer(consumer_settings(), states=states, groups=groups)
 
 
 def pool_member(source_index: int, n: int) -> Member:
@@ -485,3 +467,28 @@ def test_given_a_racing_consumer_stores_a_newer_snapshot_then_the_retry_plans_fr
     # THEN A's retry planned from the table's newest state: B's new member was not revoked
     assert_converged(groups, expected_permissions([snapshot_of(0, 3, {0, 1, 2})], AddressMode.PUBLIC))
     assert ("revoke", GROUP_IDS[0]) not in groups.calls
+
+
+def test_given_a_racing_consumer_revokes_the_copy_we_keep_during_a_shard_move_then_we_put_it_back() -> None:
+    # GIVEN sharded groups that both hold member 0's rules for a moment (another consumer is moving
+    # it: authorized in one group, not yet revoked from the other)
+    service, states, groups = new_service(consumer_settings(SGMESH_TARGET="sharded"))
+    states.store_if_newer(snapshot_of(0, 1, {0}))
+    rules = expected_permissions([snapshot_of(0, 1, {0})], AddressMode.PUBLIC)
+    copies = {
+        group: [groups.add_rule(group, rule, f"sgmesh:{CLUSTER} x") for rule in rules] for group in GROUP_IDS
+    }
+
+    # WHEN we keep one copy and revoke the other, while the other consumer revokes the copy we keep
+    def the_other_consumer_finishes_its_move(_operation: str, group_id: str, _rules: object) -> None:
+        kept = next(group for group in GROUP_IDS if group != group_id)
+        for rule_id in copies[kept]:
+            groups.remove_rule(kept, rule_id)
+
+    groups.interference.append(the_other_consumer_finishes_its_move)
+    service.reconcile()
+
+    # THEN the member is not left in no group: the re-read after the move saw it and re-planned
+    held = [group for group in GROUP_IDS if managed_permissions(groups, group) == rules]
+    assert len(held) == 1
+    assert sum(len(managed_permissions(groups, group)) for group in GROUP_IDS) == len(rules)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from aws_lambda_powertools.logging import Logger
-
 from consumers.service import ApplyService
 from schemas.audit import AuditKind
 from schemas.events import Source
@@ -12,12 +10,10 @@ from tests.fakes import (
     CLUSTER,
     RECEIVED_AT,
     FakeAuditLog,
-    FakeOutcomes,
     FakeSecurityGroups,
-    FakeSourceStates,
+    fake_consumer,
     make_member,
     make_snapshot,
-    verify_with_test_key,
 )
 
 GROUP = "sg-0aaaaaaaaaaaaaaa1"
@@ -38,16 +34,7 @@ def service(quota: int = 60) -> tuple[ApplyService, FakeSecurityGroups, FakeAudi
         }
     )
     groups, audit = FakeSecurityGroups(GROUP), FakeAuditLog()
-    consumer = ApplyService(
-        settings=settings,
-        states=FakeSourceStates(),
-        groups=groups,
-        audit=audit,
-        outcomes=FakeOutcomes(),
-        verify=verify_with_test_key(),
-        logger=Logger(service="test"),
-        clock=lambda: NOW,
-    )
+    consumer = fake_consumer(settings, groups=groups, audit=audit, clock=lambda: NOW)
     return consumer, groups, audit
 
 

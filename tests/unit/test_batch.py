@@ -18,16 +18,14 @@ from schemas.rules import Permission
 from schemas.settings import Settings
 from tests.fakes import (
     CLUSTER,
-    RECEIVED_AT,
     FakeAuditLog,
-    FakeOutcomes,
     FakeSecurityGroups,
     FakeSourceStates,
+    fake_consumer,
     make_member,
     make_snapshot,
     sns_body,
     topic_arn,
-    verify_with_test_key,
 )
 
 EU = Source(account="111111111111", region="eu-west-1", group="cassandra-a")
@@ -75,16 +73,7 @@ def new_service() -> tuple[ApplyService, FakeSourceStates, FakeSecurityGroups]:
     )
     states, groups = FakeSourceStates(), FakeSecurityGroups(GROUP_ID)
     audit = FakeAuditLog()
-    service = ApplyService(
-        settings=settings,
-        states=states,
-        groups=groups,
-        audit=audit,
-        outcomes=FakeOutcomes(),
-        verify=verify_with_test_key(),
-        logger=LOGGER,
-        clock=lambda: RECEIVED_AT,
-    )
+    service = fake_consumer(settings, states=states, groups=groups, audit=audit)
     return service, states, groups
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from schemas.inventory import GroupInstance
-from schemas.lifecycle import InvalidEventError, LifecycleAction, Place, TrueupRequest, parse_producer_event
+from schemas.lifecycle import LifecycleAction, Place, TrueupRequest, parse_producer_event
 from tests.support.golden import golden
 from tests.unit.test_snapshot_service import A1, A2, A3, Producer
 
@@ -41,11 +41,12 @@ def test_given_an_event_without_origin_and_destination_then_the_transition_decid
     assert (action.origin, action.destination, action.joins_group) == (None, None, True)
 
 
-def test_given_an_unknown_destination_then_the_error_names_the_field_and_the_value() -> None:
+def test_given_a_place_aws_adds_later_then_the_transition_decides_instead_of_failing_the_event() -> None:
     event = golden("lifecycle_launch_into_warm_pool")
-    event["detail"]["Destination"] = "ColdPool"
-    with pytest.raises(InvalidEventError, match=r"detail\.Destination='ColdPool'"):
-        parse_producer_event(event)
+    event["detail"]["Origin"], event["detail"]["Destination"] = "ColdPool", "ColdPool"
+    action = parse_producer_event(event)
+    assert isinstance(action, LifecycleAction)
+    assert (action.origin, action.destination, action.joins_group) == (None, None, True)
 
 
 def _parsed(name: str, instance_id: str) -> LifecycleAction:

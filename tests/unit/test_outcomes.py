@@ -6,7 +6,6 @@ import json
 from datetime import timedelta
 
 import pytest
-from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.metrics import Metrics
 
 from consumers.metrics import NAMESPACE, SERVICE, EmfOutcomes, Outcome
@@ -18,15 +17,14 @@ from schemas.settings import Settings
 from tests.fakes import (
     CLUSTER,
     RECEIVED_AT,
-    FakeAuditLog,
     FakeOutcomes,
     FakeSecurityGroups,
     FakeSourceStates,
+    fake_consumer,
     make_member,
     make_snapshot,
     sns_body,
     topic_arn,
-    verify_with_test_key,
 )
 
 GROUP = "sg-0aaaaaaaaaaaaaaa1"
@@ -50,15 +48,8 @@ def consumer(
         }
     )
     outcomes, states, groups = FakeOutcomes(), FakeSourceStates(), FakeSecurityGroups(GROUP)
-    service = ApplyService(
-        settings=settings,
-        states=states,
-        groups=groups,
-        audit=FakeAuditLog(),
-        outcomes=outcomes,
-        verify=verify_with_test_key(),
-        logger=Logger(service="test"),
-        clock=lambda: RECEIVED_AT + now,
+    service = fake_consumer(
+        settings, states=states, groups=groups, outcomes=outcomes, clock=lambda: RECEIVED_AT + now
     )
     return service, outcomes, states, groups
 
