@@ -147,9 +147,10 @@ def test_the_prefix_list_target_gets_one_list_per_address_family_and_may_write_o
     role = resolver.resource("ConsumerRole")
     assert role is not None
     statements = {s["Sid"]: s for s in role["Policies"][0]["PolicyDocument"]["Statement"]}
+    # Every consumer reads list sizes (a reference of the operator's weighs the list's MaxEntries);
+    # only the prefix-list target may write, and only its own lists.
+    assert statements["DescribePrefixLists"]["Action"] == "ec2:DescribeManagedPrefixLists"
     if lists:
         assert statements["WriteOwnPrefixListsOnly"]["Resource"] == [prefix_list_arn(name) for name in lists]
-        assert statements["DescribePrefixLists"]["Action"] == "ec2:DescribeManagedPrefixLists"
     else:
         assert "WriteOwnPrefixListsOnly" not in statements
-        assert "DescribePrefixLists" not in statements
