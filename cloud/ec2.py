@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from cloud.prefix_lists import describe_prefix_lists
 from schemas.errors import RuleConflictError
 from schemas.inventory import InstanceAddresses
 from schemas.rules import ALL_TRAFFIC, DesiredRule, ExistingRule, Family, Permission
@@ -63,15 +64,11 @@ class Ec2:
                         lists[rule["SecurityGroupRuleId"]] = rule["PrefixListId"]
         if not lists:
             return rules
-        sizes = self._prefix_list_sizes(set(lists.values()))
+        sizes = describe_prefix_lists(self._client, lists.values())
         return [
-            replace(rule, weight=sizes[lists[rule.rule_id]]) if rule.rule_id in lists else rule
+            replace(rule, weight=sizes[lists[rule.rule_id]].max_entries) if rule.rule_id in lists else rule
             for rule in rules
         ]
-
-    def _prefix_list_sizes(self, prefix_list_ids: set[str]) -> dict[str, int]:
-        response = self._client.describe_managed_prefix_lists(PrefixListIds=sorted(prefix_list_ids))
-        return {pl["PrefixListId"]: pl["MaxEntries"] for pl in response["PrefixLists"]}
 
     def authorize(self, group_id: str, rules: Sequence[DesiredRule]) -> None:
         """One call carrying every new range, grouped by port spec as AWS expects."""

@@ -64,18 +64,7 @@ class PrefixLists:
         self._settle_attempts = settle_attempts
 
     def describe(self, prefix_list_ids: Iterable[str]) -> dict[str, PrefixListInfo]:
-        """Version, family and MaxEntries of each list, in one paginated describe."""
-        ids = sorted(set(prefix_list_ids))
-        if not ids:
-            return {}
-        found: dict[str, PrefixListInfo] = {}
-        paginator = self._client.get_paginator("describe_managed_prefix_lists")
-        for page in paginator.paginate(PrefixListIds=ids):
-            for item in page["PrefixLists"]:
-                info = _info(item)
-                if info is not None:
-                    found[info.prefix_list_id] = info
-        return found
+        return describe_prefix_lists(self._client, prefix_list_ids)
 
     def read(self, info: PrefixListInfo) -> PrefixListState:
         """Every entry of the list at exactly the described version (paginated, 100 a page)."""
@@ -166,6 +155,21 @@ class PrefixLists:
                 "PrefixLists"
             ]
         raise RuleConflictError(f"prefix list {info.prefix_list_id} did not settle after a modify")
+
+
+def describe_prefix_lists(client: EC2Client, prefix_list_ids: Iterable[str]) -> dict[str, PrefixListInfo]:
+    """Version, family and MaxEntries of each list, in one paginated describe."""
+    ids = sorted(set(prefix_list_ids))
+    if not ids:
+        return {}
+    found: dict[str, PrefixListInfo] = {}
+    paginator = client.get_paginator("describe_managed_prefix_lists")
+    for page in paginator.paginate(PrefixListIds=ids):
+        for item in page["PrefixLists"]:
+            info = _info(item)
+            if info is not None:
+                found[info.prefix_list_id] = info
+    return found
 
 
 def _group_rule(rule: SecurityGroupRuleTypeDef) -> GroupRule:

@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from rich.console import Console
@@ -15,6 +16,10 @@ from schemas.errors import PermanentError, SettingsError, SgmeshError
 from sgmesh import render
 from sgmesh.meshfile import DEFAULT_MESH_FILE, MeshFile, load
 from sgmesh.operator import Operator
+
+if TYPE_CHECKING:
+    from consumers.service import GroupReview
+    from producers.service import Published
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_REGIONS = "us-east-1,us-west-2,eu-west-1"
@@ -126,31 +131,32 @@ def _status(args: argparse.Namespace, console: Console) -> int:
 
 
 def _plan(args: argparse.Namespace, console: Console) -> int:
-    reviews = _operator(args).plan(args.region)
-    if args.json:
-        render.print_json(console, [render.review_json(review) for review in reviews])
-    else:
-        render.plan_table(console, args.region, reviews, "plan")
-    return EXIT_OK
+    return _show_reviews(args, console, _operator(args).plan(args.region), "plan")
 
 
 def _trueup(args: argparse.Namespace, console: Console) -> int:
-    published = _operator(args).trueup(args.region)
-    render.print_json(console, published) if args.json else render.published_table(console, published)
-    return EXIT_OK
+    return _show_published(args, console, _operator(args).trueup(args.region))
 
 
 def _replay(args: argparse.Namespace, console: Console) -> int:
-    done = _operator(args).replay(args.region)
-    if args.json:
-        render.print_json(console, [render.review_json(review) for review in done])
-    else:
-        render.plan_table(console, args.region, done, "replayed")
-    return EXIT_OK
+    return _show_reviews(args, console, _operator(args).replay(args.region), "replayed")
 
 
 def _resync(args: argparse.Namespace, console: Console) -> int:
-    published = _operator(args).resync(args.region)
+    return _show_published(args, console, _operator(args).resync(args.region))
+
+
+def _show_reviews(
+    args: argparse.Namespace, console: Console, reviews: tuple[GroupReview, ...], label: str
+) -> int:
+    if args.json:
+        render.print_json(console, [render.review_json(review) for review in reviews])
+    else:
+        render.plan_table(console, args.region, reviews, label)
+    return EXIT_OK
+
+
+def _show_published(args: argparse.Namespace, console: Console, published: list[Published]) -> int:
     render.print_json(console, published) if args.json else render.published_table(console, published)
     return EXIT_OK
 

@@ -35,6 +35,23 @@ class PendingAction:
     launching: bool
     deadline: float
 
+    def event(self, token: str | None = None) -> dict[str, Any]:
+        """The EventBridge event announcing this action (with another token: a stale or forged one)."""
+        return lifecycle_event(
+            account=ACCOUNT,
+            region=self.region,
+            group=self.group_name,
+            instance_id=self.instance_id,
+            launching=self.launching,
+            hook=self.hook_name,
+            token=self.token if token is None else token,
+        )
+
+    def completion(self, result: str, *, by_timeout: bool) -> Completion:
+        return Completion(
+            self.region, self.group_name, self.hook_name, self.instance_id, self.token, result, by_timeout
+        )
+
 
 @dataclass(frozen=True)
 class Completion:
@@ -95,32 +112,11 @@ class LifecycleHooks:
             deadline=self._clock.now + self._spec.heartbeat_timeout_seconds,
         )
         self.pending[action.token] = action
-        self._bus.put(
-            region,
-            lifecycle_event(
-                account=ACCOUNT,
-                region=region,
-                group=group_name,
-                instance_id=instance_id,
-                launching=launching,
-                hook=hook,
-                token=action.token,
-            ),
-        )
+        self._bus.put(region, action.event())
 
     def _finish(self, action: PendingAction, result: str, *, by_timeout: bool) -> None:
         del self.pending[action.token]
-        self.completions.append(
-            Completion(
-                action.region,
-                action.group_name,
-                action.hook_name,
-                action.instance_id,
-                action.token,
-                result,
-                by_timeout,
-            )
-        )
+        self.completions.append(action.completion(result, by_timeout=by_timeout))
         if action.launching and result == "CONTINUE":
             return  # into service
         autoscaling = boto3.client("autoscaling", region_name=action.region)

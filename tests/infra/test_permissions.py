@@ -29,6 +29,7 @@ from sgmesh.local.eventbridge import lifecycle_event
 from sgmesh.local.functions import invoke
 from sgmesh.local.sns_certificates import install_local_certificates
 from tests.infra.stacks import ACCOUNT, DeployedStack
+from tests.support.ec2 import reference_a_prefix_list
 
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning")
 
@@ -72,18 +73,7 @@ def stack(
     vpc_id = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
     group_id = ec2.create_security_group(GroupName="members", Description="members", VpcId=vpc_id)["GroupId"]
     # An operator's rule referencing a prefix list: the consumer weighs it by the list's size.
-    office = ec2.create_managed_prefix_list(PrefixListName="office", AddressFamily="IPv4", MaxEntries=5)
-    ec2.authorize_security_group_ingress(
-        GroupId=group_id,
-        IpPermissions=[
-            {
-                "IpProtocol": "tcp",
-                "FromPort": 22,
-                "ToPort": 22,
-                "PrefixListIds": [{"PrefixListId": office["PrefixList"]["PrefixListId"]}],
-            }
-        ],
-    )
+    reference_a_prefix_list(ec2, group_id, port=22, max_entries=5)
     image_id = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     ec2.create_launch_template(LaunchTemplateName=GROUP, LaunchTemplateData={"ImageId": image_id})
     boto3.client("autoscaling", region_name=REGION).create_auto_scaling_group(

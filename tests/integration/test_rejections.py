@@ -11,6 +11,7 @@ import pytest
 
 from sgmesh.local.lifecycle import Completion
 from sgmesh.local.stack import StackSpec
+from tests.support.ec2 import reference_a_prefix_list
 from tests.support.mesh import Mesh, Provisioner
 
 
@@ -213,19 +214,8 @@ def test_an_operators_prefix_list_reference_weighs_its_max_entries_against_the_q
     # beside the operator's own SSH rule: AWS counts that reference as 50 rules
     region = "eu-west-1"
     ec2 = mesh.ec2(region)
-    listed = ec2.create_managed_prefix_list(PrefixListName="office", AddressFamily="IPv4", MaxEntries=50)
     group_id = mesh.stacks[region].security_group_id
-    ec2.authorize_security_group_ingress(
-        GroupId=group_id,
-        IpPermissions=[
-            {
-                "IpProtocol": "tcp",
-                "FromPort": 443,
-                "ToPort": 443,
-                "PrefixListIds": [{"PrefixListId": listed["PrefixList"]["PrefixListId"]}],
-            }
-        ],
-    )
+    reference_a_prefix_list(ec2, group_id, port=443, max_entries=50)
     for source in mesh.regions:
         mesh.trueup(source)
     messages = mesh.drain(region)

@@ -9,9 +9,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from sgmesh.local.eventbridge import lifecycle_event
-from sgmesh.local.lifecycle import Completion, PendingAction
-from sgmesh.local.stack import ACCOUNT, StackSpec
+from sgmesh.local.stack import StackSpec
 from tests.support.mesh import TWO_REGIONS, Mesh, Provisioner
 
 GONE = ("shutting-down", "terminated")
@@ -20,39 +18,6 @@ GONE = ("shutting-down", "terminated")
 def converge(mesh: Mesh) -> None:
     mesh.trueup_everywhere()
     assert mesh.run_until_converged().converged
-
-
-def completed(action: PendingAction, result: str, *, by_timeout: bool) -> Completion:
-    return Completion(
-        action.region,
-        action.group_name,
-        action.hook_name,
-        action.instance_id,
-        action.token,
-        result,
-        by_timeout,
-    )
-
-
-def event_for(action: PendingAction, *, token: str) -> dict[str, Any]:
-    return lifecycle_event(
-        account=ACCOUNT,
-        region=action.region,
-        group=action.group_name,
-        instance_id=action.instance_id,
-        launching=action.launching,
-        hook=action.hook_name,
-        token=token,
-    )
-
-
-def deliver(mesh: Mesh, region: str, events: int) -> None:
-    """EventBridge puts the due lifecycle events on the region's buffer, and the buffer's event source
-    mapping hands them to the producer (past its batching window)."""
-    assert mesh.bus.dispatch_due() == events
-    mapping = mesh.buffers[region].mapping
-    mesh.clock.advance_to(mapping.next_poll)
-    assert mapping.poll() == events
 
 
 def restore_topic(mesh: Mesh, region: str) -> None:
@@ -83,7 +48,7 @@ def test_given_a_scale_out_then_the_instance_waits_in_pending_wait_until_the_pro
     assert mesh.instance_state("us-east-1", launched) == "running"
 
     # WHEN EventBridge delivers the launch event to the producer, through the buffer
-    deliver(mesh, "us-east-1", 1)
+    mesh.deliver_lifecycle_events("us-east-1", 1)
 
     # THEN it published the instance as a member (seen in Pending:Wait) and completed the action
     (snapshot,) = mesh.queued_snapshots("us-west-2")
@@ -94,7 +59,7 @@ def test_given_a_scale_out_then_the_instance_waits_in_pending_wait_until_the_pro
         "lifecycle_token": action.token,
     }
     assert {m["instance_id"]: m["lifecycle_state"] for m in snapshot["members"]}[launched] == "Pending:Wait"
-    assert mesh.hooks.completions == [completed(action, "CONTINUE", by_timeout=False)]
+    assert mesh.hooks.completions == [action.completion("CONTINUE", by_timeout=False)]
     assert mesh.hooks.pending == {}
     assert mesh.product_lifecycle_states("us-east-1")[launched] == "InService"
 
@@ -128,7 +93,7 @@ def test_given_a_scale_in_then_the_instance_is_excluded_and_terminated_only_afte
         states_at_publish.append(mesh.instance_state("us-west-2", leaving))
 
     mesh.factory.sns("us-west-2").meta.events.register("before-call.sns.Publish", note_state)
-    deliver(mesh, "us-west-2", 1)
+    mesh.deliver_lifecycle_events("us-west-2", 1)
 
     # THEN it published the group without the instance while the instance still ran ...
     (snapshot,) = mesh.queued_snapshots("us-east-1")
@@ -137,7 +102,7 @@ def test_given_a_scale_in_then_the_instance_is_excluded_and_terminated_only_afte
     assert len(snapshot["members"]) == 1
     assert states_at_publish == ["running"]
     # ... and only its CONTINUE let Auto Scaling terminate the instance
-    assert mesh.hooks.completions == [completed(action, "CONTINUE", by_timeout=False)]
+    assert mesh.hooks.completions == [action.completion("CONTINUE", by_timeout=False)]
     assert mesh.instance_state("us-west-2", leaving) in GONE
     assert leaving not in mesh.product_lifecycle_states("us-west-2")
 
@@ -152,15 +117,15 @@ def test_given_a_used_or_unknown_token_then_completion_is_refused_and_the_produc
     # GIVEN a launch whose action the producer completed
     assert len(mesh.scale("us-east-1", 3)) == 1
     (action,) = mesh.hooks.pending.values()
-    deliver(mesh, "us-east-1", 1)
-    assert mesh.hooks.completions == [completed(action, "CONTINUE", by_timeout=False)]
+    mesh.deliver_lifecycle_events("us-east-1", 1)
+    assert mesh.hooks.completions == [action.completion("CONTINUE", by_timeout=False)]
 
     # WHEN the event arrives again (EventBridge delivers at least once), and one with an unknown token
     caplog.set_level(logging.INFO, logger="sgmesh-producer")
     caplog.clear()
-    mesh.bus.put("us-east-1", event_for(action, token=action.token))
-    mesh.bus.put("us-east-1", event_for(action, token="00000000-0000-4000-8000-000000000000"))
-    deliver(mesh, "us-east-1", 2)
+    mesh.bus.put("us-east-1", action.event())
+    mesh.bus.put("us-east-1", action.event(token="00000000-0000-4000-8000-000000000000"))
+    mesh.deliver_lifecycle_events("us-east-1", 2)
 
     # THEN both completions were refused, logged, and no record of either batch failed
     refused = [r for r in caplog.records if r.getMessage() == "lifecycle action was no longer pending"]
@@ -208,7 +173,7 @@ def test_given_a_pending_action_then_only_its_own_group_and_hook_can_complete_it
 
     # WHEN it is sent right, THEN the action completes, once
     autoscaling.complete_lifecycle_action(**request)
-    assert mesh.hooks.completions == [completed(action, "CONTINUE", by_timeout=False)]
+    assert mesh.hooks.completions == [action.completion("CONTINUE", by_timeout=False)]
     with pytest.raises(ClientError) as refused:
         autoscaling.complete_lifecycle_action(**request)
     assert refused.value.response["Error"]["Code"] == "ValidationError"
@@ -228,7 +193,7 @@ def test_given_the_producer_cannot_complete_then_the_heartbeat_timeout_applies_t
     started = mesh.clock.now
     (launched,) = mesh.scale("us-east-1", 3)
     (action,) = mesh.hooks.pending.values()
-    deliver(mesh, "us-east-1", 1)
+    mesh.deliver_lifecycle_events("us-east-1", 1)
     mapping = mesh.buffers["us-east-1"].mapping
     while (due := mapping.next_release) is not None and due < action.deadline:
         mesh.clock.advance_to(due)
@@ -252,7 +217,7 @@ def test_given_the_producer_cannot_complete_then_the_heartbeat_timeout_applies_t
     assert mesh.hooks.expire_due() == 1
 
     # THEN Auto Scaling applied the hook's default result
-    assert mesh.hooks.completions == [completed(action, default_result, by_timeout=True)]
+    assert mesh.hooks.completions == [action.completion(default_result, by_timeout=True)]
     if default_result == "ABANDON":
         assert mesh.instance_state("us-east-1", launched) in GONE
         assert launched not in mesh.product_lifecycle_states("us-east-1")

@@ -123,6 +123,15 @@ class Mesh(LocalMesh):
         """Invoke the lifecycle producer with `event` (from the bus, or directly: the seed's true-up)."""
         return self._recorded(region, "lifecycle", event, partial(super().lifecycle, region))
 
+    def deliver_lifecycle_events(self, region: str, events: int) -> None:
+        """EventBridge delivers the due lifecycle events: onto the region's buffer, whose event source
+        mapping hands them to the producer past its batching window (or straight to the producer)."""
+        assert self.bus.dispatch_due() == events, f"{events} lifecycle event(s) due"
+        if region in self.buffers:
+            mapping = self.buffers[region].mapping
+            self.clock.advance_to(mapping.next_poll)
+            assert mapping.poll() == events, f"{events} lifecycle event(s) buffered"
+
     def lifecycle_action(self, region: str, instance_id: str, *, launching: bool) -> PendingAction:
         """Auto Scaling holds the instance at its hook, EventBridge delivers the event and the producer
         gets it, now: through the region's lifecycle buffer (the clock moves past the buffer's batching
@@ -139,11 +148,7 @@ class Mesh(LocalMesh):
             self.hooks.terminate(stack, [instance_id])
         action = next(a for a in self.hooks.pending.values() if a.instance_id == instance_id)
         delivered = len(self.invocations)
-        assert self.bus.dispatch_due() == 1, "only this lifecycle event was due"
-        if region in self.buffers:
-            mapping = self.buffers[region].mapping
-            self.clock.advance_to(mapping.next_poll)
-            assert mapping.poll() == 1, "only this lifecycle event was buffered"
+        self.deliver_lifecycle_events(region, 1)
         (invocation,) = self.invocations[delivered:]
         if invocation.error is not None:
             raise invocation.error
