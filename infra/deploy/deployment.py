@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import boto3
-from botocore.exceptions import ClientError
 
 from infra.deploy.artifacts import ArtifactStore
 from infra.deploy.checks import check_plan
@@ -17,10 +15,10 @@ from infra.deploy.config import ClusterConfig
 from infra.deploy.errors import DeployError
 from infra.deploy.identity import Identity
 from infra.deploy.names import stack_name, topic_arn
+from infra.deploy.sns import topic_exists
 from infra.deploy.subscriptions import subscription_steps, topic_order
 from infra.deploy.template import load_template, stack_parameters
 from infra.deploy.transform import transform
-from schemas.names import topic_region_and_account
 
 
 class Deployment:
@@ -49,13 +47,13 @@ class Deployment:
         wanted = (*own.values(), *self._config.peer_topic_arns)
         check_plan(self._config, self._regions, wanted, self._template)
         for arn in self._config.peer_topic_arns:
-            if not self._topic_exists(arn):
+            if not topic_exists(self._session, arn):
                 raise DeployError(f"peer topic {arn} does not exist yet: deploy the peer account first")
         store = ArtifactStore(self._session, artifacts(), self._log)
         subscribed: dict[str, tuple[str, ...]] = {}
         # Pass 1, topics first: each stack subscribes to the topics that exist so far (its own included).
         for region in self._regions:
-            existing = [arn for arn in wanted if arn == own[region] or self._topic_exists(arn)]
+            existing = [arn for arn in wanted if arn == own[region] or topic_exists(self._session, arn)]
             subscribed[region] = self._deploy_region(region, own[region], existing, store)
         # Pass 2: the regions deployed before a newer region's topic existed subscribe to it now.
         for region in self._regions:
@@ -89,25 +87,7 @@ class Deployment:
         """The template transformed for the region's artifacts, uploaded once per region."""
         if region not in self._template_urls:
             artifacts = store.region(region)
-            transformed: dict[str, Any] = transform(
-                self._template, region, artifacts.code_uri, artifacts.layer_uri
-            )
+            transformed = transform(self._template, region, artifacts.code_uri, artifacts.layer_uri)
             body = json.dumps(transformed, sort_keys=True).encode()
             self._template_urls[region] = store.template_url(region, body)
         return self._template_urls[region]
-
-    def _topic_exists(self, arn: str) -> bool:
-        region, _account = topic_region_and_account(arn)
-        sns = self._session.client("sns", region_name=region)
-        try:
-            sns.get_topic_attributes(TopicArn=arn)
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            if code in ("NotFound", "NotFoundException"):
-                return False
-            if code in ("AuthorizationError", "AuthorizationErrorException"):
-                raise DeployError(
-                    f"no access to topic {arn}: its account must deploy with this account in peer_accounts"
-                ) from None
-            raise
-        return True
