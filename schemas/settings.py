@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any, Literal, Self
@@ -146,6 +146,9 @@ def _port_specs(value: Any) -> Any:
 
 
 CommaList = BeforeValidator(_comma_list)
+PortSpecs = Annotated[tuple[PortSpec, ...], BeforeValidator(_port_specs)]
+# Where a validation error is: a field name, then item indexes or keys.
+Location = tuple[int | str, ...]
 
 ENVIRONMENT_NAMES: dict[str, str] = {
     "cluster": "SGMESH_CLUSTER",
@@ -165,28 +168,35 @@ ENVIRONMENT_NAMES: dict[str, str] = {
 }
 
 
-class Settings(BaseModel):
-    """Everything a handler needs to know about its deployment; built once per environment."""
+class ClusterSettings(BaseModel):
+    """The settings every function of every region of a cluster shares: the deploy file's top-level keys."""
 
     model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
 
     cluster: ClusterName
-    region: RegionName
-    table_name: TableName
-    topic_arn: TopicArn | None = None
-    asg_names: Annotated[tuple[GroupName, ...], CommaList] = ()
-    security_group_ids: Annotated[tuple[SecurityGroupId, ...], CommaList] = ()
-    ports: Annotated[tuple[PortSpec, ...], BeforeValidator(_port_specs)] = ()
-    peer_topic_arns: Annotated[tuple[TopicArn, ...], CommaList] = ()
+    ports: PortSpecs = ()
     address: AddressMode = Field(default=AddressMode.PUBLIC, strict=False)
     target: TargetMode = Field(default=TargetMode.SECURITY_GROUP, strict=False)
-    prefix_list_ids: Annotated[tuple[PrefixListId, ...], CommaList] = ()
     rule_quota: int = Field(default=60, ge=1, le=1000, strict=False)
     event_retention_days: int = Field(default=30, ge=1, le=3650, strict=False)
     # Older snapshots are dropped, not applied: a captured message replayed later cannot act, and the
     # next true-up (every 15 minutes by default) supersedes anything that was merely delayed. At least
     # 30 minutes: every redelivery of a record (5 receives, 6 minutes apart) must still count as fresh.
     max_event_age_seconds: int = Field(default=21600, ge=1800, le=14 * 86400, strict=False)
+
+
+class Settings(ClusterSettings):
+    """Everything a handler needs to know about its deployment; built once per environment."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+    region: RegionName
+    table_name: TableName
+    topic_arn: TopicArn | None = None
+    asg_names: Annotated[tuple[GroupName, ...], CommaList] = ()
+    security_group_ids: Annotated[tuple[SecurityGroupId, ...], CommaList] = ()
+    peer_topic_arns: Annotated[tuple[TopicArn, ...], CommaList] = ()
+    prefix_list_ids: Annotated[tuple[PrefixListId, ...], CommaList] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -201,7 +211,7 @@ class Settings(BaseModel):
         try:
             return cls.model_validate(raw)
         except ValidationError as error:
-            raise SettingsError(_describe(error)) from None
+            raise SettingsError("invalid sgmesh settings: " + "; ".join(describe_problems(error))) from None
 
     def require(self, *fields: str) -> Self:
         """Fail with the names of the variables one side of sgmesh needs and did not get."""
@@ -210,17 +220,42 @@ class Settings(BaseModel):
             raise SettingsError(f"missing setting(s): {', '.join(missing)}")
         return self
 
+    def to_env(self) -> dict[str, str]:
+        """The variables `from_env` reads back into these settings (unset ones left out)."""
+        environment = {}
+        for field, variable in ENVIRONMENT_NAMES.items():
+            text = _env_text(getattr(self, field))
+            if text:
+                environment[variable] = text
+        return environment
 
-def _describe(error: ValidationError) -> str:
+
+def _env_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, tuple):
+        return ",".join(str(item) for item in value)
+    return str(value)
+
+
+def _environment_variable(location: Location) -> str:
+    """How the environment spells the setting at a validation error's location."""
+    field = str(location[0]) if location else ""
+    return ENVIRONMENT_NAMES.get(field, field or "settings")
+
+
+def describe_problems(
+    error: ValidationError, name_of: Callable[[Location], str] = _environment_variable
+) -> list[str]:
+    """Each problem as `NAME='value': why`, NAME being how the input spells the setting at fault."""
     problems: list[str] = []
     for issue in error.errors(include_url=False):
-        field = str(issue["loc"][0]) if issue["loc"] else ""
-        variable = ENVIRONMENT_NAMES.get(field, field or "settings")
+        name = name_of(issue["loc"])
         if issue["type"] == "missing":
-            problems.append(f"{variable} is required but not set")
+            problems.append(f"{name} is required but not set")
         else:
-            problems.append(f"{variable}={issue['input']!r}: {issue['msg']}")
-    return "invalid sgmesh settings: " + "; ".join(problems)
+            problems.append(f"{name}={issue['input']!r}: {issue['msg']}")
+    return problems
 
 
 @lru_cache(maxsize=8)

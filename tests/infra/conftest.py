@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from infra.deploy import load_template, transform
+from infra.deploy.template import load_template
+from infra.deploy.transform import transform
 from tests.infra import moto_gaps
 
 CODE_URI = "s3://sgmesh-artifacts/sgmesh/code.zip"

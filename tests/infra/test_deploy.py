@@ -13,7 +13,10 @@ import boto3
 import pytest
 import requests
 
-from infra.deploy import ClusterConfig, Deployment, caller_identity, stack_name
+from infra.deploy.config import ClusterConfig
+from infra.deploy.deployment import Deployment
+from infra.deploy.identity import caller_identity
+from infra.deploy.names import stack_name
 from tests.infra.stacks import ACCOUNT, DeployedStack
 
 CLUSTER = "demo"

@@ -12,19 +12,17 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, WaiterError
 
-from infra.deploy import (
+from infra.deploy.checks import check_parameters, check_plan
+from infra.deploy.cloudformation import Outcome, TemplateBody, deploy_stack
+from infra.deploy.config import ClusterConfig
+from infra.deploy.errors import DeployError
+from infra.deploy.subscriptions import subscription_steps, topic_order
+from infra.deploy.template import (
     MAX_GROUPS,
     MAX_SECURITY_GROUPS,
     MAX_TOPICS,
-    ClusterConfig,
-    DeployError,
-    Outcome,
-    TemplateBody,
-    check_plan,
-    deploy_stack,
     load_template,
-    subscription_steps,
-    topic_order,
+    stack_parameters,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,36 +67,59 @@ def test_the_example_deploy_file_passes_every_check() -> None:
 
 
 def test_what_the_stacks_or_the_functions_would_refuse_is_refused_before_any_aws_call() -> None:
+    # GIVEN a deploy file whose values each pass their type (the file loads: see test_deploy_config)
     config = ClusterConfig.model_validate(
         {
-            "cluster": "my.cluster",
-            "ports": "tcp:9000-80",
+            "cluster": "demo",
+            "ports": "tcp:9000-9080",
             "auto_scaling_groups": [f"group-{n}" for n in range(MAX_GROUPS + 1)],
             "lifecycle_heartbeat_timeout": 10,
-            "target": "prefix-lists",
             "prefix_list_max_entries": 1001,
-            "max_event_age_seconds": 59,
             "regions": {
                 "us-east-1": {
                     "security_groups": [f"sg-0123456789abcdef{n}" for n in range(MAX_SECURITY_GROUPS + 1)]
-                }
+                },
+                "moon-base": {"security_groups": ["sg-0123456789abcdef0"], "auto_scaling_groups": ["g"]},
             },
         }
     )
     topics = [f"arn:aws:sns:us-east-1:123456789012:t{n}" for n in range(MAX_TOPICS + 1)]
+
+    # WHEN the plan is checked THEN every slot, template constraint and function setting it breaks is named
     with pytest.raises(DeployError) as refused:
-        check_plan(config, ["us-east-1"], topics, load_template())
+        check_plan(config, ["us-east-1", "moon-base"], topics, load_template())
     message = str(refused.value)
     for expected in (
         f"{MAX_TOPICS + 1} topics",
         "us-east-1: 1 to 5 auto_scaling_groups, not 6",
         "us-east-1: at most 5 security_groups",
-        "ClusterName='my.cluster': 1-40 letters",
         "LifecycleHeartbeatTimeout='10': must be within 30-7200",
-        "Target='prefix-lists': must be one of security-group, sharded, prefix-list",
         "PrefixListMaxEntries='1001': must be within 1-1000",
+        "moon-base: the functions would refuse their settings: AWS_REGION='moon-base'",
+    ):
+        assert expected in message
+
+
+def test_a_setting_parameter_outside_the_template_constraints_is_named_with_them() -> None:
+    """The deploy file's types refuse these values first; the template's own constraints stay a
+    second check of every parameter, so a template that drifts from the types is still caught."""
+    config = ClusterConfig.load(EXAMPLE)
+    template = load_template()
+    values = stack_parameters(
+        template, config, "us-east-1", ["arn:aws:sns:us-east-1:123456789012:sgmesh-demo"]
+    )
+    assert check_parameters(template, values) == []
+
+    problems = check_parameters(
+        template,
+        {**values, "ClusterName": "my.cluster", "Target": "prefix-lists", "MaxEventAgeSeconds": "59"},
+    )
+
+    message = "\n".join(problems)
+    for expected in (
+        "ClusterName='my.cluster': 1-40 letters",
+        "Target='prefix-lists': must be one of security-group, sharded, prefix-list",
         "MaxEventAgeSeconds='59': must be within 1800-1209600",
-        "SGMESH_PORTS",
     ):
         assert expected in message
 

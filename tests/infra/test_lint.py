@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from infra.deploy import ARTIFACTS_TEMPLATE, TEMPLATE
+from infra.deploy.template import ARTIFACTS_TEMPLATE, TEMPLATE
 
 ROOT = Path(__file__).resolve().parents[2]
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")

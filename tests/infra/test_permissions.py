@@ -21,7 +21,9 @@ from botocore.compat import HTTPHeaders
 from cloud.clients import install_client_factory
 from cloud.sns_certificates import install_certificate_source
 from consumers import apply
-from infra.deploy import ClusterConfig, Deployment, caller_identity
+from infra.deploy.config import ClusterConfig
+from infra.deploy.deployment import Deployment
+from infra.deploy.identity import caller_identity
 from producers import lifecycle, trueup
 from sgmesh.local.clients import ApiCall, CallLedger, ExtendedClientFactory
 from sgmesh.local.esm import sqs_event

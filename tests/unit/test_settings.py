@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schemas.errors import SettingsError
-from schemas.settings import AddressMode, PortSpec, Settings, current_settings
+from schemas.settings import ENVIRONMENT_NAMES, AddressMode, PortSpec, Settings, current_settings
 
 PEERS = (
     "arn:aws:sns:eu-west-1:111111111111:sgmesh-prod,"
@@ -313,3 +313,25 @@ def test_given_bad_environment_when_asked_then_settings_error_each_time() -> Non
     for _ in range(2):
         with pytest.raises(SettingsError, match="SGMESH_ADDRESS"):
             current_settings(environment)
+
+
+def test_given_settings_when_written_as_environment_then_read_back_equal() -> None:
+    every_setting = full_environment() | {
+        "SGMESH_PORTS": "tcp:7000-7001,udp:53,icmp:3:4,icmpv6,all",
+        "SGMESH_ADDRESS": "dual-stack",
+        "SGMESH_TARGET": "prefix-list",
+        "SGMESH_PREFIX_LIST_IDS": "pl-0123456789abcdef0,pl-0123456789abcdef1",
+        "SGMESH_RULE_QUOTA": "200",
+        "SGMESH_EVENT_RETENTION_DAYS": "9",
+        "SGMESH_MAX_EVENT_AGE_SECONDS": "3600",
+    }
+    for environment in (every_setting, minimal_environment()):
+        settings = Settings.from_env(environment)
+
+        written = settings.to_env()
+
+        assert Settings.from_env(written) == settings
+    # Unset settings are left out; every other variable the code reads is written, as an operator would.
+    assert not {"SGMESH_TOPIC_ARN", "SGMESH_PORTS", "SGMESH_PREFIX_LIST_IDS"} & set(written)
+    assert set(Settings.from_env(every_setting).to_env()) == set(ENVIRONMENT_NAMES.values())
+    assert Settings.from_env(every_setting).to_env()["SGMESH_PORTS"] == every_setting["SGMESH_PORTS"]

@@ -1,0 +1,60 @@
+"""The stack's template: where it is, its fixed slots, and the parameters it gives the functions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from samtranslator.yaml_helper import yaml_parse  # type: ignore[import-untyped]
+
+from infra.deploy.config import ClusterConfig
+
+INFRA = Path(__file__).resolve().parents[1]
+TEMPLATE = INFRA / "template.yaml"
+ARTIFACTS_TEMPLATE = INFRA / "artifacts.yaml"
+# The template's fixed slots (CloudFormation has no loops): hooks, write permissions, subscriptions.
+MAX_GROUPS = 5
+MAX_SECURITY_GROUPS = 5
+MAX_TOPICS = 10
+
+
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    template: dict[str, Any] = yaml_parse(path.read_text())
+    return template
+
+
+def stack_parameters(
+    template: Mapping[str, Any], config: ClusterConfig, region: str, topic_arns: Sequence[str]
+) -> dict[str, str]:
+    """The stack's parameter values in one region: each function setting in the text its variable
+    will hold, under the parameter the template passes to that variable, then the stack's options."""
+    environment = config.settings(region, topic_arns).to_env()
+    settings = {
+        parameter: environment.get(variable, "")
+        for variable, parameter in setting_parameters(template).items()
+    }
+    return {**settings, **config.stack_options(region)}
+
+
+def setting_parameters(template: Mapping[str, Any]) -> dict[str, str]:
+    """Which parameter each function variable is set from (`!Ref P`, or `!Join [",", !Ref P]` for a
+    list); variables set from the stack's own resources (table, topic, prefix lists) are not here."""
+    functions = [
+        resource["Properties"]
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::Serverless::Function"
+    ]
+    found: dict[str, str] = {}
+    for properties in (template["Globals"]["Function"], *functions):
+        for variable, value in properties.get("Environment", {}).get("Variables", {}).items():
+            parameter = _parameter_of(value)
+            if parameter is not None and parameter in template["Parameters"]:
+                found[variable] = parameter
+    return found
+
+
+def _parameter_of(value: Any) -> str | None:
+    if isinstance(value, dict) and "Fn::Join" in value:
+        value = value["Fn::Join"][1]
+    return value.get("Ref") if isinstance(value, dict) else None
