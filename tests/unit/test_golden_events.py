@@ -215,62 +215,61 @@ def test_the_golden_delivery_has_the_shape_of_a_real_sns_to_sqs_delivery() -> No
 
 # -- AWS's documented lifecycle events ------------------------------------------------------------
 
-DOCUMENTED_GROUP = {"group_name": "my-asg", "instance_id": "i-1234567890abcdef0"}
+
+def in_documented_group(
+    hook: str, token: str, *, launching: bool, origin: Place | None = None, destination: Place | None = None
+) -> LifecycleAction:
+    """An action on the group and instance every documented example names."""
+    return LifecycleAction("my-asg", "i-1234567890abcdef0", hook, token, launching, origin, destination)
+
+
 DOCUMENTED_ACTIONS = {
-    "aws/doc_eventref_launch": LifecycleAction(
-        **DOCUMENTED_GROUP,
-        hook_name="my-lifecycle-hook",
-        token="87654321-4321-4321-4321-210987654321",
+    "aws/doc_eventref_launch": in_documented_group(
+        "my-lifecycle-hook",
+        "87654321-4321-4321-4321-210987654321",
         launching=True,
     ),
-    "aws/doc_eventref_terminate": LifecycleAction(
-        **DOCUMENTED_GROUP,
-        hook_name="my-lifecycle-hook",
-        token="87654321-4321-4321-4321-210987654321",
+    "aws/doc_eventref_terminate": in_documented_group(
+        "my-lifecycle-hook",
+        "87654321-4321-4321-4321-210987654321",
         launching=False,
     ),
-    "aws/lambdago_autoscaling_terminate_no_metadata": LifecycleAction(
-        **DOCUMENTED_GROUP,
-        hook_name="my-lifecycle-hook",
-        token="87654321-4321-4321-4321-210987654321",
+    "aws/lambdago_autoscaling_terminate_no_metadata": in_documented_group(
+        "my-lifecycle-hook",
+        "87654321-4321-4321-4321-210987654321",
         launching=False,
     ),
-    "aws/doc_live_eventref_launch_with_origin_destination": LifecycleAction(
-        **DOCUMENTED_GROUP,
-        hook_name="my-lifecycle-hook",
-        token="87654321-4321-4321-4321-210987654321",
+    "aws/doc_live_eventref_launch_with_origin_destination": in_documented_group(
+        "my-lifecycle-hook",
+        "87654321-4321-4321-4321-210987654321",
         launching=True,
         origin=Place.EC2,
         destination=Place.GROUP,
     ),
-    "aws/doc_warmpool_ex1_launch_ec2_to_warmpool": LifecycleAction(
-        **DOCUMENTED_GROUP,
-        hook_name="my-launch-lifecycle-hook",
-        token="71514b9d-6a40-4b26-8523-05e7eEXAMPLE",
+    "aws/doc_warmpool_ex1_launch_ec2_to_warmpool": in_documented_group(
+        "my-launch-lifecycle-hook",
+        "71514b9d-6a40-4b26-8523-05e7eEXAMPLE",
         launching=True,
         origin=Place.EC2,
         destination=Place.WARM_POOL,
     ),
-    "aws/doc_warmpool_ex2_launch_warmpool_to_asg": LifecycleAction(
-        **DOCUMENTED_GROUP,
-        hook_name="my-launch-lifecycle-hook",
-        token="19cc4d4a-e450-4d1c-b448-0de67EXAMPLE",
+    "aws/doc_warmpool_ex2_launch_warmpool_to_asg": in_documented_group(
+        "my-launch-lifecycle-hook",
+        "19cc4d4a-e450-4d1c-b448-0de67EXAMPLE",
         launching=True,
         origin=Place.WARM_POOL,
         destination=Place.GROUP,
     ),
-    "aws/doc_warmpool_ex3_launch_ec2_to_asg": LifecycleAction(
-        **DOCUMENTED_GROUP,
-        hook_name="my-launch-lifecycle-hook",
-        token="87654321-4321-4321-4321-21098EXAMPLE",
+    "aws/doc_warmpool_ex3_launch_ec2_to_asg": in_documented_group(
+        "my-launch-lifecycle-hook",
+        "87654321-4321-4321-4321-21098EXAMPLE",
         launching=True,
         origin=Place.EC2,
         destination=Place.GROUP,
     ),
-    "aws/doc_warmpool_ex4_terminate_asg_to_warmpool": LifecycleAction(
-        **DOCUMENTED_GROUP,
-        hook_name="my-termination-lifecycle-hook",
-        token="42694b3d-4b70-6a62-8523-09a1eEXAMPLE",
+    "aws/doc_warmpool_ex4_terminate_asg_to_warmpool": in_documented_group(
+        "my-termination-lifecycle-hook",
+        "42694b3d-4b70-6a62-8523-09a1eEXAMPLE",
         launching=False,
         origin=Place.GROUP,
         destination=Place.WARM_POOL,
