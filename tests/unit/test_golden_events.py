@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from cloud.sns_certificates import certificate, install_certificate_source
 from consumers.metrics import Outcome
 from consumers.signatures import SignatureVerifier
 from schemas.errors import InvalidRecordError
@@ -46,8 +47,8 @@ class ShippedCertificate:
 
 
 def genuine_verifier(envelope: dict[str, Any]) -> tuple[SignatureVerifier, ShippedCertificate]:
-    certificate = ShippedCertificate(envelope["SigningCertURL"], SNS_CERTIFICATE.read_bytes())
-    return SignatureVerifier(certificate), certificate
+    shipped = ShippedCertificate(envelope["SigningCertURL"], SNS_CERTIFICATE.read_bytes())
+    return SignatureVerifier(shipped), shipped
 
 
 def with_character_changed(text: str, index: int) -> str:
@@ -73,12 +74,18 @@ def test_every_golden_file_is_listed_with_its_source_and_its_bytes_are_the_ones_
 
 
 def test_the_genuine_signature_version_2_message_verifies_with_the_certificate_its_url_names() -> None:
+    # GIVEN the shipped certificate installed as the product's trust anchor (SNS over HTTPS in Lambda)
     envelope = golden(GENUINE_V2)
-    verifier, certificate = genuine_verifier(envelope)
+    shipped = ShippedCertificate(envelope["SigningCertURL"], SNS_CERTIFICATE.read_bytes())
+    install_certificate_source(shipped)
+    try:
+        # WHEN the consumer's verifier, wired as its composition root wires it, checks the message
+        SignatureVerifier(certificate).verify(envelope)
+    finally:
+        install_certificate_source(None)
 
-    verifier.verify(envelope)
-
-    assert certificate.fetched == [envelope["SigningCertURL"]]
+    # THEN it passes, with the one certificate its SigningCertURL names
+    assert shipped.fetched == [envelope["SigningCertURL"]]
 
 
 @pytest.mark.parametrize("field", ["Message", "MessageId", "Timestamp", "TopicArn", "Type"])
@@ -127,13 +134,13 @@ def test_a_genuine_signature_version_1_message_is_refused_as_unsupported_without
     # independently of the product
     envelope = golden(name)
     assert signed_with_sha1_by_sns(envelope)
-    verifier, certificate = genuine_verifier(envelope)
+    verifier, shipped = genuine_verifier(envelope)
 
     # WHEN the product verifies it THEN it is refused for its version, before any certificate fetch
     with pytest.raises(InvalidRecordError, match="SignatureVersion '1' is not accepted") as refused:
         verifier.verify(envelope)
     assert refused.value.reason == "bad-signature"
-    assert certificate.fetched == []
+    assert shipped.fetched == []
 
 
 def signed_with_sha1_by_sns(envelope: dict[str, Any]) -> bool:
