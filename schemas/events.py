@@ -1,9 +1,12 @@
-"""The membership snapshot event (v1): the full membership of one source at one version."""
+"""The membership snapshot event (v1), and the one seam that reads older schema versions into it."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Mapping
 from enum import StrEnum
-from typing import Final, Literal, Self
+from types import MappingProxyType
+from typing import Any, Final, Literal, Self
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -19,6 +22,15 @@ MAX_MEMBERS = 1000
 
 # Unknown fields are ignored so regions running different releases can read each other's events.
 EVENT_CONFIG = ConfigDict(strict=True, frozen=True, extra="ignore")
+
+# Metric labels (InvalidRecordError.reason) of a snapshot whose schema version this release cannot read.
+NEWER_SCHEMA_VERSION = "newer-schema-version"
+UNKNOWN_SCHEMA_VERSION = "unknown-schema-version"
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+# Step n turns a version-n snapshot document into a version n+1 one (docs/events.md, Compatibility).
+# Empty: version 1 is the only one sgmesh has published.
+UPCASTERS: Final[Mapping[int, Upcaster]] = MappingProxyType({})
 
 
 class CauseKind(StrEnum):
@@ -94,14 +106,73 @@ class MembershipSnapshot(BaseModel):
         return self.model_dump_json(exclude_none=True)
 
 
-def parse_snapshot(raw: str | bytes) -> MembershipSnapshot:
-    """Validate a snapshot from JSON; errors name the field and the offending value."""
+def parse_snapshot(raw: str | bytes, upcasters: Mapping[int, Upcaster] = UPCASTERS) -> MembershipSnapshot:
+    """Validate a snapshot from JSON, upcasting an older schema version first; errors name the field
+    and the offending value."""
+    # The current version is validated straight from the JSON as it always was; only a document that
+    # fails is read again, to see whether it declares another schema version.
     try:
         return MembershipSnapshot.model_validate_json(raw)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in issue['loc']) or 'snapshot'}: {issue['msg']}"
-            + (f" (got {issue['input']!r})" if not isinstance(issue["input"], dict | list) else "")
-            for issue in error.errors(include_url=False)
+        document = _other_version_document(raw)
+        if document is None:
+            raise _invalid(error) from None
+    try:
+        return MembershipSnapshot.model_validate_json(json.dumps(upcast(document, upcasters)))
+    except ValidationError as error:
+        raise _invalid(error) from None
+
+
+def upcast(
+    document: dict[str, Any], upcasters: Mapping[int, Upcaster], target: int = SCHEMA_VERSION
+) -> dict[str, Any]:
+    """The snapshot document brought from its schema version up to `target`, one registered step at a
+    time; a newer version, or an older one some step is missing for, is rejected."""
+    version = document["schema_version"]
+    if version > target:
+        raise InvalidRecordError(
+            f"not a valid membership snapshot: schema_version: {version} is newer than {target}, the "
+            "newest this release reads (upgrade every region's consumer before any producer)",
+            NEWER_SCHEMA_VERSION,
         )
-        raise InvalidRecordError(f"not a valid membership snapshot: {problems}") from None
+    while version < target:
+        step = upcasters.get(version)
+        if step is None:
+            raise InvalidRecordError(
+                f"not a valid membership snapshot: schema_version: {version} has no upcaster "
+                f"to {version + 1}",
+                UNKNOWN_SCHEMA_VERSION,
+            )
+        try:
+            document = step(document)
+        except (KeyError, TypeError, ValueError) as error:
+            raise InvalidRecordError(
+                f"not a valid membership snapshot: schema_version: {version} document could not be "
+                f"upcast to {version + 1}: {error!r}"
+            ) from None
+        version += 1
+        document = {**document, "schema_version": version}
+    return document
+
+
+def _other_version_document(raw: str | bytes) -> dict[str, Any] | None:
+    """The document if it is a snapshot declaring a schema version other than the current one."""
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(document, dict) or document.get("type") != SNAPSHOT_TYPE:
+        return None
+    version = document.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version == SCHEMA_VERSION:
+        return None
+    return document
+
+
+def _invalid(error: ValidationError) -> InvalidRecordError:
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in issue['loc']) or 'snapshot'}: {issue['msg']}"
+        + (f" (got {issue['input']!r})" if not isinstance(issue["input"], dict | list) else "")
+        for issue in error.errors(include_url=False)
+    )
+    return InvalidRecordError(f"not a valid membership snapshot: {problems}")

@@ -334,15 +334,17 @@ def fake_consumer(
     outcomes: FakeOutcomes | None = None,
     clock: Callable[[], datetime] = lambda: RECEIVED_AT,
     max_conflict_retries: int = 3,
+    verify: VerifyEnvelope | None = None,
 ) -> ApplyService:
-    """The consumer over in-memory ports, trusting the tests' SNS key, its clock just after PRODUCED_AT."""
+    """The consumer over in-memory ports, its clock just after PRODUCED_AT, trusting the tests' SNS key
+    unless `verify` says otherwise."""
     return ApplyService(
         settings=settings,
         states=states or FakeSourceStates(),
         groups=groups or FakeSecurityGroups(*settings.security_group_ids),
         audit=audit or FakeAuditLog(),
         outcomes=outcomes or FakeOutcomes(),
-        verify=verify_with_test_key(),
+        verify=verify or verify_with_test_key(),
         logger=Logger(service="test"),
         clock=clock,
         max_conflict_retries=max_conflict_retries,
