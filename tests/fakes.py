@@ -193,39 +193,44 @@ class FakeSecurityGroups(SecurityGroups):
 
 
 class FakePrefixLists(PrefixListApi):
-    """Customer-managed prefix lists as EC2 keeps them: a write at a version that is no longer current
-    fails (PrefixListVersionMismatch, a conflict), entries never pass MaxEntries, a resize keeps the
-    version and an entry change makes the next one."""
+    """Customer-managed prefix lists as EC2 keeps them: every version's entries stay readable, a write
+    at a version that is no longer current fails (PrefixListVersionMismatch, a conflict), entries
+    never pass MaxEntries, a resize keeps the version and an entry change makes the next one."""
 
     def __init__(self, *lists: PrefixListInfo) -> None:
         self.lists = {info.prefix_list_id: info for info in lists}
-        self.entries: dict[str, dict[str, PrefixListEntry]] = {info.prefix_list_id: {} for info in lists}
+        self.versions: dict[str, dict[int, dict[str, PrefixListEntry]]] = {
+            info.prefix_list_id: {info.version: {}} for info in lists
+        }
         self.writes: list[str] = []
+
+    def entries(self, prefix_list_id: str) -> dict[str, PrefixListEntry]:
+        """The list's entries at its current version."""
+        return self.versions[prefix_list_id][self.lists[prefix_list_id].version]
 
     def describe(self, prefix_list_ids: Iterable[str]) -> dict[str, PrefixListInfo]:
         return {list_id: self.lists[list_id] for list_id in prefix_list_ids if list_id in self.lists}
 
     def read(self, info: PrefixListInfo) -> PrefixListState:
-        assert info.version == self.lists[info.prefix_list_id].version, "read at a version not current"
-        return PrefixListState(info, tuple(sorted(self.entries[info.prefix_list_id].values())))
+        return PrefixListState(info, tuple(sorted(self.versions[info.prefix_list_id][info.version].values())))
 
     def resize(self, info: PrefixListInfo, max_entries: int) -> PrefixListInfo:
         current = self._current(info, f"resize {max_entries}")
-        if max_entries < len(self.entries[info.prefix_list_id]):
+        if max_entries < len(self.entries(info.prefix_list_id)):
             raise ValueError(f"InvalidParameterValue: {max_entries} is less than the entries in the list")
         self.lists[info.prefix_list_id] = replace(current, max_entries=max_entries)
         return self.lists[info.prefix_list_id]
 
     def modify(self, info: PrefixListInfo, batch: EntryBatch) -> PrefixListInfo:
         current = self._current(info, f"modify +{len(batch.add)} -{len(batch.remove)}")
-        entries = dict(self.entries[info.prefix_list_id])
+        entries = dict(self.entries(info.prefix_list_id))
         for cidr in batch.remove:
             del entries[cidr]
         entries.update({entry.cidr: entry for entry in batch.add})
         if len(entries) > current.max_entries:
             raise ValueError(f"PrefixListMaxEntriesExceeded: {len(entries)} over {current.max_entries}")
-        self.entries[info.prefix_list_id] = entries
         self.lists[info.prefix_list_id] = replace(current, version=current.version + 1)
+        self.versions[info.prefix_list_id][current.version + 1] = entries
         return self.lists[info.prefix_list_id]
 
     def _current(self, info: PrefixListInfo, write: str) -> PrefixListInfo:

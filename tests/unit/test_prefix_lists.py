@@ -37,7 +37,16 @@ from schemas.prefix_lists import (
 from schemas.quota import Family, Weight
 from schemas.rules import DesiredRule, GroupReference, InboundRule, Permission, Reference
 from schemas.settings import AddressMode, PortSpec, Settings, TargetMode
-from tests.fakes import FakeOutcomes, FakeSourceStates, fake_consumer, make_member, make_snapshot, topic_arn
+from tests.fakes import (
+    FakeOutcomes,
+    FakePrefixLists,
+    FakeSecurityGroups,
+    FakeSourceStates,
+    fake_consumer,
+    make_member,
+    make_snapshot,
+    topic_arn,
+)
 
 GROUP = "sg-0123456789abcdef0"
 LIST = "pl-0123456789abcdef0"
@@ -394,6 +403,24 @@ def snapshot_of(version: int, count: int) -> MembershipSnapshot:
     return make_snapshot(
         EU, version, [make_member(f"i-{n:017x}", f"54.0.0.{n}/32") for n in range(1, count + 1)]
     )
+
+
+def test_the_consumer_set_to_prefix_lists_grows_the_list_fills_it_and_references_it() -> None:
+    # GIVEN a consumer whose settings choose the prefix-list target, a list of 2 entries, an empty group
+    states = FakeSourceStates()
+    groups = FakeSecurityGroups(GROUP, quota=1000)
+    lists = FakePrefixLists(PrefixListInfo(LIST, Family.IPV4, 1, 2))
+    consumer = fake_consumer(list_settings(1000), states=states, groups=groups, lists=lists)
+
+    # WHEN a snapshot of 3 members arrives
+    consumer.apply([snapshot_of(1, 3)])
+
+    # THEN the list grew (3 + 10 headroom) before it took the members, and the group references it
+    assert lists.writes == ["resize 13", "modify +3 -0"]
+    assert set(lists.entries(LIST)) == {f"54.0.0.{n}/32" for n in range(1, 4)}
+    assert {rule.allows for rule in groups.rules(GROUP)} == {
+        Reference(spec.protocol, spec.from_port, spec.to_port, LIST) for spec in PORTS
+    }
 
 
 def test_given_a_racing_writer_when_reconciled_then_the_stale_write_is_replanned_and_no_member_is_lost() -> (
