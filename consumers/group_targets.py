@@ -39,7 +39,7 @@ class Counts(Protocol):
     def count(self, outcome: Outcome, value: int = 1, reason: str | None = None) -> None: ...
 
 
-def read_group(groups: SecurityGroups, lists: PrefixListSizes, group_id: str) -> tuple[InboundRule, ...]:
+def _read_group(groups: SecurityGroups, lists: PrefixListSizes, group_id: str) -> tuple[InboundRule, ...]:
     """A group's inbound rules, each weighed: a reference by its list's MaxEntries (one describe, only
     when the group references lists)."""
     rules = groups.ingress_rules(group_id)
@@ -83,7 +83,7 @@ class SecurityGroupTarget:
         settings = self._settings
         quota = self._rule_quota()
         shards = [
-            Shard(group_id, read_group(self._groups, self._lists, group_id))
+            Shard(group_id, _read_group(self._groups, self._lists, group_id))
             for group_id in settings.security_group_ids
         ]
         desired = desired_rules(

@@ -232,12 +232,15 @@ class StepSchedule:
             if landed:
                 self._revoke(group_id, [move.rule for move in landed])
                 landed_any = True
-            self._moving[group_id] = [move for move in moves if move not in landed]
-            if not self._moving[group_id]:
+            still = [move for move in moves if move.rule.allows not in self._held[move.home]]
+            if still:
+                self._moving[group_id] = still
+            else:
                 del self._moving[group_id]
         return landed_any
 
     def _break_stall(self) -> None:
+        """Nothing could go this round: a cycle of full groups swapping addresses."""
         if self._moving:
             for group_id, moves in self._moving.items():
                 self._revoke(group_id, [move.rule for move in moves])
