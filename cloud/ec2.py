@@ -1,26 +1,20 @@
-"""EC2 adapter: instance addresses and a security group's inbound rules."""
+"""EC2 adapter: instance addresses, and a security group's inbound rules (read, authorize, revoke)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from cloud.prefix_lists import describe_prefix_lists
 from schemas.errors import RuleConflictError
 from schemas.inventory import InstanceAddresses
-from schemas.rules import ALL_TRAFFIC, DesiredRule, ExistingRule, Family, Permission
+from schemas.quota import Family
+from schemas.rules import ALL_TRAFFIC, Allows, DesiredRule, InboundRule, Permission, Reference, Traffic
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
-    from mypy_boto3_ec2.type_defs import (
-        IpPermissionTypeDef,
-        IpRangeTypeDef,
-        Ipv6RangeTypeDef,
-        SecurityGroupRuleTypeDef,
-    )
+    from mypy_boto3_ec2.type_defs import IpPermissionTypeDef, PrefixListIdTypeDef, SecurityGroupRuleTypeDef
 
 # Both mean another writer changed the group since we read it: re-read and re-plan.
 CONFLICT_CODES = frozenset({"InvalidPermission.Duplicate", "InvalidPermission.NotFound"})
@@ -50,35 +44,24 @@ class Ec2:
                     found[instance["InstanceId"]] = _addresses(instance)
         return found
 
-    def ingress_rules(self, group_id: str) -> list[ExistingRule]:
-        """The group's inbound rules; a prefix-list reference weighs the list's MaxEntries (one more
-        describe, only when the group has references)."""
-        rules: list[ExistingRule] = []
-        lists: dict[str, str] = {}
+    def ingress_rules(self, group_id: str) -> list[InboundRule]:
+        """The group's inbound rules, read whole (paginated); a prefix-list reference is weighed by
+        its caller, who knows (or describes) the list's size."""
+        rules: list[InboundRule] = []
         paginator = self._client.get_paginator("describe_security_group_rules")
         for page in paginator.paginate(Filters=[{"Name": "group-id", "Values": [group_id]}]):
-            for rule in page["SecurityGroupRules"]:
-                if not rule.get("IsEgress"):
-                    rules.append(_existing(rule))
-                    if rule.get("PrefixListId"):
-                        lists[rule["SecurityGroupRuleId"]] = rule["PrefixListId"]
-        if not lists:
-            return rules
-        sizes = describe_prefix_lists(self._client, lists.values())
-        return [
-            replace(rule, weight=sizes[lists[rule.rule_id]].max_entries) if rule.rule_id in lists else rule
-            for rule in rules
-        ]
+            rules.extend(_inbound(rule) for rule in page["SecurityGroupRules"] if not rule.get("IsEgress"))
+        return rules
 
     def authorize(self, group_id: str, rules: Sequence[DesiredRule]) -> None:
-        """One call carrying every new range, grouped by port spec as AWS expects."""
+        """One call carrying every new rule, from addresses and prefix lists, grouped by traffic."""
         try:
             self._client.authorize_security_group_ingress(GroupId=group_id, IpPermissions=_permissions(rules))
         except ClientError as error:
             _raise_conflict(error, group_id)
             raise
 
-    def revoke(self, group_id: str, rules: Sequence[ExistingRule]) -> None:
+    def revoke(self, group_id: str, rules: Sequence[InboundRule]) -> None:
         """Revoke by rule id: exact, and immune to the non-default-VPC rule-matching pitfalls."""
         try:
             self._client.revoke_security_group_ingress(
@@ -104,39 +87,54 @@ def _addresses(instance: Any) -> InstanceAddresses:
     )
 
 
-def _existing(rule: SecurityGroupRuleTypeDef) -> ExistingRule:
+def _inbound(rule: SecurityGroupRuleTypeDef) -> InboundRule:
+    """A described rule in the form the planners build (protocol names, ports of all traffic,
+    compressed IPv6), so that a rule sgmesh wrote reads back equal to the one it planned."""
     cidr = rule.get("CidrIpv4") or rule.get("CidrIpv6")
-    permission = (
-        Permission.described(rule["IpProtocol"], rule.get("FromPort"), rule.get("ToPort"), cidr)
-        if cidr
-        else None
-    )
-    return ExistingRule(rule["SecurityGroupRuleId"], permission, rule.get("Description", ""))
+    traffic = Traffic.described(rule["IpProtocol"], rule.get("FromPort"), rule.get("ToPort"))
+    allows: Allows
+    if cidr:
+        allows = Permission.described(traffic.protocol, traffic.from_port, traffic.to_port, cidr)
+    elif "PrefixListId" in rule:
+        allows = traffic.from_list(rule["PrefixListId"])
+    else:
+        allows = traffic.from_group(rule.get("ReferencedGroupInfo", {}).get("GroupId", ""))
+    return InboundRule(rule["SecurityGroupRuleId"], allows, rule.get("Description", ""))
 
 
 def _permissions(rules: Sequence[DesiredRule]) -> list[IpPermissionTypeDef]:
-    ipv4: dict[tuple[str, int, int], list[IpRangeTypeDef]] = {}
-    ipv6: dict[tuple[str, int, int], list[Ipv6RangeTypeDef]] = {}
+    by_traffic: dict[Traffic, list[DesiredRule]] = {}
     for rule in rules:
-        permission = rule.permission
-        key = (permission.protocol, permission.from_port, permission.to_port)
-        if permission.family is Family.IPV6:
-            ipv6.setdefault(key, []).append({"CidrIpv6": permission.cidr, "Description": rule.description})
-        else:
-            ipv4.setdefault(key, []).append({"CidrIp": permission.cidr, "Description": rule.description})
-    permissions: list[IpPermissionTypeDef] = []
-    for key in sorted(ipv4.keys() | ipv6.keys()):
-        protocol, from_port, to_port = key
-        entry: IpPermissionTypeDef = {
-            "IpProtocol": protocol,
-            "IpRanges": ipv4.get(key, []),
-            "Ipv6Ranges": ipv6.get(key, []),
-        }
-        # All traffic has no ports; for ICMP they carry the type and code (-1 = any).
-        if protocol != ALL_TRAFFIC:
-            entry["FromPort"], entry["ToPort"] = from_port, to_port
-        permissions.append(entry)
-    return permissions
+        by_traffic.setdefault(rule.allows.traffic, []).append(rule)
+    return [_permission(traffic, grouped) for traffic, grouped in sorted(by_traffic.items())]
+
+
+def _permission(traffic: Traffic, rules: Sequence[DesiredRule]) -> IpPermissionTypeDef:
+    """One IpPermission: the traffic, and every address range or prefix list it comes from."""
+    entry: IpPermissionTypeDef = {"IpProtocol": traffic.protocol}
+    ranges = [(rule.allows, rule.description) for rule in rules if isinstance(rule.allows, Permission)]
+    if ranges:
+        entry["IpRanges"] = [
+            {"CidrIp": permission.cidr, "Description": description}
+            for permission, description in ranges
+            if permission.family is Family.IPV4
+        ]
+        entry["Ipv6Ranges"] = [
+            {"CidrIpv6": permission.cidr, "Description": description}
+            for permission, description in ranges
+            if permission.family is Family.IPV6
+        ]
+    lists: list[PrefixListIdTypeDef] = [
+        {"PrefixListId": rule.allows.prefix_list_id, "Description": rule.description}
+        for rule in rules
+        if isinstance(rule.allows, Reference)
+    ]
+    if lists:
+        entry["PrefixListIds"] = lists
+    # All traffic has no ports, and an address range leaves them out; a reference names them (-1).
+    if traffic.protocol != ALL_TRAFFIC or lists:
+        entry["FromPort"], entry["ToPort"] = traffic.from_port, traffic.to_port
+    return entry
 
 
 def _raise_conflict(error: ClientError, group_id: str) -> None:

@@ -9,7 +9,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from http.client import HTTPException
 
-from schemas.errors import InvalidRecordError, RetryableError
+from schemas.errors import CertificateUnavailableError, InvalidRecordError
 
 CertificateFetch = Callable[[str], bytes]
 
@@ -19,10 +19,6 @@ MAX_CERTIFICATE_BYTES = 16 * 1024
 # SNS signs with one key for a long time, so a few URLs cover every peer topic; a bound keeps a stream
 # of distinct URLs from growing the cache without end.
 CACHE_SIZE = 64
-
-
-class CertificateUnavailableError(RetryableError):
-    """The signing certificate could not be fetched; another attempt may succeed."""
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):

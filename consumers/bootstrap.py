@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.logging import Logger
 
 from cloud.clients import ClientFactory, client_factory
 from cloud.dynamodb import Table
 from cloud.ec2 import Ec2
+from cloud.prefix_lists import PrefixLists
 from cloud.service_quotas import RuleBudgetReader
 from cloud.sns_certificates import certificate
+from consumers.group_targets import Counts, SecurityGroups, SecurityGroupTarget, ShardedTarget, StoredStates
 from consumers.metrics import EmfOutcomes, metrics
-from consumers.service import ApplyService, Outcomes, Target
+from consumers.service import ApplyService, Target
 from consumers.signatures import SignatureVerifier
 from schemas.settings import Settings, TargetMode, current_settings
 
+if TYPE_CHECKING:
+    from consumers.prefix_list_target import PrefixListApi, PrefixListTarget
+
 logger = Logger(service="sgmesh-consumer")
 
-_services: dict[tuple[Settings, ClientFactory], ApplyService] = {}
+_services: dict[tuple[Settings, ClientFactory], ApplyService[Any]] = {}
 
 
 def rule_budget(settings: Settings, clients: ClientFactory) -> RuleBudgetReader:
@@ -27,40 +33,65 @@ def rule_budget(settings: Settings, clients: ClientFactory) -> RuleBudgetReader:
     return RuleBudgetReader(clients.service_quotas(settings.region), settings.rule_quota, logger)
 
 
-def build(settings: Settings, clients: ClientFactory, budget: RuleBudgetReader | None = None) -> ApplyService:
+def build(
+    settings: Settings, clients: ClientFactory, budget: RuleBudgetReader | None = None
+) -> ApplyService[Any]:
     table = Table(clients.dynamodb(settings.region), settings.table_name)
-    budget = budget or rule_budget(settings, clients)
+    reader = budget or rule_budget(settings, clients)
     outcomes = EmfOutcomes(metrics, settings.cluster)
+    ec2 = clients.ec2(settings.region)
     return ApplyService(
         settings=settings,
         states=table,
-        groups=Ec2(clients.ec2(settings.region)),
+        # The rule budget (Service Quotas capped by the setting) is read on first use, not here:
+        # building the service makes no AWS call.
+        target=target(
+            settings,
+            states=table,
+            groups=Ec2(ec2),
+            lists=PrefixLists(ec2),
+            outcomes=outcomes,
+            logger=logger,
+            rule_quota=lambda: reader().quota,
+        ),
         audit=table,
         outcomes=outcomes,
         verify=SignatureVerifier(certificate).verify,
         logger=logger,
-        rule_quota=lambda: budget().quota,
-        target=target(settings, clients, table, outcomes, lambda: budget().quota),
     )
 
 
 def target(
-    settings: Settings, clients: ClientFactory, table: Table, outcomes: Outcomes, quota: Callable[[], int]
-) -> Target | None:
-    """The target the settings choose; None for per-address rules in the groups (the service's own)."""
+    settings: Settings,
+    *,
+    states: StoredStates,
+    groups: SecurityGroups,
+    lists: PrefixListApi,
+    outcomes: Counts,
+    logger: Logger,
+    rule_quota: Callable[[], int],
+) -> Target[Any]:
+    """The target the settings choose, over the given ports (AWS's here, fakes in the tests)."""
+    chosen: type[SecurityGroupTarget | PrefixListTarget]
     if settings.target is TargetMode.PREFIX_LIST:
         # Imported here: only prefix-list deployments pay for these modules at cold start.
-        from cloud.prefix_lists import PrefixLists
         from consumers.prefix_list_target import PrefixListTarget
 
-        lists = PrefixLists(clients.ec2(settings.region))
-        return PrefixListTarget(
-            settings=settings, states=table, lists=lists, outcomes=outcomes, logger=logger, rule_quota=quota
-        )
-    return None
+        chosen = PrefixListTarget
+    else:
+        chosen = ShardedTarget if settings.target is TargetMode.SHARDED else SecurityGroupTarget
+    return chosen(
+        settings=settings,
+        states=states,
+        groups=groups,
+        lists=lists,
+        outcomes=outcomes,
+        logger=logger,
+        rule_quota=rule_quota,
+    )
 
 
-def apply_service() -> ApplyService:
+def apply_service() -> ApplyService[Any]:
     """The service for the current environment and client factory, built on first use."""
     key = (current_settings(os.environ), client_factory())
     if key not in _services:

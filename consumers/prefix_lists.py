@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
-from consumers.reconcile import describe_rule, marker, member_addresses
-from schemas.errors import RuleQuotaExceededError
+from consumers.errors import PrefixListConfigError
+from consumers.reconcile import Plan, describe_rule, is_marked, marker, member_addresses
+from consumers.review import GroupReview, ListReview, Review
 from schemas.events import MembershipSnapshot
 from schemas.prefix_lists import (
     EntryBatch,
-    GroupRule,
-    PrefixListConfigError,
     PrefixListEntry,
     PrefixListInfo,
     PrefixListState,
-    Reference,
+    weigh_references,
 )
-from schemas.rules import Family, Permission, family_of
+from schemas.quota import Family, Weight
+from schemas.rules import DesiredRule, InboundRule, Reference, Traffic
 from schemas.settings import AddressMode, PortSpec
 
 # ModifyManagedPrefixList takes at most 100 AddEntries and 100 RemoveEntries per call.
@@ -29,8 +28,6 @@ LIST_ENTRIES_LIMIT = 1000
 # resize the list every time: a resize is its own call and re-weighs every group that references it.
 HEADROOM_SHARE = 0.1
 MIN_HEADROOM = 10
-# Any address of each family: what a port spec's rule looks like for a list of that family.
-FAMILY_SAMPLES = {Family.IPV4: "192.0.2.1/32", Family.IPV6: "2001:db8::1/128"}
 
 
 DesiredEntries = Mapping[Family, Mapping[str, PrefixListEntry]]
@@ -46,7 +43,7 @@ def desired_entries(
             description = describe_rule(cluster, snapshot, member)
             for address in member_addresses(member, mode):
                 entry = PrefixListEntry(address, description)
-                desired.setdefault(family_of(address), {}).setdefault(address, entry)
+                desired.setdefault(Family.of(address), {}).setdefault(address, entry)
     return desired
 
 
@@ -76,11 +73,15 @@ def with_headroom(needed: int) -> int:
 
 @dataclass(frozen=True)
 class ListPlan:
-    """One list's changes: an optional resize (its own call, first), then the entry batches."""
+    """One list's changes: an optional resize (its own call, first), then the entry batches.
+
+    `traffic` is what each entry is admitted on through the groups' references (one per port spec).
+    """
 
     state: PrefixListState
     grow_to: int | None
     batches: tuple[EntryBatch, ...]
+    traffic: tuple[Traffic, ...]
 
     @property
     def prefix_list_id(self) -> str:
@@ -106,48 +107,43 @@ class ListPlan:
     def is_empty(self) -> bool:
         return self.grow_to is None and not self.batches
 
-
-@dataclass(frozen=True)
-class DesiredReference:
-    reference: Reference
-    description: str
-
-
-@dataclass(frozen=True)
-class GroupChange:
-    """One group's rule changes, and its weighted inbound rules per family as AWS counts the quota.
-
-    References are authorized before anything is revoked, so `weight_peak` (existing rules plus the
-    new references) is what the group must hold in between; `weight_after` is what it holds after.
-    """
-
-    group_id: str
-    authorize: tuple[DesiredReference, ...]
-    revoke: tuple[GroupRule, ...]
-    weight_peak: dict[Family, int] = field(default_factory=dict)
-    weight_after: dict[Family, int] = field(default_factory=dict)
-
-    @property
-    def is_empty(self) -> bool:
-        return not self.authorize and not self.revoke
+    def review(self) -> ListReview:
+        described = {entry.cidr: entry for entry in self.state.entries}
+        return ListReview(
+            prefix_list_id=self.prefix_list_id,
+            family=self.state.info.family,
+            added=self.added,
+            removed=tuple(described.get(cidr, PrefixListEntry(cidr)) for cidr in self.removed),
+            entries_before=len(self.state.entries),
+            entries_after=self.entries_after,
+            max_entries_before=self.state.info.max_entries,
+            max_entries_after=self.max_entries_after,
+            traffic=self.traffic,
+        )
 
 
 @dataclass(frozen=True)
 class TargetPlan:
+    """Every list's changes, then every group's: the references it gains and the rules it loses.
+
+    A group's references are authorized before anything is revoked, so at its peak it holds both.
+    """
+
     lists: tuple[ListPlan, ...]
-    groups: tuple[GroupChange, ...]
+    groups: tuple[GroupReview, ...]
     quota: int
 
     @property
     def is_empty(self) -> bool:
-        return all(plan.is_empty for plan in self.lists) and all(group.is_empty for group in self.groups)
+        return all(plan.is_empty for plan in self.lists) and all(g.plan.is_empty for g in self.groups)
 
-    def check_quota(self) -> None:
+    def check(self) -> None:
         """Raise, naming the group, its weighted rule count and the quota, if any group would not fit."""
         for group in self.groups:
-            for family, weight in sorted(group.weight_peak.items()):
-                if weight > self.quota:
-                    raise RuleQuotaExceededError(group.group_id, family.value, weight, self.quota)
+            group.check()
+
+    def review(self) -> Review:
+        return Review(self.groups, tuple(item.review() for item in self.lists))
 
 
 def reference_description(cluster: str, family: Family) -> str:
@@ -155,35 +151,26 @@ def reference_description(cluster: str, family: Family) -> str:
 
 
 def desired_references(
-    cluster: str, ports: Iterable[PortSpec], lists: Iterable[PrefixListInfo]
-) -> dict[Reference, DesiredReference]:
-    """One rule per port spec per list, each referencing the list."""
-    desired: dict[Reference, DesiredReference] = {}
+    cluster: str, ports: Sequence[PortSpec], lists: Iterable[PrefixListInfo]
+) -> dict[Reference, DesiredRule]:
+    """One rule per port spec per list, each referencing the list and weighing its MaxEntries."""
+    desired: dict[Reference, DesiredRule] = {}
     for info in lists:
-        for spec in ports:
-            # A rule's protocol and ports depend on the family it admits (ICMP is icmpv6 for IPv6):
-            # the list's family decides, as an address of that family would for a per-address rule.
-            permission = Permission.for_spec(spec, FAMILY_SAMPLES[info.family])
-            if permission is None:
-                continue
-            reference = Reference(
-                permission.protocol, permission.from_port, permission.to_port, info.prefix_list_id
+        for traffic in Traffic.for_specs(ports, info.family):
+            reference = traffic.from_list(info.prefix_list_id)
+            desired[reference] = DesiredRule(
+                reference, reference_description(cluster, info.family), info.weight
             )
-            desired[reference] = DesiredReference(reference, reference_description(cluster, info.family))
     return desired
 
 
-def is_managed_rule(rule: GroupRule, cluster: str) -> bool:
-    return rule.description.split(" ", 1)[0] == marker(cluster)
-
-
 def plan_group_references(
-    group_id: str, cluster: str, desired: Mapping[Reference, DesiredReference], rules: Sequence[GroupRule]
-) -> GroupChange:
+    group_id: str, cluster: str, desired: Mapping[Reference, DesiredRule], rules: Sequence[InboundRule]
+) -> Plan:
     """authorize(desired - present); revoke every other managed rule, per-address rules included.
 
     A per-address rule left from the security-group target is revoked only after the references
-    are in place (see GroupChange), so switching targets never drops a member. Unmarked rules are
+    are in place (see TargetPlan), so switching targets never drops a member. Unmarked rules are
     never touched, and an unmarked reference that already allows the same counts as present.
     """
     present = {rule.reference for rule in rules if rule.reference is not None}
@@ -191,36 +178,10 @@ def plan_group_references(
     revoke = tuple(
         rule
         for rule in rules
-        if is_managed_rule(rule, cluster)
-        and (rule.cidr is not None or (rule.reference is not None and rule.reference not in desired))
+        if is_marked(rule, cluster)
+        and (rule.permission is not None or (rule.reference is not None and rule.reference not in desired))
     )
-    return GroupChange(group_id, authorize, revoke)
-
-
-def weigh(
-    rules: Iterable[GroupRule], added: Iterable[Reference], infos: Mapping[str, PrefixListInfo]
-) -> dict[Family, int]:
-    """Inbound rules per family as AWS counts the quota: a prefix-list reference weighs its MaxEntries.
-
-    A group reference, or a reference to a list that could not be described, has no known family or
-    size: it counts once against both families (stricter for the first, a lower bound for the second).
-    """
-    counts: Counter[Family] = Counter()
-    references = list(added)
-    for rule in rules:
-        if rule.cidr_family is not None:
-            counts[rule.cidr_family] += 1
-        elif rule.reference is not None:
-            references.append(rule.reference)
-        else:
-            counts.update(Family)
-    for reference in references:
-        info = infos.get(reference.prefix_list_id)
-        if info is None:
-            counts.update(Family)
-        else:
-            counts[info.family] += info.max_entries
-    return dict(counts)
+    return Plan(group_id, authorize, revoke)
 
 
 def plan_target(
@@ -230,7 +191,7 @@ def plan_target(
     quota: int,
     desired: DesiredEntries,
     lists: Sequence[PrefixListState],
-    groups: Mapping[str, Sequence[GroupRule]],
+    groups: Mapping[str, Sequence[InboundRule]],
     foreign: Mapping[str, PrefixListInfo],
 ) -> TargetPlan:
     """Everything the prefix-list target must change, with every group's weighted rule count.
@@ -239,6 +200,28 @@ def plan_target(
     counts too. A list grows (with headroom, capped by what every referencing group can still hold)
     only when the desired entries would not fit; it never shrinks on its own.
     """
+    _check_lists(desired, lists)
+    infos = {**foreign, **{state.prefix_list_id: state.info for state in lists}}
+    list_plans = []
+    for state in lists:
+        wanted = desired.get(state.info.family, {})
+        needed = max(len(wanted), len(state.entries))
+        grow_to = None
+        if needed > state.info.max_entries:
+            cap = _growth_cap(state.info, _plan_groups(cluster, ports, lists, groups, infos), quota)
+            grow_to = max(needed, min(with_headroom(needed), cap))
+            infos[state.prefix_list_id] = replace(state.info, max_entries=grow_to)
+        traffic = Traffic.for_specs(ports, state.info.family)
+        list_plans.append(ListPlan(state, grow_to, entry_batches(state.cidrs, wanted), traffic))
+    reviews = tuple(
+        GroupReview.authorizing_first(plan, rules, quota)
+        for plan, rules in _plan_groups(cluster, ports, lists, groups, infos)
+    )
+    return TargetPlan(tuple(list_plans), reviews, quota)
+
+
+def _check_lists(desired: DesiredEntries, lists: Sequence[PrefixListState]) -> None:
+    """One list per family, and one for every family with members, big enough for them."""
     by_family: dict[Family, PrefixListState] = {}
     for state in lists:
         other = by_family.setdefault(state.info.family, state)
@@ -258,50 +241,36 @@ def plan_target(
                 f"{len(entries)} {family.value} member addresses do not fit one prefix list "
                 f"(at most {LIST_ENTRIES_LIMIT} entries); nothing was changed"
             )
-    references = desired_references(cluster, ports, [state.info for state in lists])
-    changes = [
-        plan_group_references(group_id, cluster, references, rules) for group_id, rules in groups.items()
-    ]
-    infos = {**foreign, **{state.prefix_list_id: state.info for state in lists}}
-    list_plans = []
-    for state in lists:
-        wanted = desired.get(state.info.family, {})
-        needed = max(len(wanted), len(state.entries))
-        grow_to = None
-        if needed > state.info.max_entries:
-            cap = _growth_cap(state.info, changes, groups, infos, quota)
-            grow_to = max(needed, min(with_headroom(needed), cap))
-            infos[state.prefix_list_id] = replace(state.info, max_entries=grow_to)
-        list_plans.append(ListPlan(state, grow_to, entry_batches(state.cidrs, wanted)))
-    weighed = tuple(_weighed(change, groups[change.group_id], infos) for change in changes)
-    return TargetPlan(tuple(list_plans), weighed, quota)
 
 
-def _weighed(
-    change: GroupChange, rules: Sequence[GroupRule], infos: Mapping[str, PrefixListInfo]
-) -> GroupChange:
-    added = [desired.reference for desired in change.authorize]
-    revoked = {rule.rule_id for rule in change.revoke}
-    kept = [rule for rule in rules if rule.rule_id not in revoked]
-    return replace(change, weight_peak=weigh(rules, added, infos), weight_after=weigh(kept, added, infos))
-
-
-def _growth_cap(
-    info: PrefixListInfo,
-    changes: Sequence[GroupChange],
-    groups: Mapping[str, Sequence[GroupRule]],
+def _plan_groups(
+    cluster: str,
+    ports: Sequence[PortSpec],
+    lists: Sequence[PrefixListState],
+    groups: Mapping[str, Sequence[InboundRule]],
     infos: Mapping[str, PrefixListInfo],
-    quota: int,
-) -> int:
-    """The largest MaxEntries every group referencing the list can hold within the quota."""
+) -> list[tuple[Plan, tuple[InboundRule, ...]]]:
+    """Each group's plan beside the rules it holds, every reference weighed as `infos` describe its list."""
+    references = desired_references(cluster, ports, [infos[state.prefix_list_id] for state in lists])
+    plans = []
+    for group_id, rules in groups.items():
+        weighed = weigh_references(rules, infos)
+        plans.append((plan_group_references(group_id, cluster, references, weighed), weighed))
+    return plans
+
+
+def _growth_cap(info: PrefixListInfo, plans: Sequence[tuple[Plan, Sequence[InboundRule]]], quota: int) -> int:
+    """The largest MaxEntries every group referencing the list can hold within the quota, at the peak
+    of its plan (everything it holds, and the references it gains)."""
     cap = LIST_ENTRIES_LIMIT
-    without = {**infos, info.prefix_list_id: replace(info, max_entries=0)}
-    for change in changes:
-        rules = groups[change.group_id]
-        added = [desired.reference for desired in change.authorize]
-        references = [rule.reference for rule in rules if rule.reference is not None] + added
-        count = sum(1 for reference in references if reference.prefix_list_id == info.prefix_list_id)
-        if count:
-            others = weigh(rules, added, without).get(info.family, 0)
-            cap = min(cap, (quota - others) // count)
+    for plan, rules in plans:
+        held: list[InboundRule | DesiredRule] = [*rules, *plan.authorize]
+        referencing = [rule for rule in held if _references(rule, info.prefix_list_id)]
+        if referencing:
+            others = Weight.total(rule for rule in held if not _references(rule, info.prefix_list_id))
+            cap = min(cap, (quota - others[info.family]) // len(referencing))
     return cap
+
+
+def _references(rule: InboundRule | DesiredRule, prefix_list_id: str) -> bool:
+    return rule.reference is not None and rule.reference.prefix_list_id == prefix_list_id

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from schemas.errors import RuleQuotaExceededError
 from schemas.events import Member, MembershipSnapshot
-from schemas.rules import DesiredRule, ExistingRule, Family, Permission
+from schemas.quota import FAMILIES, Family, Weight
+from schemas.rules import DesiredRule, InboundRule, Permission, Traffic
 from schemas.settings import AddressMode, PortSpec
 
 MARKER_PREFIX = "sgmesh:"
@@ -22,9 +21,15 @@ def marker(cluster: str) -> str:
     return f"{MARKER_PREFIX}{cluster}"
 
 
-def is_managed(rule: ExistingRule, cluster: str) -> bool:
-    """Managed rules carry the cluster's marker as the first word of their description."""
-    return rule.permission is not None and rule.description.split(" ", 1)[0] == marker(cluster)
+def is_marked(rule: InboundRule, cluster: str) -> bool:
+    """sgmesh's rules carry the cluster's marker as the first word of their description."""
+    return rule.description.split(" ", 1)[0] == marker(cluster)
+
+
+def is_managed(rule: InboundRule, cluster: str) -> bool:
+    """The rules this planner manages: marked ones from an address (references are the prefix-list
+    target's)."""
+    return rule.permission is not None and is_marked(rule, cluster)
 
 
 def member_addresses(member: Member, mode: AddressMode) -> tuple[str, ...]:
@@ -43,15 +48,16 @@ def desired_rules(
     """(every port spec) x (every address the mode admits of every member of every source), keyed by
     what AWS deduplicates on; a typed ICMP spec skips the addresses of the other family."""
     port_specs = tuple(ports)
+    traffic = {family: Traffic.for_specs(port_specs, family) for family in FAMILIES}
     desired: dict[Permission, DesiredRule] = {}
     for snapshot in sorted(states, key=lambda state: state.source.key):
         for member in snapshot.members:
             description = describe_rule(cluster, snapshot, member)
             for address in member_addresses(member, mode):
-                for spec in port_specs:
-                    permission = Permission.for_spec(spec, address)
-                    if permission is not None:
-                        desired.setdefault(permission, DesiredRule(permission, description))
+                weight = Weight.of_cidr(address)
+                for allowed in traffic[Family.of(address)]:
+                    permission = allowed.from_cidr(address)
+                    desired.setdefault(permission, DesiredRule(permission, description, weight))
     return desired
 
 
@@ -61,15 +67,21 @@ class Plan:
 
     group_id: str
     authorize: tuple[DesiredRule, ...]
-    revoke: tuple[ExistingRule, ...]
+    revoke: tuple[InboundRule, ...]
 
     @property
     def is_empty(self) -> bool:
         return not self.authorize and not self.revoke
 
+    def weight_after(self, existing: Iterable[InboundRule]) -> Weight:
+        """The group's inbound rules per family once the plan is applied to `existing`."""
+        revoked = {rule.rule_id for rule in self.revoke}
+        kept = (rule for rule in existing if rule.rule_id not in revoked)
+        return Weight.total(kept) + Weight.total(self.authorize)
+
 
 def plan_group(
-    group_id: str, cluster: str, desired: Mapping[Permission, DesiredRule], existing: Iterable[ExistingRule]
+    group_id: str, cluster: str, desired: Mapping[Permission, DesiredRule], existing: Iterable[InboundRule]
 ) -> Plan:
     """authorize(desired - present), revoke(managed - desired); unmarked rules are never revoked.
 
@@ -77,35 +89,9 @@ def plan_group(
     present: authorizing it again would only fail as a duplicate.
     """
     existing_rules = tuple(existing)
-    present = {rule.permission for rule in existing_rules if rule.permission is not None}
+    present = {rule.allows for rule in existing_rules}
     authorize = tuple(rule for permission, rule in sorted(desired.items()) if permission not in present)
     revoke = tuple(
-        rule
-        for rule in existing_rules
-        if is_managed(rule, cluster) and rule.permission is not None and rule.permission not in desired
+        rule for rule in existing_rules if is_managed(rule, cluster) and rule.allows not in desired
     )
     return Plan(group_id, authorize, revoke)
-
-
-def rules_after(plan: Plan, existing: Iterable[ExistingRule]) -> Counter[Family]:
-    """Inbound rules per family once the plan is applied, counted as AWS counts the quota.
-
-    References to groups or prefix lists have no CIDR; they are counted against both families, and a
-    prefix-list reference by its weight (the list's MaxEntries), as AWS counts it.
-    """
-    counts: Counter[Family] = Counter()
-    revoked = {rule.rule_id for rule in plan.revoke}
-    for rule in existing:
-        if rule.rule_id in revoked:
-            continue
-        families = (rule.permission.family,) if rule.permission is not None else tuple(Family)
-        counts.update(dict.fromkeys(families, rule.weight))
-    counts.update(rule.permission.family for rule in plan.authorize)
-    return counts
-
-
-def check_quota(plan: Plan, existing: Iterable[ExistingRule], quota: int) -> None:
-    """Raise, naming the group, the rules needed and the quota, if the plan would not fit."""
-    for family, count in sorted(rules_after(plan, existing).items()):
-        if count > quota:
-            raise RuleQuotaExceededError(plan.group_id, family.value, count, quota)

@@ -1,4 +1,4 @@
-"""Validate delivered snapshots, keep the newest per source, and make the local groups match."""
+"""Validate delivered snapshots, keep the newest per source, and make the target (groups, lists) match."""
 
 from __future__ import annotations
 
@@ -6,20 +6,18 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from aws_lambda_powertools.logging import Logger
 
 from consumers.metrics import Outcome
-from consumers.reconcile import Plan, desired_rules, rules_after
-from consumers.sharding import GroupPlans, Shard, plan_every_group, plan_shards
+from consumers.review import Review
 from consumers.state import newest_per_source
 from schemas.audit import AuditEntry, AuditKind
 from schemas.errors import InvalidRecordError, RuleConflictError, RuleQuotaExceededError
 from schemas.events import MembershipSnapshot, parse_snapshot
 from schemas.names import topic_region_and_account
-from schemas.rules import DesiredRule, ExistingRule, Family, Permission
-from schemas.settings import Settings, TargetMode
+from schemas.settings import Settings
 
 # Producers' clocks may run this far ahead of ours before a snapshot counts as dated in the future.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -47,68 +45,60 @@ class Outcomes(Protocol):
     def gauge(self, outcome: Outcome, value: int) -> None: ...
 
 
-class SecurityGroups(Protocol):
-    def ingress_rules(self, group_id: str) -> list[ExistingRule]: ...
+class Planned(Protocol):
+    """A target's plan: pure, checked against the budget before anything is written."""
 
-    def authorize(self, group_id: str, rules: Sequence[DesiredRule]) -> None: ...
+    def check(self) -> None:
+        """Raise RuleQuotaExceededError (or a target's PermanentError) if the plan must not be applied."""
+        ...
 
-    def revoke(self, group_id: str, rules: Sequence[ExistingRule]) -> None: ...
-
-
-class Target(Protocol):
-    """Where the addresses go when not into per-address rules (e.g. consumers.prefix_list_target)."""
-
-    def review(self) -> tuple[GroupReview, ...]: ...
-
-    def reconcile(self, causes: Sequence[dict[str, Any]]) -> tuple[Plan, ...]: ...
+    def review(self) -> Review: ...
 
 
-@dataclass(frozen=True)
-class GroupReview:
-    """A group's plan, and its inbound rules per address family once the plan is applied."""
+PlanT = TypeVar("PlanT", bound=Planned)
 
-    plan: Plan
-    rules_after: dict[Family, int]
-    quota: int
 
-    @property
-    def over_quota(self) -> bool:
-        return any(count > self.quota for count in self.rules_after.values())
+class Target(Protocol[PlanT]):
+    """Where the member addresses go, chosen once from the settings (consumers.bootstrap.target):
+    per-address rules in every group, spread over shard groups, or prefix lists the groups reference.
+    """
+
+    def observe(self) -> PlanT:
+        """Read the actual state, then the desired state (in that order: each target says why), and plan."""
+        ...
+
+    def execute(self, plan: PlanT, causes: Sequence[Mapping[str, Any]]) -> None:
+        """Make the calls; RuleConflictError when another writer changed something since `observe`."""
+        ...
 
 
 @dataclass(frozen=True)
 class ApplyReport:
     applied: tuple[MembershipSnapshot, ...]
     stale: tuple[MembershipSnapshot, ...]
-    plans: tuple[Plan, ...]
+    review: Review
 
 
-class ApplyService:
-    """The consumer: newest version wins per source, then a level-triggered reconcile of every group."""
+class ApplyService(Generic[PlanT]):
+    """The consumer: newest version wins per source, then a level-triggered reconcile of the target."""
 
     def __init__(
         self,
         *,
         settings: Settings,
         states: SourceStates,
-        groups: SecurityGroups,
+        target: Target[PlanT],
         audit: AuditLog,
         outcomes: Outcomes,
         verify: VerifyEnvelope,
         logger: Logger,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_conflict_retries: int = 3,
-        rule_quota: Callable[[], int] | None = None,
-        target: Target | None = None,
     ) -> None:
         settings.require("security_group_ids", "ports", "peer_topic_arns")
-        # The rule budget (Service Quotas capped by the setting, in the deployed consumer) is read on
-        # first use, not here: building the service makes no AWS call.
-        self._rule_quota = rule_quota or (lambda: settings.rule_quota)
         self._target = target
         self._settings = settings
         self._states = states
-        self._groups = groups
         self._audit = audit
         self._outcomes = outcomes
         self._verify = verify
@@ -150,41 +140,32 @@ class ApplyService:
             self._logger.info("older snapshots coalesced in batch", extra={"coalesced": coalesced})
         self._outcomes.count(Outcome.APPLIED, len(applied))
         self._outcomes.count(Outcome.STALE, len(stale) + coalesced)
-        plans = self.reconcile(applied)
-        self._record(applied, plans)
-        return ApplyReport(tuple(applied), tuple(stale), plans)
+        review = self.reconcile(applied)
+        self._record(applied, review)
+        return ApplyReport(tuple(applied), tuple(stale), review)
 
     def count_invocation(self, *, retried: int, throttled: int) -> None:
         """Records SQS will deliver again, and AWS calls throttled (and retried by botocore) meanwhile."""
         self._outcomes.count(Outcome.RETRIED, retried)
         self._outcomes.count(Outcome.THROTTLED, throttled)
 
-    def plan(self) -> tuple[GroupReview, ...]:
+    def plan(self) -> Review:
         """What a reconcile would change now; reads only, and reports quota problems instead of raising."""
-        if self._target is not None:
-            return self._target.review()
-        quota = self._rule_quota()
-        return tuple(
-            GroupReview(plan, dict(rules_after(plan, existing)), quota)
-            for plan, existing in self._observe(quota).plans
-        )
+        return self._target.observe().review()
 
-    def reconcile(self, causes: Iterable[MembershipSnapshot] = ()) -> tuple[Plan, ...]:
-        """Desired from the table, actual from EC2; apply the difference, re-planning on conflicts.
+    def reconcile(self, causes: Iterable[MembershipSnapshot] = ()) -> Review:
+        """Desired from the table, actual from the target; apply the difference, re-planning on conflicts.
 
-        Every group's plan is checked against the quota before any group is touched.
+        The whole plan is checked against the quota before anything is written.
         """
         cause_fields = [_snapshot_fields(snapshot) for snapshot in causes]
-        if self._target is not None:
-            return self._target.reconcile(cause_fields)
         for attempt in range(1, self._max_conflict_retries + 2):
             # Actual and then desired are re-read on every attempt: a conflict means another
             # consumer wrote, and it may have stored a newer snapshot first; a stale desired would
             # revoke the members that snapshot added.
-            quota = self._rule_quota()
-            observed = self._observe(quota)
+            plan = self._target.observe()
             try:
-                observed.check(quota)
+                plan.check()
             except RuleQuotaExceededError as error:
                 self._logger.error(
                     "plan exceeds the rule quota; nothing was changed", extra={"error": str(error)}
@@ -192,39 +173,21 @@ class ApplyService:
                 self._outcomes.count(Outcome.QUOTA_EXCEEDED)
                 raise
             try:
-                for step in observed.steps:
-                    self._execute(step, cause_fields)
-                self._check_moves_landed(observed.moved)
+                self._target.execute(plan, cause_fields)
             except RuleConflictError as conflict:
                 self._logger.warning(
                     "group changed under us; re-planning", extra={"attempt": attempt, "error": str(conflict)}
                 )
                 self._outcomes.count(Outcome.CONFLICT_RETRIED)
                 continue
-            self._outcomes.gauge(Outcome.RULE_HEADROOM, _headroom(observed, quota))
-            return tuple(plan for plan, _existing in observed.plans)
+            review = plan.review()
+            if review.headroom is not None:
+                self._outcomes.gauge(Outcome.RULE_HEADROOM, review.headroom)
+            return review
         raise RuleConflictError(
             f"groups kept changing under us for {self._max_conflict_retries + 1} attempts; "
             "the record will be retried"
         )
-
-    def _check_moves_landed(self, moved: frozenset[Permission]) -> None:
-        """A rule moved between shard groups must be in some group once we are done.
-
-        Reading the groups one after another is not one moment: a consumer racing a move can see the
-        moving rule in both groups and keep the copy the other is revoking. No call fails then, so
-        this re-read is what turns it into a conflict, and a re-plan puts the rule back at once.
-        """
-        if not moved:
-            return
-        present = {
-            rule.permission
-            for group in self._settings.security_group_ids
-            for rule in self._groups.ingress_rules(group)
-        }
-        lost = sorted(str(permission) for permission in moved - present)
-        if lost:
-            raise RuleConflictError(f"moved rules in no group after the move: {', '.join(lost)}")
 
     def _drop_expired(self, snapshots: Sequence[MembershipSnapshot]) -> list[MembershipSnapshot]:
         oldest = self._clock() - timedelta(seconds=self._settings.max_event_age_seconds)
@@ -240,33 +203,7 @@ class ApplyService:
         self._outcomes.count(Outcome.EXPIRED, len(snapshots) - len(fresh))
         return fresh
 
-    def _desired(self) -> dict[Permission, DesiredRule]:
-        return desired_rules(
-            self._settings.cluster,
-            self._states.stored_states(self._settings.cluster),
-            self._settings.ports,
-            self._settings.address,
-        )
-
-    def _observe(self, quota: int) -> GroupPlans:
-        """Read the groups, then the table, and plan.
-
-        In that order: a rule we see was authorized by a consumer that had stored its snapshot
-        before, so the table read after it includes that member. Read the other way round, a
-        member stored and authorized in between would look unwanted and be revoked, with no
-        conflict to stop it. (Groups read one after another are not one moment either; for rules
-        moving between shard groups, `_check_moves_landed` closes that gap.)
-        """
-        shards = [
-            Shard(group, tuple(self._groups.ingress_rules(group)))
-            for group in self._settings.security_group_ids
-        ]
-        desired = self._desired()
-        if self._settings.target is TargetMode.SHARDED:
-            return plan_shards(self._settings.cluster, desired, shards, quota)
-        return plan_every_group(self._settings.cluster, desired, shards)
-
-    def _record(self, applied: Sequence[MembershipSnapshot], plans: Sequence[Plan]) -> None:
+    def _record(self, applied: Sequence[MembershipSnapshot], review: Review) -> None:
         """Append to the audit trail. The groups are already right: a failure is logged, not retried."""
         now = self._clock()
         causes = tuple(f"{snapshot.source.key}@{snapshot.version}" for snapshot in applied)
@@ -285,13 +222,13 @@ class ApplyService:
             AuditEntry(
                 at=now,
                 kind=AuditKind.RULES_CHANGED,
-                group_id=plan.group_id,
-                authorized=tuple(str(rule.permission) for rule in plan.authorize),
-                revoked=tuple(str(rule.permission) for rule in plan.revoke if rule.permission is not None),
+                group_id=changed,
+                authorized=authorized,
+                revoked=revoked,
                 causes=causes,
             )
-            for plan in plans
-            if not plan.is_empty
+            for changed, authorized, revoked in _changes(review)
+            if authorized or revoked
         ]
         if not entries:
             return
@@ -300,25 +237,6 @@ class ApplyService:
         except Exception as error:  # the audit trail must never undo or repeat a correct reconcile
             self._logger.error(
                 "audit trail write failed", extra={"error": str(error), "entries": len(entries)}
-            )
-
-    def _execute(self, plan: Plan, causes: list[dict[str, Any]]) -> None:
-        # Revoke first so a membership swap never needs more than the quota in between.
-        if plan.revoke:
-            self._groups.revoke(plan.group_id, plan.revoke)
-            self._outcomes.count(Outcome.RULES_REVOKED, len(plan.revoke))
-        if plan.authorize:
-            self._groups.authorize(plan.group_id, plan.authorize)
-            self._outcomes.count(Outcome.RULES_AUTHORIZED, len(plan.authorize))
-        if not plan.is_empty:
-            self._logger.info(
-                "security group reconciled",
-                extra={
-                    "group_id": plan.group_id,
-                    "authorized": [f"{rule.permission} ({rule.description})" for rule in plan.authorize],
-                    "revoked": [f"{rule.permission} ({rule.description})" for rule in plan.revoke],
-                    "causes": causes,
-                },
             )
 
     def _validate(self, body: str) -> MembershipSnapshot:
@@ -360,12 +278,21 @@ class ApplyService:
         return snapshot
 
 
-def _headroom(observed: GroupPlans, quota: int) -> int:
-    """The fewest rules any group can still take once the plans are applied, in either family."""
-    return min(
-        (quota - max(rules_after(plan, existing).values(), default=0) for plan, existing in observed.plans),
-        default=quota,
-    )
+def _changes(review: Review) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    """What changed where, as the audit records it: each list's entries as the rules they amount to,
+    then each group's rules."""
+    lists = [
+        (item.prefix_list_id, item.as_rules(item.added), item.as_rules(item.removed)) for item in review.lists
+    ]
+    groups = [
+        (
+            group.group_id,
+            tuple(str(rule.allows) for rule in group.plan.authorize),
+            tuple(str(rule.allows) for rule in group.plan.revoke),
+        )
+        for group in review.groups
+    ]
+    return lists + groups
 
 
 def _cause_label(snapshot: MembershipSnapshot) -> str:

@@ -7,33 +7,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from hashlib import blake2b
 
-from consumers.reconcile import Plan, check_quota, is_managed, plan_group, rules_after
-from schemas.errors import RuleQuotaExceededError
-from schemas.rules import DesiredRule, ExistingRule, Family, Permission
-
-
-class ShardsFullError(RuleQuotaExceededError):
-    """The desired rules do not fit in the shard groups together; nothing was changed."""
-
-    def __init__(
-        self,
-        group_ids: Sequence[str],
-        family: str,
-        rules_needed: int,
-        room: int,
-        quota: int,
-        unplaced: Sequence[str],
-    ) -> None:
-        super().__init__(", ".join(group_ids), family, rules_needed, room)
-        self.group_ids = tuple(group_ids)
-        self.unplaced = tuple(unplaced)
-        # The base message speaks of one group and its quota; a shard set has a combined room instead.
-        self.args = (
-            f"sharded security groups {', '.join(group_ids)} would need {rules_needed} {family} "
-            f"inbound rules (each address with all its rules in one group) and have room for {room} "
-            f"(a quota of {quota} per group, less the rules sgmesh does not manage): {len(unplaced)} "
-            f"address(es) fit in no group, first {unplaced[0]}; nothing was changed",
-        )
+from consumers.errors import ShardsFullError
+from consumers.reconcile import Plan, is_managed, plan_group
+from consumers.review import GroupReview, Review, least_headroom
+from schemas.quota import Family, Weight
+from schemas.rules import Allows, DesiredRule, InboundRule, Permission
 
 
 @dataclass(frozen=True)
@@ -41,7 +19,7 @@ class Shard:
     """A managed group, in settings order, with the inbound rules it holds now."""
 
     group_id: str
-    existing: tuple[ExistingRule, ...]
+    existing: tuple[InboundRule, ...]
 
 
 @dataclass(frozen=True)
@@ -63,8 +41,8 @@ class Placement:
     def check(self) -> None:
         if not self.unplaced:
             return
-        family = min(_family(cidr) for cidr in self.unplaced)
-        unplaced = [cidr for cidr in self.unplaced if _family(cidr) is family]
+        family = min(Family.of(cidr) for cidr in self.unplaced)
+        unplaced = [cidr for cidr in self.unplaced if Family.of(cidr) is family]
         raise ShardsFullError(
             self.group_ids, family.value, self.needed[family], self.room[family], self.quota, unplaced
         )
@@ -72,20 +50,31 @@ class Placement:
 
 @dataclass(frozen=True)
 class GroupPlans:
-    """Every managed group's plan, with the rules it holds now, and the calls that apply them, in order."""
+    """Every managed group's plan, with the rules it holds now, and the calls that apply them, in order.
 
-    plans: tuple[tuple[Plan, tuple[ExistingRule, ...]], ...]
+    Each group's plan is applied revokes first, so a group holds the most once its plan is done.
+    """
+
+    plans: tuple[tuple[Plan, tuple[InboundRule, ...]], ...]
     steps: tuple[Plan, ...]
+    quota: int
     placement: Placement | None = None
     # Wanted rules revoked from one group because they now live in another (sharded moves).
     moved: frozenset[Permission] = frozenset()
 
-    def check(self, quota: int) -> None:
+    def check(self) -> None:
         """Raise before any write if the shards cannot hold the rules or a group would pass its quota."""
         if self.placement is not None:
             self.placement.check()
-        for plan, existing in self.plans:
-            check_quota(plan, existing, quota)
+        for group in self._groups():
+            group.check()
+
+    def review(self) -> Review:
+        groups = self._groups()
+        return Review(groups, headroom=least_headroom(groups, self.quota))
+
+    def _groups(self) -> tuple[GroupReview, ...]:
+        return tuple(GroupReview.revoking_first(plan, existing, self.quota) for plan, existing in self.plans)
 
 
 def score(group_id: str, cidr: str) -> int:
@@ -109,47 +98,46 @@ def place(
     by_address: dict[str, dict[Permission, DesiredRule]] = {}
     for permission, rule in desired.items():
         by_address.setdefault(permission.cidr, {})[permission] = rule
+    weights = {cidr: Weight.total(rules.values()) for cidr, rules in by_address.items()}
     room = {shard.group_id: _room(shard, cluster, quota) for shard in shards}
-    load: dict[str, Counter[Family]] = {group_id: Counter() for group_id in group_ids}
+    load = dict.fromkeys(group_ids, Weight())
     homes = _sticky_homes(by_address, shards)
     for group_id in sorted(group_ids):
         for family in Family:
             residents = sorted(
-                (cidr for cidr, home in homes.items() if home == group_id and _family(cidr) is family),
+                (cidr for cidr, home in homes.items() if home == group_id and Family.of(cidr) is family),
                 key=lambda cidr: (score(group_id, cidr), cidr),
             )
-            for cidr in residents:
-                load[group_id][family] += len(by_address[cidr])
+            load[group_id] += sum((weights[cidr] for cidr in residents), Weight())
             while load[group_id][family] > room[group_id][family]:
                 evicted = residents.pop(0)
                 del homes[evicted]
-                load[group_id][family] -= len(by_address[evicted])
+                load[group_id] -= weights[evicted]
     unplaced: list[str] = []
     for cidr in sorted(by_address.keys() - homes.keys()):
-        family, weight = _family(cidr), len(by_address[cidr])
+        family = Family.of(cidr)
         ranked = sorted(group_ids, key=lambda group_id: (score(group_id, cidr), group_id), reverse=True)
-        home = next((g for g in ranked if room[g][family] - load[g][family] >= weight), None)
+        home = next((g for g in ranked if (load[g] + weights[cidr])[family] <= room[g][family]), None)
         if home is None:
             unplaced.append(cidr)
             home = ranked[0]
         homes[cidr] = home
-        load[home][family] += weight
+        load[home] += weights[cidr]
     shares: dict[str, dict[Permission, DesiredRule]] = {group_id: {} for group_id in group_ids}
     for cidr, home in homes.items():
         shares[home].update(by_address[cidr])
-    needed: Counter[Family] = Counter()
-    for cidr, rules in by_address.items():
-        needed[_family(cidr)] += len(rules)
-    total_room = Counter({family: sum(room[g][family] for g in group_ids) for family in Family})
-    return Placement(group_ids, homes, shares, tuple(unplaced), needed, total_room, quota)
+    total_room = {family: sum(room[g][family] for g in group_ids) for family in Family}
+    return Placement(
+        group_ids, homes, shares, tuple(unplaced), Weight.total(desired.values()), total_room, quota
+    )
 
 
 def plan_every_group(
-    cluster: str, desired: Mapping[Permission, DesiredRule], shards: Sequence[Shard]
+    cluster: str, desired: Mapping[Permission, DesiredRule], shards: Sequence[Shard], quota: int
 ) -> GroupPlans:
     """`security-group` mode: every group gets every desired rule, each group's plan in one step."""
     plans = tuple((plan_group(s.group_id, cluster, desired, s.existing), s.existing) for s in shards)
-    return GroupPlans(plans, tuple(plan for plan, _existing in plans))
+    return GroupPlans(plans, tuple(plan for plan, _existing in plans), quota)
 
 
 def plan_shards(
@@ -167,15 +155,28 @@ def plan_shards(
         for rule in plan.revoke
         if rule.permission is not None and rule.permission in desired
     )
-    return GroupPlans(plans, ordered_steps(placement, plans, desired), placement, moved)
+    return GroupPlans(plans, ordered_steps(placement, plans, desired), quota, placement, moved)
 
 
 def ordered_steps(
     placement: Placement,
-    plans: Sequence[tuple[Plan, tuple[ExistingRule, ...]]],
+    plans: Sequence[tuple[Plan, tuple[InboundRule, ...]]],
     desired: Mapping[Permission, DesiredRule],
 ) -> tuple[Plan, ...]:
-    """The plans as calls, in an order where no member is ever absent from every group.
+    """The plans as calls, in an order where no member is ever absent from every group."""
+    return StepSchedule(placement, plans, desired).run()
+
+
+@dataclass(frozen=True)
+class Move:
+    """A wanted rule that leaves its group for `home`, which does not hold it yet."""
+
+    rule: InboundRule
+    home: str
+
+
+class StepSchedule:
+    """Orders the groups' plans into calls so that no member is ever absent from every group.
 
     Revokes nobody needs go first: they make room. Then, in rounds: every authorize that fits now,
     and every moving rule's revoke once its new group holds it. Usually that is one round; a group
@@ -183,62 +184,100 @@ def ordered_steps(
     cycle of full groups swapping addresses stalls the rounds; then the moving rules are revoked
     first, a brief gap rather than a plan that can never apply.
     """
-    held = {plan.group_id: {r.permission for r in existing if r.permission} for plan, existing in plans}
-    counts = {plan.group_id: rules_after(Plan(plan.group_id, (), ()), existing) for plan, existing in plans}
-    steps: list[Plan] = []
-    waiting: dict[str, tuple[DesiredRule, ...]] = {}
-    # Rules that leave their group for another one, with the group they go to.
-    moving: dict[str, list[tuple[ExistingRule, str]]] = {}
 
-    def revoke(group_id: str, rules: Sequence[ExistingRule]) -> None:
-        steps.append(Plan(group_id, (), tuple(rules)))
-        counts[group_id].subtract(family for rule in rules for family in _families(rule))
+    def __init__(
+        self,
+        placement: Placement,
+        plans: Sequence[tuple[Plan, tuple[InboundRule, ...]]],
+        desired: Mapping[Permission, DesiredRule],
+    ) -> None:
+        self._quota = placement.quota
+        # What each group holds as the calls go: what its rules allow, and their weight.
+        self._held = {plan.group_id: {rule.allows for rule in existing} for plan, existing in plans}
+        self._weight = {plan.group_id: Weight.total(existing) for plan, existing in plans}
+        self._steps: list[Plan] = []
+        self._waiting: dict[str, tuple[DesiredRule, ...]] = {}
+        self._moving: dict[str, list[Move]] = {}
+        for plan, _existing in plans:
+            staying, moves = _split_revokes(plan, placement.homes, desired, self._held)
+            if staying:
+                self._revoke(plan.group_id, staying)
+            if moves:
+                self._moving[plan.group_id] = moves
+            if plan.authorize:
+                self._waiting[plan.group_id] = plan.authorize
 
-    def authorize(group_id: str, rules: tuple[DesiredRule, ...]) -> None:
-        steps.append(Plan(group_id, rules, ()))
-        counts[group_id].update(rule.permission.family for rule in rules)
-        held[group_id].update(rule.permission for rule in rules)
+    def run(self) -> tuple[Plan, ...]:
+        while self._waiting or self._moving:
+            authorized = self._authorize_what_fits()
+            revoked = self._revoke_moves_landed()
+            if not (authorized or revoked):
+                self._break_stall()
+        return tuple(self._steps)
 
-    for plan, _existing in plans:
-        now: list[ExistingRule] = []
-        for rule in plan.revoke:
-            permission = rule.permission
-            home = placement.homes.get(permission.cidr) if permission is not None else None
-            if permission in desired and home is not None and permission not in held[home]:
-                moving.setdefault(plan.group_id, []).append((rule, home))
+    def _authorize_what_fits(self) -> bool:
+        fitting = [
+            group_id
+            for group_id, rules in self._waiting.items()
+            if self._weight[group_id].fits(Weight.total(rules), self._quota)
+        ]
+        for group_id in fitting:
+            self._authorize(group_id, self._waiting.pop(group_id))
+        return bool(fitting)
+
+    def _revoke_moves_landed(self) -> bool:
+        landed_any = False
+        for group_id, moves in list(self._moving.items()):
+            landed = [move for move in moves if move.rule.allows in self._held[move.home]]
+            if landed:
+                self._revoke(group_id, [move.rule for move in landed])
+                landed_any = True
+            still = [move for move in moves if move.rule.allows not in self._held[move.home]]
+            if still:
+                self._moving[group_id] = still
             else:
-                now.append(rule)
-        if now:
-            revoke(plan.group_id, now)
-        if plan.authorize:
-            waiting[plan.group_id] = plan.authorize
-    while waiting or moving:
-        progressed = False
-        for group_id, rules in list(waiting.items()):
-            added = Counter(rule.permission.family for rule in rules)
-            if all(counts[group_id][family] + n <= placement.quota for family, n in added.items()):
-                authorize(group_id, waiting.pop(group_id))
-                progressed = True
-        for group_id, leaving in list(moving.items()):
-            arrived = [(rule, home) for rule, home in leaving if rule.permission in held[home]]
-            if arrived:
-                revoke(group_id, [rule for rule, _home in arrived])
-                moving[group_id] = [pair for pair in leaving if pair not in arrived]
-                progressed = True
-            if not moving[group_id]:
-                del moving[group_id]
-        if progressed:
-            continue
-        if moving:
-            for group_id, leaving in moving.items():
-                revoke(group_id, [rule for rule, _home in leaving])
-            moving.clear()
+                del self._moving[group_id]
+        return landed_any
+
+    def _break_stall(self) -> None:
+        """Nothing could go this round: a cycle of full groups swapping addresses."""
+        if self._moving:
+            for group_id, moves in self._moving.items():
+                self._revoke(group_id, [move.rule for move in moves])
+            self._moving.clear()
+            return
+        # Only a plan over the quota gets here, and `GroupPlans.check` refuses those first.
+        for group_id, rules in self._waiting.items():
+            self._authorize(group_id, rules)
+        self._waiting.clear()
+
+    def _revoke(self, group_id: str, rules: Sequence[InboundRule]) -> None:
+        self._steps.append(Plan(group_id, (), tuple(rules)))
+        self._weight[group_id] -= Weight.total(rules)
+
+    def _authorize(self, group_id: str, rules: tuple[DesiredRule, ...]) -> None:
+        self._steps.append(Plan(group_id, rules, ()))
+        self._weight[group_id] += Weight.total(rules)
+        self._held[group_id].update(rule.allows for rule in rules)
+
+
+def _split_revokes(
+    plan: Plan,
+    homes: Mapping[str, str],
+    desired: Mapping[Permission, DesiredRule],
+    held: Mapping[str, set[Allows]],
+) -> tuple[list[InboundRule], list[Move]]:
+    """The plan's revokes nobody needs, and the moves: wanted rules their new home does not hold yet."""
+    staying: list[InboundRule] = []
+    moves: list[Move] = []
+    for rule in plan.revoke:
+        permission = rule.permission
+        home = homes.get(permission.cidr) if permission is not None else None
+        if permission in desired and home is not None and permission not in held[home]:
+            moves.append(Move(rule, home))
         else:
-            # Only a plan over the quota gets here, and `GroupPlans.check` refuses those first.
-            for group_id, rules in waiting.items():
-                authorize(group_id, rules)
-            waiting.clear()
-    return tuple(steps)
+            staying.append(rule)
+    return staying, moves
 
 
 def _sticky_homes(
@@ -262,17 +301,7 @@ def _sticky_homes(
     }
 
 
-def _room(shard: Shard, cluster: str, quota: int) -> Counter[Family]:
-    """The quota per family, less the rules sgmesh does not manage (references count in both families)."""
-    unmanaged = rules_after(
-        Plan(shard.group_id, (), ()), (rule for rule in shard.existing if not is_managed(rule, cluster))
-    )
-    return Counter({family: max(0, quota - unmanaged[family]) for family in Family})
-
-
-def _families(rule: ExistingRule) -> tuple[Family, ...]:
-    return (rule.permission.family,) if rule.permission is not None else tuple(Family)
-
-
-def _family(cidr: str) -> Family:
-    return Family.IPV6 if ":" in cidr else Family.IPV4
+def _room(shard: Shard, cluster: str, quota: int) -> dict[Family, int]:
+    """The quota per family, less the rules sgmesh does not manage."""
+    unmanaged = Weight.total(rule for rule in shard.existing if not is_managed(rule, cluster))
+    return {family: max(0, left) for family, left in unmanaged.headroom(quota).items()}

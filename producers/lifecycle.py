@@ -14,7 +14,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cloud.sqs_batches import WholeBatchProcessor, is_sqs_batch
 from producers.bootstrap import logger, snapshot_service
-from schemas.lifecycle import InvalidEventError, LifecycleAction, parse_producer_event
+from schemas.errors import InvalidEventError
+from schemas.lifecycle import LifecycleAction, parse_producer_event
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -1,8 +1,9 @@
-"""The error hierarchy: retryable errors fail a record for another try, permanent ones reject it."""
+"""Errors that cross layers: retryable ones fail a record for another try, permanent ones reject it."""
 
 
 class SgmeshError(Exception):
-    """Base of every error sgmesh raises on purpose."""
+    """Base of every error sgmesh raises on purpose; a layer's own errors live in that layer
+    (consumers.errors)."""
 
 
 class RetryableError(SgmeshError):
@@ -25,18 +26,32 @@ class InvalidRecordError(PermanentError):
         self.reason = reason
 
 
+class InvalidEventError(PermanentError):
+    """A producer was invoked with an event it cannot act on."""
+
+
 class RuleQuotaExceededError(PermanentError):
-    """Applying a plan would push a group past its rule quota; nothing was changed."""
+    """Applying a plan would push a group past its rule quota; nothing was changed.
+
+    `rules_needed` is the group's inbound rules of `family` at the plan's peak, `quota` its quota.
+    """
 
     def __init__(self, group_id: str, family: str, rules_needed: int, quota: int) -> None:
-        super().__init__(
-            f"security group {group_id} would need {rules_needed} {family} inbound rules, "
-            f"over its quota of {quota}; nothing was changed"
-        )
         self.group_id = group_id
         self.family = family
         self.rules_needed = rules_needed
         self.quota = quota
+        super().__init__(self._explain())
+
+    def _explain(self) -> str:
+        return (
+            f"security group {self.group_id} would need {self.rules_needed} {self.family} inbound rules, "
+            f"over its quota of {self.quota}; nothing was changed"
+        )
+
+
+class PrefixListModifyFailedError(PermanentError):
+    """AWS refused a list change after accepting it (state *-failed), e.g. a resize a group cannot hold."""
 
 
 class VersionConflictError(RetryableError):
@@ -44,8 +59,12 @@ class VersionConflictError(RetryableError):
 
 
 class RuleConflictError(RetryableError):
-    """Another writer changed a group between our read and our write (Duplicate / NotFound)."""
+    """Another writer changed a group or a prefix list between our read and our write."""
 
 
 class AddressNotAssignedError(RetryableError):
     """A launching instance has no address for the configured mode yet."""
+
+
+class CertificateUnavailableError(RetryableError):
+    """The SNS signing certificate could not be fetched; another attempt may succeed."""

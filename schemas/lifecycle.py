@@ -9,15 +9,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from schemas.errors import PermanentError
+from schemas.errors import InvalidEventError
 from schemas.names import GroupName, InstanceId
 
 LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
 TERMINATING = "autoscaling:EC2_INSTANCE_TERMINATING"
-
-
-class InvalidEventError(PermanentError):
-    """A producer was invoked with an event it cannot act on."""
 
 
 class Place(StrEnum):

@@ -1,11 +1,12 @@
-"""Customer-managed prefix lists and the group rules around them, as the prefix-list target sees them."""
+"""Customer-managed prefix lists as the prefix-list target sees them: entries, size, version."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from schemas.errors import PermanentError
-from schemas.rules import Family
+from schemas.quota import Family, Weight
+from schemas.rules import InboundRule
 
 
 @dataclass(frozen=True, order=True)
@@ -23,6 +24,19 @@ class PrefixListInfo:
     version: int
     max_entries: int
     state: str = "create-complete"
+
+    @property
+    def weight(self) -> Weight:
+        """What each rule referencing the list weighs: AWS counts it as the list's MaxEntries."""
+        return Weight.of_list(self.family, self.max_entries)
+
+
+def weigh_references(
+    rules: Iterable[InboundRule], infos: Mapping[str, PrefixListInfo]
+) -> tuple[InboundRule, ...]:
+    """The rules, each reference to a described list weighing that list's MaxEntries."""
+    weights = {prefix_list_id: info.weight for prefix_list_id, info in infos.items()}
+    return tuple(rule.weighed(weights) for rule in rules)
 
 
 @dataclass(frozen=True)
@@ -47,49 +61,3 @@ class EntryBatch:
 
     add: tuple[PrefixListEntry, ...] = ()
     remove: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, order=True)
-class Reference:
-    """What a rule referencing a prefix list allows: AWS's identity for a duplicate reference."""
-
-    protocol: str
-    from_port: int
-    to_port: int
-    prefix_list_id: str
-
-    def __str__(self) -> str:
-        return f"{self.protocol}:{self.from_port}-{self.to_port} from {self.prefix_list_id}"
-
-
-@dataclass(frozen=True)
-class GroupRule:
-    """An inbound rule as read from a group: a CIDR, a prefix-list reference, or a group reference."""
-
-    rule_id: str
-    protocol: str
-    from_port: int
-    to_port: int
-    description: str = ""
-    cidr: str | None = None
-    prefix_list_id: str | None = None
-
-    @property
-    def reference(self) -> Reference | None:
-        if self.prefix_list_id is None:
-            return None
-        return Reference(self.protocol, self.from_port, self.to_port, self.prefix_list_id)
-
-    @property
-    def cidr_family(self) -> Family | None:
-        if self.cidr is None:
-            return None
-        return Family.IPV6 if ":" in self.cidr else Family.IPV4
-
-
-class PrefixListConfigError(PermanentError):
-    """The configured prefix lists cannot hold the desired entries; nothing was changed."""
-
-
-class PrefixListModifyFailedError(PermanentError):
-    """AWS refused a list change after accepting it (state *-failed), e.g. a resize a group cannot hold."""

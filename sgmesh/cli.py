@@ -18,7 +18,7 @@ from sgmesh.meshfile import DEFAULT_MESH_FILE, MeshFile, load
 from sgmesh.operator import Operator
 
 if TYPE_CHECKING:
-    from consumers.service import GroupReview
+    from consumers.review import Review
     from producers.service import Published
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -131,7 +131,7 @@ def _status(args: argparse.Namespace, console: Console) -> int:
 
 
 def _plan(args: argparse.Namespace, console: Console) -> int:
-    return _show_reviews(args, console, _operator(args).plan(args.region), "plan")
+    return _show_review(args, console, _operator(args).plan(args.region), "plan")
 
 
 def _trueup(args: argparse.Namespace, console: Console) -> int:
@@ -139,20 +139,18 @@ def _trueup(args: argparse.Namespace, console: Console) -> int:
 
 
 def _replay(args: argparse.Namespace, console: Console) -> int:
-    return _show_reviews(args, console, _operator(args).replay(args.region), "replayed")
+    return _show_review(args, console, _operator(args).replay(args.region), "replayed")
 
 
 def _resync(args: argparse.Namespace, console: Console) -> int:
     return _show_published(args, console, _operator(args).resync(args.region))
 
 
-def _show_reviews(
-    args: argparse.Namespace, console: Console, reviews: tuple[GroupReview, ...], label: str
-) -> int:
+def _show_review(args: argparse.Namespace, console: Console, review: Review, label: str) -> int:
     if args.json:
-        render.print_json(console, [render.review_json(review) for review in reviews])
+        render.print_json(console, render.review_json(review))
     else:
-        render.plan_table(console, args.region, reviews, label)
+        render.plan_table(console, args.region, review, label)
     return EXIT_OK
 
 

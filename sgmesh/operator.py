@@ -12,13 +12,12 @@ from cloud.clients import client_factory
 from cloud.dynamodb import Table
 from cloud.service_quotas import RuleBudgetReader
 from consumers.bootstrap import build as build_consumer
-from consumers.service import GroupReview
+from consumers.review import GroupReview, ListReview, Review
 from producers.bootstrap import build as build_producer
 from producers.service import Published
 from schemas.audit import AuditEntry
 from schemas.lifecycle import TrueupRequest
-from schemas.quota import QuotaOrigin, RuleBudget
-from schemas.rules import Family
+from schemas.quota import Family, QuotaOrigin, RuleBudget
 from sgmesh.meshfile import MeshFile
 
 # A fallback warning goes to stderr, so that `--json` output stays parseable.
@@ -42,8 +41,9 @@ class SourceStatus:
 
 @dataclass(frozen=True)
 class GroupStatus:
-    """A group's drift and rule budget, per address family as AWS applies the quota: `rules_used`
-    now, `rules_after` once the plan is applied (families with rules only), `headroom` = quota -
+    """A group's drift and rule budget, per address family as AWS applies the quota (a rule
+    referencing a prefix list weighs the list's MaxEntries, in the list's family): `rules_used` now,
+    `rules_after` once the plan is applied (families with rules only), `headroom` = quota -
     rules_after, what is left for new members' rules once the group is in sync."""
 
     group_id: str
@@ -61,11 +61,31 @@ class GroupStatus:
 
 
 @dataclass(frozen=True)
+class ListStatus:
+    """A prefix list's drift and size: its entries now and once the plan is applied, and its
+    MaxEntries (what every rule referencing it weighs against its group's quota), now and after."""
+
+    prefix_list_id: str
+    family: Family
+    to_add: int
+    to_remove: int
+    entries_before: int
+    entries_after: int
+    max_entries_before: int
+    max_entries_after: int
+
+    @property
+    def in_sync(self) -> bool:
+        return self.to_add == 0 and self.to_remove == 0 and self.max_entries_before == self.max_entries_after
+
+
+@dataclass(frozen=True)
 class RegionStatus:
     region: str
     sources: tuple[SourceStatus, ...]
     groups: tuple[GroupStatus, ...]
     rule_budget: RuleBudget
+    lists: tuple[ListStatus, ...] = ()
 
 
 class Operator:
@@ -102,19 +122,21 @@ class Operator:
             for state in sorted(states, key=lambda state: state.source.key)
         )
         budget = self._rule_budget(region)
-        groups = tuple(_group_status(review, budget()) for review in self.plan(region, budget))
-        return RegionStatus(region, sources, groups, budget())
+        review = self.plan(region, budget)
+        groups = tuple(group_status(group, budget()) for group in review.groups)
+        lists = tuple(list_status(item) for item in review.lists)
+        return RegionStatus(region, sources, groups, budget(), lists)
 
     def _rule_budget(self, region: str) -> RuleBudgetReader:
         settings = self.mesh.settings(region)
         return RuleBudgetReader(client_factory().service_quotas(region), settings.rule_quota, _logger)
 
-    def plan(self, region: str, budget: RuleBudgetReader | None = None) -> tuple[GroupReview, ...]:
+    def plan(self, region: str, budget: RuleBudgetReader | None = None) -> Review:
         """The consumer's own plan, against the same rule budget it would check."""
         budget = budget or self._rule_budget(region)
         return build_consumer(self.mesh.settings(region), client_factory(), budget).plan()
 
-    def replay(self, region: str) -> tuple[GroupReview, ...]:
+    def replay(self, region: str) -> Review:
         """Rebuild the desired state from the region's table and reconcile; returns what was done."""
         consumer = build_consumer(self.mesh.settings(region), client_factory(), self._rule_budget(region))
         before = consumer.plan()
@@ -138,21 +160,27 @@ class Operator:
         return self._table(region, entry.table).audit_trail(self.mesh.cluster, limit, source)
 
 
-def _group_status(review: GroupReview, budget: RuleBudget) -> GroupStatus:
-    plan = review.plan
-    used = dict.fromkeys(Family, 0) | review.rules_after
-    for rule in plan.authorize:
-        used[rule.permission.family] -= 1
-    for existing in plan.revoke:
-        if existing.permission is not None:
-            used[existing.permission.family] += 1
+def group_status(review: GroupReview, budget: RuleBudget) -> GroupStatus:
     return GroupStatus(
-        group_id=plan.group_id,
-        to_authorize=len(plan.authorize),
-        to_revoke=len(plan.revoke),
-        rules_used=used,
-        rules_after=review.rules_after,
+        group_id=review.group_id,
+        to_authorize=len(review.plan.authorize),
+        to_revoke=len(review.plan.revoke),
+        rules_used=review.rules_before.every_family(),
+        rules_after=dict(review.rules_after),
         quota=review.quota,
         quota_origin=budget.origin,
-        headroom={family: review.quota - review.rules_after.get(family, 0) for family in Family},
+        headroom=review.headroom,
+    )
+
+
+def list_status(review: ListReview) -> ListStatus:
+    return ListStatus(
+        prefix_list_id=review.prefix_list_id,
+        family=review.family,
+        to_add=len(review.added),
+        to_remove=len(review.removed),
+        entries_before=review.entries_before,
+        entries_after=review.entries_after,
+        max_entries_before=review.max_entries_before,
+        max_entries_after=review.max_entries_after,
     )

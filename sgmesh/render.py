@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
@@ -11,11 +12,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from consumers.service import GroupReview
+from consumers.review import GroupReview, ListReview, Review
 from producers.service import Published
 from schemas.audit import AuditEntry
-from schemas.quota import QuotaOrigin, RuleBudget
-from schemas.rules import Family
+from schemas.quota import Family, QuotaOrigin, RuleBudget
 from sgmesh.operator import RegionStatus
 
 
@@ -24,21 +24,40 @@ def to_jsonable(value: Any) -> Any:
         return value.model_dump(mode="json", exclude_defaults=True)
     if is_dataclass(value) and not isinstance(value, type):
         return to_jsonable(asdict(value))
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {str(key): to_jsonable(item) for key, item in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [to_jsonable(item) for item in value]
     return value
 
 
-def review_json(review: GroupReview) -> dict[str, Any]:
+def review_json(review: Review) -> list[dict[str, Any]]:
+    """Each prefix list's changes, then each group's (what `sgmesh plan --json` prints)."""
+    return [_list_json(item) for item in review.lists] + [_group_json(group) for group in review.groups]
+
+
+def _group_json(review: GroupReview) -> dict[str, Any]:
     return {
-        "group_id": review.plan.group_id,
-        "authorize": [str(rule.permission) for rule in review.plan.authorize],
-        "revoke": [str(rule.permission) for rule in review.plan.revoke if rule.permission is not None],
+        "group_id": review.group_id,
+        "authorize": [str(rule.allows) for rule in review.plan.authorize],
+        "revoke": [str(rule.allows) for rule in review.plan.revoke],
+        "rules_before": {family.value: count for family, count in review.rules_before.items()},
         "rules_after": {family.value: count for family, count in review.rules_after.items()},
         "quota": review.quota,
         "over_quota": review.over_quota,
+    }
+
+
+def _list_json(review: ListReview) -> dict[str, Any]:
+    return {
+        "prefix_list_id": review.prefix_list_id,
+        "family": review.family.value,
+        "add": [entry.cidr for entry in review.added],
+        "remove": [entry.cidr for entry in review.removed],
+        "entries_before": review.entries_before,
+        "entries_after": review.entries_after,
+        "max_entries_before": review.max_entries_before,
+        "max_entries_after": review.max_entries_after,
     }
 
 
@@ -97,25 +116,54 @@ def status_tables(console: Console, statuses: list[RegionStatus]) -> None:
                 style="red" if min(group.headroom.values(), default=0) < 0 else "",
             )
         console.print(sources, groups)
+        if status.lists:
+            console.print(_lists_table(status))
 
 
-def plan_table(console: Console, region: str, reviews: tuple[GroupReview, ...], title: str) -> None:
-    table = Table(title=f"{region}: {title}", title_justify="left")
-    for column in ("group", "change", "rule", "description"):
+def _lists_table(status: RegionStatus) -> Table:
+    table = Table(title=f"{status.region}: prefix lists", title_justify="left")
+    for column in ("list", "family", "drift", "to add", "to remove", "entries (now / after)", "max entries"):
         table.add_column(column)
-    for review in reviews:
-        for rule in review.plan.revoke:
-            table.add_row(review.plan.group_id, "[red]- revoke[/]", str(rule.permission), rule.description)
-        for desired in review.plan.authorize:
-            table.add_row(
-                review.plan.group_id, "[green]+ authorize[/]", str(desired.permission), desired.description
-            )
-        if review.over_quota:
-            counts = ", ".join(f"{family} {count}" for family, count in sorted(review.rules_after.items()))
-            table.add_row(review.plan.group_id, "[red]over quota[/]", f"{counts} > {review.quota}", "")
-    if not any(not review.plan.is_empty for review in reviews):
+    for item in status.lists:
+        table.add_row(
+            item.prefix_list_id,
+            item.family.value,
+            "[green]in sync[/]" if item.in_sync else "[red]drift[/]",
+            str(item.to_add),
+            str(item.to_remove),
+            f"{item.entries_before} / {item.entries_after}",
+            _change(item.max_entries_before, item.max_entries_after),
+        )
+    return table
+
+
+def plan_table(console: Console, region: str, review: Review, title: str) -> None:
+    table = Table(title=f"{region}: {title}", title_justify="left")
+    for column in ("group or list", "change", "rule or entry", "description"):
+        table.add_column(column)
+    for item in review.lists:
+        if item.max_entries_after != item.max_entries_before:
+            resized = _change(item.max_entries_before, item.max_entries_after)
+            table.add_row(item.prefix_list_id, "[yellow]resize[/]", f"max entries {resized}", "")
+        for entry in item.removed:
+            table.add_row(item.prefix_list_id, "[red]- remove[/]", entry.cidr, entry.description)
+        for entry in item.added:
+            table.add_row(item.prefix_list_id, "[green]+ add[/]", entry.cidr, entry.description)
+    for group in review.groups:
+        for rule in group.plan.revoke:
+            table.add_row(group.group_id, "[red]- revoke[/]", str(rule.allows), rule.description)
+        for desired in group.plan.authorize:
+            table.add_row(group.group_id, "[green]+ authorize[/]", str(desired.allows), desired.description)
+        if group.over_quota:
+            counts = ", ".join(f"{family} {count}" for family, count in group.rules_peak.items())
+            table.add_row(group.group_id, "[red]over quota[/]", f"{counts} > {group.quota}", "")
+    if review.is_empty:
         table.add_row("", "[green]no changes[/]", "", "")
     console.print(table)
+
+
+def _change(before: int, after: int) -> str:
+    return str(before) if before == after else f"{before} -> {after}"
 
 
 def published_table(console: Console, published: list[Published]) -> None:

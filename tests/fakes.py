@@ -5,29 +5,37 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import count
+from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from aws_lambda_powertools.logging import Logger
 
+from consumers.bootstrap import target
+from consumers.group_targets import SecurityGroups
 from consumers.metrics import Outcome
-from consumers.service import ApplyService, VerifyEnvelope
+from consumers.prefix_list_target import PrefixListApi
+from consumers.service import ApplyService, AuditLog, Outcomes, SourceStates, VerifyEnvelope
 from consumers.signatures import SignatureVerifier
+from producers.service import AddressDirectory, GroupDirectory, LifecycleHooks, SnapshotTopic, VersionLedger
 from schemas.audit import AuditEntry
 from schemas.errors import RuleConflictError
 from schemas.events import Cause, CauseKind, Member, MembershipSnapshot, Source, parse_snapshot
 from schemas.inventory import GroupInstance, InstanceAddresses
 from schemas.ledger import LedgerEntry
 from schemas.lifecycle import LifecycleAction
-from schemas.rules import DesiredRule, ExistingRule, Family, Permission
+from schemas.prefix_lists import EntryBatch, PrefixListEntry, PrefixListInfo, PrefixListState
+from schemas.quota import Family
+from schemas.rules import Allows, DesiredRule, InboundRule, Permission
 from schemas.settings import Settings
 from tests.support.sns_signing import certificate_url_for, sns_signer
 
-# --- consumer ports (consumers/service.py) ---------------------------------------------------------
+# --- consumer ports (consumers/service.py, consumers/group_targets.py, consumers/prefix_list_target.py) --
 
 
-class FakeSourceStates:
+class FakeSourceStates(SourceStates):
     """The consumer's table: a put conditioned on `attribute_not_exists(pk) OR version < :v`.
 
     Snapshots are stored as JSON and parsed on read, as the DynamoDB adapter does.
@@ -62,7 +70,7 @@ class FakeSourceStates:
         }
 
 
-class FakeAuditLog:
+class FakeAuditLog(AuditLog):
     """The audit trail: keeps what was recorded, or fails every write when `failure` is set."""
 
     def __init__(self) -> None:
@@ -75,7 +83,7 @@ class FakeAuditLog:
         self.entries.extend(entries)
 
 
-class FakeOutcomes:
+class FakeOutcomes(Outcomes):
     """Keeps every count, by outcome and by (outcome, reason)."""
 
     def __init__(self) -> None:
@@ -101,11 +109,15 @@ class RulesPerGroupLimitExceeded(Exception):
 Interference = Callable[[str, str, tuple[Permission, ...]], None]
 
 
-class FakeSecurityGroups:
-    """Security groups as EC2 keeps them: atomic calls, Duplicate / NotFound as RuleConflictError."""
+class FakeSecurityGroups(SecurityGroups):
+    """Security groups as EC2 keeps them: atomic calls, Duplicate / NotFound as RuleConflictError.
+
+    A rule is read back as the adapter reads it: unweighed (a reference weighs one in each family
+    until its list is described), and that is what the quota check here counts.
+    """
 
     def __init__(self, *group_ids: str, quota: int = 60) -> None:
-        self.groups: dict[str, dict[str, ExistingRule]] = {group_id: {} for group_id in group_ids}
+        self.groups: dict[str, dict[str, InboundRule]] = {group_id: {} for group_id in group_ids}
         self.quota = quota
         # Every authorize/revoke the service made, failed ones included: (operation, group id).
         self.calls: list[tuple[str, str]] = []
@@ -117,44 +129,47 @@ class FakeSecurityGroups:
     def mutating_calls(self) -> int:
         return len(self.calls)
 
-    def add_rule(self, group_id: str, permission: Permission | None, description: str = "") -> str:
+    def add_rule(self, group_id: str, allows: Allows, description: str = "") -> str:
         """A rule written by someone else: an operator, another cluster, another consumer."""
-        if permission is not None and permission in self._permissions(group_id):
-            raise RuleConflictError(f"InvalidPermission.Duplicate on {group_id}: {permission}")
+        if allows in self._allowed(group_id):
+            raise RuleConflictError(f"InvalidPermission.Duplicate on {group_id}: {allows}")
         rule_id = f"sgr-{next(self._rule_ids):017x}"
-        self._group(group_id)[rule_id] = ExistingRule(rule_id, permission, description)
+        self._group(group_id)[rule_id] = InboundRule(rule_id, allows, description)
         return rule_id
 
     def remove_rule(self, group_id: str, rule_id: str) -> None:
         del self._group(group_id)[rule_id]
 
-    def rules(self, group_id: str) -> list[ExistingRule]:
+    def rules(self, group_id: str) -> list[InboundRule]:
         return list(self._group(group_id).values())
 
-    def ingress_rules(self, group_id: str) -> list[ExistingRule]:
+    def ingress_rules(self, group_id: str) -> list[InboundRule]:
         return self.rules(group_id)
 
     def authorize(self, group_id: str, rules: Sequence[DesiredRule]) -> None:
-        permissions = tuple(rule.permission for rule in rules)
-        self._mutating("authorize", group_id, permissions)
-        if len(set(permissions)) != len(permissions):
-            raise ValueError(
-                f"InvalidParameterValue: a permission appears twice in one request: {permissions}"
-            )
-        duplicates = [permission for permission in permissions if permission in self._permissions(group_id)]
+        self._mutating(
+            "authorize", group_id, tuple(p for rule in rules if (p := rule.permission) is not None)
+        )
+        allowed = [rule.allows for rule in rules]
+        if len(set(allowed)) != len(allowed):
+            raise ValueError(f"InvalidParameterValue: a rule appears twice in one request: {allowed}")
+        duplicates = [allows for allows in allowed if allows in self._allowed(group_id)]
         if duplicates:
             raise RuleConflictError(f"InvalidPermission.Duplicate on {group_id}: {duplicates[0]}")
-        after = Counter(
-            rule.permission.family for rule in self.rules(group_id) if rule.permission is not None
-        ) + Counter(permission.family for permission in permissions)
-        if any(after[family] > self.quota for family in Family):
-            raise RulesPerGroupLimitExceeded(f"{group_id}: {dict(after)} over {self.quota}")
+        held: Counter[Family] = Counter()
+        for existing in self.rules(group_id):
+            held.update(existing.weight)
+        added: Counter[Family] = Counter()
+        for new in rules:
+            added.update(new.weight)
+        if any(held[family] + count > self.quota for family, count in added.items()):
+            raise RulesPerGroupLimitExceeded(f"{group_id}: {dict(held + added)} over {self.quota}")
         for rule in rules:
             rule_id = f"sgr-{next(self._rule_ids):017x}"
-            self._group(group_id)[rule_id] = ExistingRule(rule_id, rule.permission, rule.description)
+            self._group(group_id)[rule_id] = InboundRule(rule_id, rule.allows, rule.description)
 
-    def revoke(self, group_id: str, rules: Sequence[ExistingRule]) -> None:
-        self._mutating("revoke", group_id, tuple(rule.permission for rule in rules if rule.permission))
+    def revoke(self, group_id: str, rules: Sequence[InboundRule]) -> None:
+        self._mutating("revoke", group_id, tuple(p for rule in rules if (p := rule.permission) is not None))
         group = self._group(group_id)
         missing = [rule.rule_id for rule in rules if rule.rule_id not in group]
         if missing:
@@ -168,19 +183,68 @@ class FakeSecurityGroups:
         if self.interference:
             self.interference.pop(0)(operation, group_id, permissions)
 
-    def _group(self, group_id: str) -> dict[str, ExistingRule]:
+    def _group(self, group_id: str) -> dict[str, InboundRule]:
         if group_id not in self.groups:
             raise LookupError(f"InvalidGroup.NotFound: {group_id}")
         return self.groups[group_id]
 
-    def _permissions(self, group_id: str) -> set[Permission]:
-        return {rule.permission for rule in self.rules(group_id) if rule.permission is not None}
+    def _allowed(self, group_id: str) -> set[Allows]:
+        return {rule.allows for rule in self.rules(group_id)}
+
+
+class FakePrefixLists(PrefixListApi):
+    """Customer-managed prefix lists as EC2 keeps them: every version's entries stay readable, a write
+    at a version that is no longer current fails (PrefixListVersionMismatch, a conflict), entries
+    never pass MaxEntries, a resize keeps the version and an entry change makes the next one."""
+
+    def __init__(self, *lists: PrefixListInfo) -> None:
+        self.lists = {info.prefix_list_id: info for info in lists}
+        self.versions: dict[str, dict[int, dict[str, PrefixListEntry]]] = {
+            info.prefix_list_id: {info.version: {}} for info in lists
+        }
+        self.writes: list[str] = []
+
+    def entries(self, prefix_list_id: str) -> dict[str, PrefixListEntry]:
+        """The list's entries at its current version."""
+        return self.versions[prefix_list_id][self.lists[prefix_list_id].version]
+
+    def describe(self, prefix_list_ids: Iterable[str]) -> dict[str, PrefixListInfo]:
+        return {list_id: self.lists[list_id] for list_id in prefix_list_ids if list_id in self.lists}
+
+    def read(self, info: PrefixListInfo) -> PrefixListState:
+        return PrefixListState(info, tuple(sorted(self.versions[info.prefix_list_id][info.version].values())))
+
+    def resize(self, info: PrefixListInfo, max_entries: int) -> PrefixListInfo:
+        current = self._current(info, f"resize {max_entries}")
+        if max_entries < len(self.entries(info.prefix_list_id)):
+            raise ValueError(f"InvalidParameterValue: {max_entries} is less than the entries in the list")
+        self.lists[info.prefix_list_id] = replace(current, max_entries=max_entries)
+        return self.lists[info.prefix_list_id]
+
+    def modify(self, info: PrefixListInfo, batch: EntryBatch) -> PrefixListInfo:
+        current = self._current(info, f"modify +{len(batch.add)} -{len(batch.remove)}")
+        entries = dict(self.entries(info.prefix_list_id))
+        for cidr in batch.remove:
+            del entries[cidr]
+        entries.update({entry.cidr: entry for entry in batch.add})
+        if len(entries) > current.max_entries:
+            raise ValueError(f"PrefixListMaxEntriesExceeded: {len(entries)} over {current.max_entries}")
+        self.lists[info.prefix_list_id] = replace(current, version=current.version + 1)
+        self.versions[info.prefix_list_id][current.version + 1] = entries
+        return self.lists[info.prefix_list_id]
+
+    def _current(self, info: PrefixListInfo, write: str) -> PrefixListInfo:
+        current = self.lists[info.prefix_list_id]
+        if info.version != current.version:
+            raise RuleConflictError(f"PrefixListVersionMismatch on {info.prefix_list_id}")
+        self.writes.append(write)
+        return current
 
 
 # --- producer ports (producers/service.py) ---------------------------------------------------------
 
 
-class FakeGroupDirectory:
+class FakeGroupDirectory(GroupDirectory):
     """Auto Scaling groups by name; a missing group is absent from the answer, as in the adapter."""
 
     def __init__(self, groups: dict[str, list[GroupInstance]], journal: list[str] | None = None) -> None:
@@ -198,7 +262,7 @@ class FakeGroupDirectory:
         return {name: tuple(self.groups[name]) for name in names if name in self.groups}
 
 
-class FakeAddressDirectory:
+class FakeAddressDirectory(AddressDirectory):
     """Every known instance's addresses; a superset of the asked groups' instances is harmless."""
 
     def __init__(self, addresses: Iterable[InstanceAddresses]) -> None:
@@ -208,7 +272,7 @@ class FakeAddressDirectory:
         return dict(self.addresses)
 
 
-class FakeVersionLedger:
+class FakeVersionLedger(VersionLedger):
     """The producer's ledger: claims conditioned on `attribute_not_exists(pk) OR version = :expected`,
     and the published version (with its membership digest) only ever moving forward."""
 
@@ -245,7 +309,7 @@ class FakeVersionLedger:
             self.digests[(cluster, group)] = digest
 
 
-class FakeSnapshotTopic:
+class FakeSnapshotTopic(SnapshotTopic):
     """Records what was published; `failure` makes every publish raise it."""
 
     def __init__(self, journal: list[str] | None = None) -> None:
@@ -261,7 +325,7 @@ class FakeSnapshotTopic:
         return f"message-{len(self.published)}"
 
 
-class FakeLifecycleHooks:
+class FakeLifecycleHooks(LifecycleHooks):
     """Records the actions completed; the port's contract is that completing means CONTINUE."""
 
     def __init__(self, journal: list[str] | None = None) -> None:
@@ -329,23 +393,35 @@ def fake_consumer(
     settings: Settings,
     *,
     states: FakeSourceStates | None = None,
-    groups: FakeSecurityGroups | None = None,
+    groups: SecurityGroups | None = None,
+    lists: PrefixListApi | None = None,
     audit: FakeAuditLog | None = None,
     outcomes: FakeOutcomes | None = None,
     clock: Callable[[], datetime] = lambda: RECEIVED_AT,
     max_conflict_retries: int = 3,
     verify: VerifyEnvelope | None = None,
-) -> ApplyService:
-    """The consumer over in-memory ports, its clock just after PRODUCED_AT, trusting the tests' SNS key
-    unless `verify` says otherwise."""
+) -> ApplyService[Any]:
+    """The consumer over in-memory ports, with the target its settings choose, trusting the tests'
+    SNS key unless `verify` says otherwise, its clock just after PRODUCED_AT."""
+    states = states or FakeSourceStates()
+    outcomes = outcomes or FakeOutcomes()
+    logger = Logger(service="test")
     return ApplyService(
         settings=settings,
-        states=states or FakeSourceStates(),
-        groups=groups or FakeSecurityGroups(*settings.security_group_ids),
+        states=states,
+        target=target(
+            settings,
+            states=states,
+            groups=groups or FakeSecurityGroups(*settings.security_group_ids),
+            lists=lists or FakePrefixLists(),
+            outcomes=outcomes,
+            logger=logger,
+            rule_quota=lambda: settings.rule_quota,
+        ),
         audit=audit or FakeAuditLog(),
-        outcomes=outcomes or FakeOutcomes(),
+        outcomes=outcomes,
         verify=verify or verify_with_test_key(),
-        logger=Logger(service="test"),
+        logger=logger,
         clock=clock,
         max_conflict_retries=max_conflict_retries,
     )

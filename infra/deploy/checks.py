@@ -10,7 +10,8 @@ from infra.deploy.config import ClusterConfig
 from infra.deploy.errors import DeployError
 from infra.deploy.template import MAX_GROUPS, MAX_SECURITY_GROUPS, MAX_TOPICS, stack_parameters
 from schemas.names import topic_region_and_account
-from schemas.rules import Permission
+from schemas.quota import Family
+from schemas.rules import Traffic
 from schemas.settings import AddressMode, TargetMode
 
 
@@ -74,25 +75,26 @@ def check_parameters(template: Mapping[str, Any], values: Mapping[str, str]) -> 
     return problems
 
 
+FAMILY_LABELS = {Family.IPV4: "IPv4", Family.IPV6: "IPv6"}
+
+
 def _prefix_list_weight_problems(config: ClusterConfig) -> list[str]:
     """A group rule referencing a prefix list weighs its MaxEntries: the first plan must fit the quota."""
     if config.target is not TargetMode.PREFIX_LIST:
         return []
     # The lists the stack creates for the address mode (one per family it admits).
-    samples = {"IPv4": "192.0.2.1/32", "IPv6": "2001:db8::1/128"}
-    families = {AddressMode.IPV6: ("IPv6",), AddressMode.DUAL_STACK: ("IPv4", "IPv6")}.get(
-        config.address, ("IPv4",)
+    families = {AddressMode.IPV6: (Family.IPV6,), AddressMode.DUAL_STACK: (Family.IPV4, Family.IPV6)}.get(
+        config.address, (Family.IPV4,)
     )
     problems = []
     for family in families:
-        sample = samples[family]
-        references = sum(1 for spec in config.ports if Permission.for_spec(spec, sample) is not None)
+        references = len(Traffic.for_specs(config.ports, family))
         weight = references * config.prefix_list_max_entries
         if weight > config.rule_quota:
             problems.append(
-                f"target prefix-list: {references} {family} port specs x prefix_list_max_entries "
-                f"{config.prefix_list_max_entries} = {weight} rules per group, over rule_quota "
-                f"{config.rule_quota}; lower prefix_list_max_entries (the consumer grows the lists as "
-                "members join) or raise rule_quota and the account's quota L-0EA8095F"
+                f"target prefix-list: {references} {FAMILY_LABELS[family]} port specs x "
+                f"prefix_list_max_entries {config.prefix_list_max_entries} = {weight} rules per group, "
+                f"over rule_quota {config.rule_quota}; lower prefix_list_max_entries (the consumer grows "
+                "the lists as members join) or raise rule_quota and the account's quota L-0EA8095F"
             )
     return problems

@@ -6,7 +6,8 @@ import re
 
 import requests
 
-from cloud.sns_certificates import CertificateFetch, CertificateUnavailableError, install_certificate_source
+from cloud.sns_certificates import CertificateFetch, install_certificate_source
+from schemas.errors import CertificateUnavailableError
 
 # The URLs moto's SNS puts in SigningCertURL; the consumer's URL policy has already accepted the URL.
 MOTO_CERTIFICATE_URL = re.compile(

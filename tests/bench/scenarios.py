@@ -26,7 +26,7 @@ from moto.servicequotas.models import ServiceQuotasBackend
 from cloud.service_quotas import RULES_PER_GROUP
 from consumers.reconcile import desired_rules, plan_group
 from schemas.events import Cause, CauseKind, Member, MembershipSnapshot, Source
-from schemas.rules import ExistingRule
+from schemas.rules import InboundRule
 from schemas.settings import AddressMode, PortSpec
 from sgmesh.local.clients import ApiCall
 from sgmesh.local.mesh import DEFAULT_REGIONS, Convergence, LocalMesh
@@ -269,7 +269,7 @@ def plan_cpu_seconds(
     snapshot = snapshot_of(members)
     desired = desired_rules("demo", [snapshot], specs, AddressMode.PUBLIC)
     half = list(desired.values())[: len(desired) // 2]
-    existing = [ExistingRule(f"sgr-{i}", rule.permission, rule.description) for i, rule in enumerate(half)]
+    existing = [InboundRule(f"sgr-{i}", rule.allows, rule.description) for i, rule in enumerate(half)]
     timings = []
     for _ in range(runs):
         started = time.process_time()

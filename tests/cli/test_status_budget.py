@@ -8,7 +8,9 @@ from pathlib import Path
 import boto3
 from botocore.stub import Stubber
 
+from schemas.settings import AddressMode, TargetMode
 from sgmesh.local.mesh import LocalMesh
+from sgmesh.meshfile import load, render
 from tests.cli.conftest import Run
 
 EAST, WEST = "us-east-1", "eu-west-1"
@@ -91,3 +93,57 @@ def test_when_service_quotas_refuses_the_setting_is_the_budget_and_the_reason_is
     assert (budget["quota"], budget["origin"], budget["service_quota"]) == (60, "setting", None)
     assert "AccessDeniedException" in budget["unreadable"]
     assert east["groups"][0]["headroom"]["ipv4"] == 60 - RULES
+
+
+def test_in_prefix_list_mode_a_group_shows_its_weighed_rules_and_a_list_its_entries(
+    sgmesh: Run, mesh_file: Path, local_mesh: LocalMesh
+) -> None:
+    # GIVEN eu-west-1 switched to IPv6 prefix lists: a list of MaxEntries 10 that the group already
+    # references on one of its two port specs, and the 8 per-address IPv4 rules still in place
+    ec2 = boto3.client("ec2", region_name=WEST)
+    group_id = local_mesh.stacks[WEST].security_group_id
+    listed = ec2.create_managed_prefix_list(
+        PrefixListName="sgmesh-demo-ipv6", AddressFamily="IPv6", MaxEntries=10
+    )["PrefixList"]["PrefixListId"]
+    reference = {"PrefixListId": listed, "Description": "sgmesh:demo prefix-list ipv6"}
+    ec2.authorize_security_group_ingress(
+        GroupId=group_id,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 7000, "ToPort": 7001, "PrefixListIds": [reference]}],
+    )
+    mesh = load(mesh_file)
+    regions = dict(mesh.regions)
+    regions[WEST] = regions[WEST].model_copy(update={"prefix_list_ids": (listed,)})
+    switched = mesh.model_copy(
+        update={"target": TargetMode.PREFIX_LIST, "address": AddressMode.IPV6, "regions": regions}
+    )
+    mesh_file.write_text(render(switched))
+
+    # WHEN the operator asks for eu-west-1's status
+    (west,) = sgmesh.json("status", "--mesh", str(mesh_file), "--region", WEST)
+
+    # THEN the group counts the reference as its list's MaxEntries, in the list's family only: 8 IPv4
+    # rules and 10 IPv6 now; once the second reference is added and the IPv4 rules revoked, 20 IPv6
+    (group,) = west["groups"]
+    assert group["group_id"] == group_id
+    assert (group["to_authorize"], group["to_revoke"]) == (1, RULES)
+    assert group["rules_used"] == {"ipv4": RULES, "ipv6": 10}
+    assert group["rules_after"] == {"ipv6": 20}
+    assert group["headroom"] == {"ipv4": 60, "ipv6": 40}
+    # AND the list is reported as a list: its entries and MaxEntries, before and after
+    (prefix_list,) = west["lists"]
+    assert prefix_list["prefix_list_id"] == listed
+    assert (prefix_list["entries_before"], prefix_list["entries_after"]) == (0, 0)
+    assert (prefix_list["max_entries_before"], prefix_list["max_entries_after"]) == (10, 10)
+    _code, table = sgmesh("status", "--mesh", str(mesh_file), "--region", WEST)
+    assert f"{RULES} / 10" in table
+    assert "prefix lists" in table
+    # AND the plan shows the list, then the group: the reference it gains, the rules it loses
+    planned_list, planned_group = sgmesh.json("plan", "--mesh", str(mesh_file), "--region", WEST)
+    assert (planned_list["prefix_list_id"], planned_list["add"], planned_list["remove"]) == (listed, [], [])
+    assert planned_group["authorize"] == [f"tcp:9042-9042 from {listed}"]
+    assert len(planned_group["revoke"]) == RULES
+    assert (planned_group["rules_before"], planned_group["rules_after"], planned_group["over_quota"]) == (
+        {"ipv4": RULES, "ipv6": 10},
+        {"ipv6": 20},
+        False,
+    )

@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.backends import get_backend
 
-from cloud.prefix_lists import PrefixLists
+from cloud.ec2 import Ec2
 from schemas.events import Cause, CauseKind, Member, MembershipSnapshot, Source
 from sgmesh.local.clients import ApiCall
 from sgmesh.local.prefix_lists import PrefixListChecks
@@ -99,11 +99,11 @@ def max_entries(mesh: Mesh, region: str, prefix_list_id: str) -> int:
 def references(mesh: Mesh, region: str) -> set[tuple[str, int, int, str, str]]:
     """The group's reference rules as the product reads them (descriptions kept by the emulation)."""
     group_id = mesh.stacks[region].security_group_id
-    rules = PrefixLists(mesh.factory.ec2(region)).group_rules(group_id)
+    rules = Ec2(mesh.factory.ec2(region)).ingress_rules(group_id)
     return {
-        (rule.protocol, rule.from_port, rule.to_port, rule.prefix_list_id, rule.description)
+        (ref.protocol, ref.from_port, ref.to_port, ref.prefix_list_id, rule.description)
         for rule in rules
-        if rule.prefix_list_id is not None
+        if (ref := rule.reference) is not None
     }
 
 

@@ -21,13 +21,12 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from cloud.sns_certificates import (
-    CertificateUnavailableError,
     certificate,
     fetch_over_https,
     install_certificate_source,
 )
 from consumers.signatures import SignatureVerifier
-from schemas.errors import InvalidRecordError
+from schemas.errors import CertificateUnavailableError, InvalidRecordError
 from sgmesh.local.sns_certificates import install_local_certificates, moto_certificate_source
 from tests.support.mesh import Mesh
 

@@ -8,12 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.reconcile import check_quota, desired_rules, plan_group, rules_after
+from consumers.reconcile import desired_rules, plan_group
+from consumers.review import GroupReview
 from producers.snapshot import select_members
 from schemas.errors import RuleQuotaExceededError
 from schemas.events import Member, Source
 from schemas.inventory import GroupInstance, InstanceAddresses
-from schemas.rules import ExistingRule, Family, Permission
+from schemas.quota import Family
+from schemas.rules import InboundRule, Permission
 from schemas.settings import AddressMode, PortSpec
 from tests.fakes import make_snapshot
 
@@ -200,7 +202,7 @@ def test_any_converged_group_in_any_mode_with_any_protocols_plans_empty(
     desired = desired_rules("prod", [make_snapshot(EU, 1, members_of(fleet, mode))], ports, mode)
     # What EC2 stores for each authorized rule comes back through `described`, numbers as sent.
     existing = [
-        ExistingRule(
+        InboundRule(
             f"sgr-{n}", Permission.described(p.protocol, p.from_port, p.to_port, p.cidr), rule.description
         )
         for n, (p, rule) in enumerate(desired.items())
@@ -224,7 +226,7 @@ def test_any_dual_stack_fleet_counts_ipv4_and_ipv6_rules_separately(fleet: list[
     members = members_of(fleet, AddressMode.DUAL_STACK)
     desired = desired_rules("prod", [make_snapshot(EU, 1, members)], [TCP], AddressMode.DUAL_STACK)
 
-    counts = rules_after(plan_group(GROUP, "prod", desired, []), [])
+    counts = plan_group(GROUP, "prod", desired, []).weight_after([])
 
     assert counts[Family.IPV4] == sum(1 for known in fleet if known.public_ipv4)
     assert counts[Family.IPV6] == sum(len(known.ipv6) for known in fleet)
@@ -237,7 +239,7 @@ def test_given_40_dual_stack_members_when_checked_then_80_rules_fit_a_60_rule_qu
     plan = plan_group(GROUP, "prod", desired, [])
 
     assert len(plan.authorize) == 80
-    check_quota(plan, [], 60)
+    GroupReview.revoking_first(plan, [], 60).check()
 
 
 def test_given_61_dual_stack_members_when_checked_then_over_quota_names_a_family() -> None:
@@ -247,7 +249,7 @@ def test_given_61_dual_stack_members_when_checked_then_over_quota_names_a_family
     plan = plan_group(GROUP, "prod", desired, [])
 
     with pytest.raises(RuleQuotaExceededError, match="61 ipv4"):
-        check_quota(plan, [], 60)
+        GroupReview.revoking_first(plan, [], 60).check()
 
 
 def test_given_icmp_and_all_for_dual_stack_member_when_counted_then_each_family_gets_its_own() -> None:
@@ -256,6 +258,6 @@ def test_given_icmp_and_all_for_dual_stack_member_when_counted_then_each_family_
         "prod", [make_snapshot(EU, 1, dual_stack_members(1))], ports, AddressMode.DUAL_STACK
     )
 
-    counts = rules_after(plan_group(GROUP, "prod", desired, []), [])
+    counts = plan_group(GROUP, "prod", desired, []).weight_after([])
 
     assert counts == Counter({Family.IPV4: 2, Family.IPV6: 2})

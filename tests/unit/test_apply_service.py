@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from consumers.service import ApplyService
 from schemas.errors import InvalidRecordError, RuleConflictError, RuleQuotaExceededError, SettingsError
 from schemas.events import Member, MembershipSnapshot, Source
-from schemas.rules import ExistingRule, Permission
+from schemas.rules import InboundRule, Permission
 from schemas.settings import AddressMode, Settings
 from tests.fakes import (
     CLUSTER,
@@ -110,7 +110,7 @@ def managed_permissions(groups: FakeSecurityGroups, group_id: str) -> set[Permis
     }
 
 
-def seed_foreign_rules(groups: FakeSecurityGroups) -> dict[str, list[ExistingRule]]:
+def seed_foreign_rules(groups: FakeSecurityGroups) -> dict[str, list[InboundRule]]:
     """An operator's rule, another cluster's rule and a leftover of ours in every group."""
     for group_id in GROUP_IDS:
         groups.add_rule(group_id, OPERATOR_SSH, "ssh from the office")
@@ -203,7 +203,7 @@ def test_given_newer_version_stored_when_older_or_same_arrives_then_no_mutating_
     assert groups.mutating_calls == calls
     assert report.applied == report_again.applied == ()
     assert report.stale == report_again.stale == (newer,)
-    assert all(plan.is_empty for plan in report.plans)
+    assert all(group.plan.is_empty for group in report.review.groups)
     assert states.versions(CLUSTER) == {SOURCES[0].key: 5}
     assert_converged(groups, expected_permissions([newer], AddressMode.PUBLIC))
 

@@ -76,7 +76,7 @@ def test_a_failing_audit_write_does_not_fail_a_correct_reconcile() -> None:
 
     report = consumer.apply([make_snapshot(SOURCE, 1, [make_member("i-00000000000000001", "54.1.2.3/32")])])
 
-    assert [plan.group_id for plan in report.plans] == [GROUP]
+    assert [group.group_id for group in report.review.groups] == [GROUP]
     assert len(groups.rules(GROUP)) == 2
 
 
@@ -88,7 +88,7 @@ def test_plan_reads_only_and_reports_the_quota_instead_of_raising() -> None:
     # A second member would need 4 rules, over the quota of 3: store it without reconciling.
     consumer._states.store_if_newer(make_snapshot(SOURCE, 2, members))
 
-    (review,) = consumer.plan()
+    (review,) = consumer.plan().groups
 
     assert groups.mutating_calls == calls_before
     assert len(review.plan.authorize) == 2

@@ -13,7 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cloud.prefix_lists import PrefixLists
-from consumers.prefix_list_target import PrefixListTarget
+from consumers.errors import PrefixListConfigError
+from consumers.group_targets import SecurityGroups
+from consumers.prefix_list_target import PrefixListApi, PrefixListTarget
 from consumers.prefix_lists import (
     CHANGES_PER_CALL,
     LIST_ENTRIES_LIMIT,
@@ -21,23 +23,30 @@ from consumers.prefix_lists import (
     desired_entries,
     entry_batches,
     plan_target,
-    weigh,
 )
-from schemas.errors import RuleConflictError, RuleQuotaExceededError
+from consumers.service import ApplyService
+from schemas.errors import PrefixListModifyFailedError, RuleConflictError, RuleQuotaExceededError
 from schemas.events import MembershipSnapshot, Source
 from schemas.prefix_lists import (
     EntryBatch,
-    GroupRule,
-    PrefixListConfigError,
     PrefixListEntry,
     PrefixListInfo,
-    PrefixListModifyFailedError,
     PrefixListState,
-    Reference,
+    weigh_references,
 )
-from schemas.rules import Family
+from schemas.quota import Family, Weight
+from schemas.rules import DesiredRule, GroupReference, InboundRule, Permission, Reference
 from schemas.settings import AddressMode, PortSpec, Settings, TargetMode
-from tests.fakes import FakeOutcomes, FakeSourceStates, make_member, make_snapshot
+from tests.fakes import (
+    FakeOutcomes,
+    FakePrefixLists,
+    FakeSecurityGroups,
+    FakeSourceStates,
+    fake_consumer,
+    make_member,
+    make_snapshot,
+    topic_arn,
+)
 
 GROUP = "sg-0123456789abcdef0"
 LIST = "pl-0123456789abcdef0"
@@ -60,27 +69,25 @@ def state(cidrs: frozenset[str] | set[str], max_entries: int = 1000, version: in
 
 def reference_rule(
     rule_id: str, spec: PortSpec, prefix_list_id: str = LIST, description: str = ""
-) -> GroupRule:
-    return GroupRule(
+) -> InboundRule:
+    return InboundRule(
         rule_id,
-        spec.protocol,
-        spec.from_port,
-        spec.to_port,
+        Reference(spec.protocol, spec.from_port, spec.to_port, prefix_list_id),
         description or "sgmesh:prod prefix-list ipv4",
-        prefix_list_id=prefix_list_id,
     )
 
 
-def operator_rules(count: int) -> list[GroupRule]:
+def operator_rules(count: int) -> list[InboundRule]:
     return [
-        GroupRule(f"sgr-op-{n}", "tcp", 22, 22, "bastion", cidr=f"203.0.113.{n + 1}/32") for n in range(count)
+        InboundRule(f"sgr-op-{n}", Permission("tcp", 22, 22, f"203.0.113.{n + 1}/32"), "bastion")
+        for n in range(count)
     ]
 
 
 def plan(
     desired: set[str] | frozenset[str],
     current: PrefixListState,
-    rules: list[GroupRule] | None = None,
+    rules: list[InboundRule] | None = None,
     quota: int = 1000,
     foreign: dict[str, PrefixListInfo] | None = None,
 ) -> TargetPlan:
@@ -163,7 +170,7 @@ def test_given_more_members_than_max_entries_when_planned_then_grow_first_with_h
     assert len(item.added) == 100
     (group,) = result.groups
     # THEN the weight is reported: 3 references, each counted as the list's new MaxEntries
-    assert group.weight_peak == {Family.IPV4: 3 * 110}
+    assert group.rules_peak == {Family.IPV4: 3 * 110}
 
 
 def test_given_enough_room_when_planned_then_no_growth_and_the_list_never_shrinks() -> None:
@@ -183,7 +190,7 @@ def test_given_a_tight_quota_when_growing_then_headroom_is_capped_by_what_each_g
 
     (item,) = result.lists
     assert item.grow_to == 113
-    result.check_quota()
+    result.check()
 
 
 def test_given_a_growth_no_group_can_hold_when_checked_then_refused_naming_group_weight_and_quota() -> None:
@@ -193,7 +200,7 @@ def test_given_a_growth_no_group_can_hold_when_checked_then_refused_naming_group
     result = plan(desired, state(set(), max_entries=50), quota=1000)
 
     with pytest.raises(RuleQuotaExceededError) as refused:
-        result.check_quota()
+        result.check()
     assert refused.value.group_id == GROUP
     assert refused.value.rules_needed == 3 * 400
     assert refused.value.quota == 1000
@@ -203,16 +210,16 @@ def test_an_operators_reference_to_another_list_weighs_its_max_entries() -> None
     other = PrefixListInfo(FOREIGN, Family.IPV4, 1, 40)
     rules = [reference_rule("sgr-op", PortSpec.parse("tcp:22"), FOREIGN, "operator bastion list")]
 
-    weights = weigh(rules, [], {FOREIGN: other})
+    weights = Weight.total(weigh_references(rules, {FOREIGN: other}))
 
     assert weights == {Family.IPV4: 40}
 
 
 def test_group_references_and_unknown_lists_count_once_against_both_families() -> None:
-    group_ref = GroupRule("sgr-g", "tcp", 22, 22, "peer group")
+    group_ref = InboundRule("sgr-g", GroupReference("tcp", 22, 22, "sg-0fedcba9876543210"), "peer group")
     unknown = reference_rule("sgr-u", PortSpec.parse("tcp:22"), FOREIGN, "operator")
 
-    assert weigh([group_ref, unknown], [], {}) == {Family.IPV4: 2, Family.IPV6: 2}
+    assert Weight.total(weigh_references([group_ref, unknown], {})) == {Family.IPV4: 2, Family.IPV6: 2}
 
 
 # --- the group's rules --------------------------------------------------------------------------------
@@ -222,11 +229,11 @@ def test_given_an_empty_group_when_planned_then_one_reference_per_port_spec_with
     result = plan({"54.0.0.1/32"}, state(set(), max_entries=20))
 
     (group,) = result.groups
-    assert [desired.reference for desired in group.authorize] == sorted(
+    assert [desired.reference for desired in group.plan.authorize] == sorted(
         Reference(spec.protocol, spec.from_port, spec.to_port, LIST) for spec in PORTS
     )
-    assert {desired.description for desired in group.authorize} == {"sgmesh:prod prefix-list ipv4"}
-    assert group.revoke == ()
+    assert {desired.description for desired in group.plan.authorize} == {"sgmesh:prod prefix-list ipv4"}
+    assert group.plan.revoke == ()
 
 
 def test_given_references_in_place_when_planned_then_nothing_to_do() -> None:
@@ -241,8 +248,8 @@ def test_given_a_switch_from_per_address_rules_when_planned_then_managed_cidr_ru
     None
 ):
     # GIVEN the security-group target's per-address rules, an operator's rule, an operator's reference
-    legacy = GroupRule(
-        "sgr-old", "tcp", 7000, 7001, "sgmesh:prod eu-west-1/cassandra/i-1", cidr="54.0.0.1/32"
+    legacy = InboundRule(
+        "sgr-old", Permission("tcp", 7000, 7001, "54.0.0.1/32"), "sgmesh:prod eu-west-1/cassandra/i-1"
     )
     stale_port = reference_rule("sgr-stale", PortSpec.parse("tcp:8000"))
     operator = operator_rules(1)
@@ -254,14 +261,14 @@ def test_given_a_switch_from_per_address_rules_when_planned_then_managed_cidr_ru
 
     (group,) = result.groups
     # THEN the operator's identical reference counts as present; only marked rules are revoked
-    assert {desired.reference.protocol + str(desired.reference.from_port) for desired in group.authorize} == {
+    assert {desired.allows.protocol + str(desired.allows.from_port) for desired in group.plan.authorize} == {
         "udp7002",
         "tcp9042",
     }
-    assert {rule.rule_id for rule in group.revoke} == {"sgr-old", "sgr-stale"}
+    assert {rule.rule_id for rule in group.plan.revoke} == {"sgr-old", "sgr-stale"}
     # ... and the peak (references added before anything is revoked) is what the quota check weighs
-    assert group.weight_peak == {Family.IPV4: 1 + 20 + 1 + 20 + 2 * 20}
-    assert group.weight_after == {Family.IPV4: 1 + 20 + 2 * 20}
+    assert group.rules_peak == {Family.IPV4: 1 + 20 + 1 + 20 + 2 * 20}
+    assert group.rules_after == {Family.IPV4: 1 + 20 + 2 * 20}
 
 
 # --- configuration errors -----------------------------------------------------------------------------
@@ -305,10 +312,10 @@ def test_given_more_addresses_than_any_list_holds_when_planned_then_refused() ->
 # --- the target (service layer) against an in-memory EC2 with AWS's version semantics ------------------
 
 
-class FakePrefixListApi:
+class FakePrefixListApi(PrefixListApi, SecurityGroups):
     """One list and one group, with CurrentVersion checked as AWS does; `race` runs before a write."""
 
-    def __init__(self, max_entries: int, rules: list[GroupRule] | None = None) -> None:
+    def __init__(self, max_entries: int, rules: list[InboundRule] | None = None) -> None:
         self.version = 1
         self.max_entries = max_entries
         self.entries: dict[str, PrefixListEntry] = {}
@@ -348,44 +355,72 @@ class FakePrefixListApi:
         self.version += 1
         return self.info
 
-    def group_rules(self, group_id: str) -> list[GroupRule]:
+    def ingress_rules(self, group_id: str) -> list[InboundRule]:
         return list(self.rules)
 
-    def authorize(self, group_id: str, references: Sequence[tuple[Reference, str]]) -> None:
-        self.writes.append(f"authorize {len(references)}")
-        self.rules += [
-            GroupRule(
-                f"sgr-{len(self.rules)}", ref.protocol, ref.from_port, ref.to_port, text, prefix_list_id=LIST
-            )
-            for ref, text in references
-        ]
+    def authorize(self, group_id: str, rules: Sequence[DesiredRule]) -> None:
+        self.writes.append(f"authorize {len(rules)}")
+        self.rules += [InboundRule(f"sgr-{len(self.rules)}", rule.allows, rule.description) for rule in rules]
 
-    def revoke(self, group_id: str, rules: Sequence[GroupRule]) -> None:
+    def revoke(self, group_id: str, rules: Sequence[InboundRule]) -> None:
         self.writes.append(f"revoke {len(rules)}")
         gone = {rule.rule_id for rule in rules}
         self.rules = [rule for rule in self.rules if rule.rule_id not in gone]
 
 
-def target_for(api: FakePrefixListApi, states: FakeSourceStates, quota: int = 1000) -> PrefixListTarget:
-    settings = Settings(
+def list_settings(quota: int) -> Settings:
+    return Settings(
         cluster="prod",
         region="eu-west-1",
         table_name="sgmesh-prod",
         security_group_ids=(GROUP,),
         ports=PORTS,
+        peer_topic_arns=(topic_arn(EU),),
         target=TargetMode.PREFIX_LIST,
         prefix_list_ids=(LIST,),
         rule_quota=quota,
     )
+
+
+def target_for(api: FakePrefixListApi, states: FakeSourceStates, quota: int = 1000) -> PrefixListTarget:
     return PrefixListTarget(
-        settings=settings, states=states, lists=api, outcomes=FakeOutcomes(), logger=Logger(service="test")
+        settings=list_settings(quota),
+        states=states,
+        groups=api,
+        lists=api,
+        outcomes=FakeOutcomes(),
+        logger=Logger(service="test"),
+        rule_quota=lambda: quota,
     )
+
+
+def consumer_for(api: FakePrefixListApi, states: FakeSourceStates, quota: int = 1000) -> ApplyService[Any]:
+    """The consumer the settings make of the prefix-list target, over the one list and group."""
+    return fake_consumer(list_settings(quota), states=states, groups=api, lists=api)
 
 
 def snapshot_of(version: int, count: int) -> MembershipSnapshot:
     return make_snapshot(
         EU, version, [make_member(f"i-{n:017x}", f"54.0.0.{n}/32") for n in range(1, count + 1)]
     )
+
+
+def test_the_consumer_set_to_prefix_lists_grows_the_list_fills_it_and_references_it() -> None:
+    # GIVEN a consumer whose settings choose the prefix-list target, a list of 2 entries, an empty group
+    states = FakeSourceStates()
+    groups = FakeSecurityGroups(GROUP, quota=1000)
+    lists = FakePrefixLists(PrefixListInfo(LIST, Family.IPV4, 1, 2))
+    consumer = fake_consumer(list_settings(1000), states=states, groups=groups, lists=lists)
+
+    # WHEN a snapshot of 3 members arrives
+    consumer.apply([snapshot_of(1, 3)])
+
+    # THEN the list grew (3 + 10 headroom) before it took the members, and the group references it
+    assert lists.writes == ["resize 13", "modify +3 -0"]
+    assert set(lists.entries(LIST)) == {f"54.0.0.{n}/32" for n in range(1, 4)}
+    assert {rule.allows for rule in groups.rules(GROUP)} == {
+        Reference(spec.protocol, spec.from_port, spec.to_port, LIST) for spec in PORTS
+    }
 
 
 def test_given_a_racing_writer_when_reconciled_then_the_stale_write_is_replanned_and_no_member_is_lost() -> (
@@ -403,11 +438,14 @@ def test_given_a_racing_writer_when_reconciled_then_the_stale_write_is_replanned
 
     api.race.append(other_consumer)
 
-    plans = target_for(api, states).reconcile()
+    review = consumer_for(api, states).reconcile()
 
     assert set(api.entries) == {f"54.0.0.{n}/32" for n in range(1, 5)}
     assert api.writes == ["modify +3 -0", "authorize 3"]
-    assert {plan.group_id for plan in plans} == {LIST, GROUP}
+    assert {item.prefix_list_id for item in review.lists} | {group.group_id for group in review.groups} == {
+        LIST,
+        GROUP,
+    }
 
 
 def test_given_a_growth_over_the_quota_when_reconciled_then_refused_before_any_write() -> None:
@@ -418,7 +456,7 @@ def test_given_a_growth_over_the_quota_when_reconciled_then_refused_before_any_w
     with pytest.raises(
         RuleQuotaExceededError, match="would need 90 ipv4 inbound rules, over its quota of 60"
     ):
-        target_for(api, states, quota=60).reconcile()
+        consumer_for(api, states, quota=60).reconcile()
     assert api.writes == []
 
 
@@ -427,14 +465,21 @@ def test_plan_reports_the_list_changes_as_rules_and_each_groups_weight_against_t
     states.store_if_newer(snapshot_of(1, 2))
     api = FakePrefixListApi(max_entries=5)
 
-    list_review, group_review = target_for(api, states, quota=60).review()
+    review = target_for(api, states, quota=60).observe().review()
+    (list_review,) = review.lists
+    (group_review,) = review.groups
 
     # the list: 2 entries, each what 3 port-spec rules would allow; entries after / MaxEntries after
-    assert list_review.plan.group_id == LIST
-    assert len(list_review.plan.authorize) == 2 * 3
-    assert (list_review.rules_after, list_review.quota) == ({Family.IPV4: 2}, 5)
+    assert list_review.prefix_list_id == LIST
+    assert len(list_review.added) == 2
+    assert len(list_review.as_rules(list_review.added)) == 2 * 3
+    assert (list_review.family, list_review.entries_after, list_review.max_entries_after) == (
+        Family.IPV4,
+        2,
+        5,
+    )
     # the group: 3 references, weighing 3 x 5
-    assert [str(rule.permission) for rule in group_review.plan.authorize] == [
+    assert [str(rule.allows) for rule in group_review.plan.authorize] == [
         f"tcp:7000-7001 from {LIST}",
         f"tcp:9042-9042 from {LIST}",
         f"udp:7002-7002 from {LIST}",

@@ -8,10 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumers.reconcile import check_quota, desired_rules, plan_group
+from consumers.reconcile import Plan, desired_rules, plan_group
+from consumers.review import GroupReview
 from schemas.errors import RuleQuotaExceededError
 from schemas.events import Member, Source
-from schemas.rules import DesiredRule, ExistingRule, Permission
+from schemas.rules import DesiredRule, GroupReference, InboundRule, Permission
 from schemas.settings import AddressMode, PortSpec
 from tests.fakes import make_member, make_snapshot
 
@@ -21,6 +22,8 @@ EU = Source(account="111111111111", region="eu-west-1", group="cassandra")
 US = Source(account="111111111111", region="us-east-1", group="cassandra")
 # What AWS allows in a rule description: a-z, A-Z, 0-9, spaces, and ._-:/()#,@[]+=&;{}!$*
 AWS_DESCRIPTION = re.compile(r"^[a-zA-Z0-9. _\-:/()#,@\[\]+=&;{}!$*]{0,255}$")
+# A rule referencing another group: no CIDR, so it weighs one in each family.
+BASTION_GROUP = GroupReference("tcp", 22, 22, "sg-0bbbbbbbbbbbbbbb1")
 
 
 def tcp(cidr: str, port: int = 7000, to_port: int = 7001) -> Permission:
@@ -32,21 +35,24 @@ def desired_for(*cidrs: str) -> dict[Permission, DesiredRule]:
     return desired_rules("prod", [make_snapshot(EU, 1, members)], PORTS, AddressMode.PUBLIC)
 
 
-def managed(rule_id: str, permission: Permission, cluster: str = "prod") -> ExistingRule:
-    return ExistingRule(rule_id, permission, f"sgmesh:{cluster} eu-west-1/cassandra/i-00000000000000001")
+def managed(rule_id: str, permission: Permission, cluster: str = "prod") -> InboundRule:
+    return InboundRule(rule_id, permission, f"sgmesh:{cluster} eu-west-1/cassandra/i-00000000000000001")
 
 
-def v4_rules(count: int, description: str = "operator", first: int = 0) -> list[ExistingRule]:
+def check_quota(plan: Plan, existing: list[InboundRule], quota: int) -> None:
+    GroupReview.revoking_first(plan, existing, quota).check()
+
+
+def v4_rules(count: int, description: str = "operator", first: int = 0) -> list[InboundRule]:
     return [
-        ExistingRule(f"sgr-v4-{n}", tcp(f"203.0.{n // 250}.{n % 250}/32", 22, 22), description)
+        InboundRule(f"sgr-v4-{n}", tcp(f"203.0.{n // 250}.{n % 250}/32", 22, 22), description)
         for n in range(first, first + count)
     ]
 
 
-def v6_rules(count: int) -> list[ExistingRule]:
+def v6_rules(count: int) -> list[InboundRule]:
     return [
-        ExistingRule(f"sgr-v6-{n}", tcp(f"2600:1f18::{n + 1:x}/128", 22, 22), "operator")
-        for n in range(count)
+        InboundRule(f"sgr-v6-{n}", tcp(f"2600:1f18::{n + 1:x}/128", 22, 22), "operator") for n in range(count)
     ]
 
 
@@ -149,14 +155,14 @@ def test_given_managed_rule_no_longer_desired_when_planned_then_revoked() -> Non
 @pytest.mark.parametrize(
     "rule",
     [
-        ExistingRule("sgr-ssh", tcp("203.0.113.7/32", 22, 22), "ssh from the office"),
-        ExistingRule("sgr-blank", tcp("203.0.113.8/32", 22, 22), ""),
-        ExistingRule("sgr-other", tcp("54.8.8.8/32"), "sgmesh:other eu-west-1/cassandra/i-00000000000000001"),
-        ExistingRule("sgr-prefix", tcp("54.8.8.9/32"), "sgmesh:prod-eu eu-west-1/cassandra/i-0000000000001"),
-        ExistingRule("sgr-glued", tcp("54.8.8.10/32"), "sgmesh:prodeu-west-1/cassandra"),
-        ExistingRule("sgr-later", tcp("54.8.8.11/32"), "note sgmesh:prod"),
-        ExistingRule("sgr-case", tcp("54.8.8.12/32"), "SGMESH:prod eu-west-1/cassandra"),
-        ExistingRule("sgr-ref", None, "sgmesh:prod reference to a group"),
+        InboundRule("sgr-ssh", tcp("203.0.113.7/32", 22, 22), "ssh from the office"),
+        InboundRule("sgr-blank", tcp("203.0.113.8/32", 22, 22), ""),
+        InboundRule("sgr-other", tcp("54.8.8.8/32"), "sgmesh:other eu-west-1/cassandra/i-00000000000000001"),
+        InboundRule("sgr-prefix", tcp("54.8.8.9/32"), "sgmesh:prod-eu eu-west-1/cassandra/i-0000000000001"),
+        InboundRule("sgr-glued", tcp("54.8.8.10/32"), "sgmesh:prodeu-west-1/cassandra"),
+        InboundRule("sgr-later", tcp("54.8.8.11/32"), "note sgmesh:prod"),
+        InboundRule("sgr-case", tcp("54.8.8.12/32"), "SGMESH:prod eu-west-1/cassandra"),
+        InboundRule("sgr-ref", BASTION_GROUP, "sgmesh:prod reference to a group"),
     ],
     ids=[
         "operator",
@@ -169,14 +175,14 @@ def test_given_managed_rule_no_longer_desired_when_planned_then_revoked() -> Non
         "reference",
     ],
 )
-def test_given_rule_without_this_clusters_marker_when_planned_then_never_revoked(rule: ExistingRule) -> None:
+def test_given_rule_without_this_clusters_marker_when_planned_then_never_revoked(rule: InboundRule) -> None:
     plan = plan_group(GROUP, "prod", desired_for("54.1.1.1/32"), [rule])
 
     assert plan.revoke == ()
 
 
 def test_given_operator_rule_with_a_desired_permission_when_planned_then_it_counts_as_present() -> None:
-    operator = ExistingRule("sgr-op", tcp("54.1.1.1/32"), "cassandra node, added by hand")
+    operator = InboundRule("sgr-op", tcp("54.1.1.1/32"), "cassandra node, added by hand")
 
     plan = plan_group(GROUP, "prod", desired_for("54.1.1.1/32"), [operator])
 
@@ -237,7 +243,7 @@ def test_given_full_group_whose_members_are_replaced_when_checked_then_revokes_m
 
 
 def test_given_group_reference_rule_when_checked_then_it_counts_against_the_quota() -> None:
-    existing = [*v4_rules(58), ExistingRule("sgr-ref", None, "from the bastion group")]
+    existing = [*v4_rules(58), InboundRule("sgr-ref", BASTION_GROUP, "from the bastion group")]
     plan = plan_group(
         GROUP,
         "prod",
@@ -277,15 +283,15 @@ DESCRIPTIONS = st.sampled_from(
 
 
 @st.composite
-def existing_rules(draw: st.DrawFn) -> list[ExistingRule]:
+def existing_rules(draw: st.DrawFn) -> list[InboundRule]:
     # A group never holds two rules with the same permission: EC2 refuses the second as a duplicate.
     permissions = draw(st.lists(PERMISSIONS, unique=True, max_size=12))
-    rules = [ExistingRule(f"sgr-{n}", p, draw(DESCRIPTIONS)) for n, p in enumerate(permissions)]
+    rules = [InboundRule(f"sgr-{n}", p, draw(DESCRIPTIONS)) for n, p in enumerate(permissions)]
     references = draw(st.integers(0, 2))
-    return rules + [ExistingRule(f"sgr-ref-{n}", None, draw(DESCRIPTIONS)) for n in range(references)]
+    return rules + [InboundRule(f"sgr-ref-{n}", BASTION_GROUP, draw(DESCRIPTIONS)) for n in range(references)]
 
 
-def is_prod_managed(rule: ExistingRule) -> bool:
+def is_prod_managed(rule: InboundRule) -> bool:
     return rule.permission is not None and (
         rule.description == "sgmesh:prod" or rule.description.startswith("sgmesh:prod ")
     )
@@ -296,7 +302,7 @@ def is_prod_managed(rule: ExistingRule) -> bool:
     existing=existing_rules(),
 )
 def test_applying_the_plan_makes_managed_rules_desired_and_leaves_unmarked_rules_alone(
-    desired_permissions: set[Permission], existing: list[ExistingRule]
+    desired_permissions: set[Permission], existing: list[InboundRule]
 ) -> None:
     desired = {
         p: DesiredRule(p, "sgmesh:prod eu-west-1/cassandra/i-00000000000000009") for p in desired_permissions
@@ -305,8 +311,7 @@ def test_applying_the_plan_makes_managed_rules_desired_and_leaves_unmarked_rules
     plan = plan_group(GROUP, "prod", desired, existing)
     revoked = {rule.rule_id for rule in plan.revoke}
     after = [rule for rule in existing if rule.rule_id not in revoked] + [
-        ExistingRule(f"sgr-new-{n}", rule.permission, rule.description)
-        for n, rule in enumerate(plan.authorize)
+        InboundRule(f"sgr-new-{n}", rule.allows, rule.description) for n, rule in enumerate(plan.authorize)
     ]
 
     unmanaged_before = [rule for rule in existing if not is_prod_managed(rule)]

@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 
 from cloud.clients import ClientFactory
 from cloud.service_quotas import RULES_PER_GROUP, SERVICE_CODE, RuleBudgetReader
-from schemas.quota import QuotaOrigin, RuleBudget, rule_budget
-from schemas.rules import Family
+from schemas.quota import Family, QuotaOrigin, RuleBudget, rule_budget
 from sgmesh.local.stack import StackSpec
 from sgmesh.operator import Operator
 from tests.support.mesh import TWO_REGIONS, Mesh, Provisioner
@@ -162,5 +161,5 @@ def test_given_a_setting_above_the_account_quota_then_the_consumer_refuses_a_pla
     calls = mesh.calls.since(first)
     assert [call.operation for call in calls if call.service == "ec2" and call.mutating] == []
     assert [(c.region, c.params) for c in calls if c.operation == "GetServiceQuota"] == [(EAST, EXPECTED)]
-    (review,) = Operator(mesh.mesh_file(None)).plan(EAST)
+    (review,) = Operator(mesh.mesh_file(None)).plan(EAST).groups
     assert (review.quota, review.over_quota, review.rules_after[Family.IPV4]) == (60, True, 65)

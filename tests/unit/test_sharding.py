@@ -11,19 +11,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumers.reconcile import Plan, plan_group, rules_after
+from consumers.errors import ShardsFullError
+from consumers.reconcile import plan_group
 from consumers.sharding import (
     GroupPlans,
     Placement,
     Shard,
-    ShardsFullError,
     ordered_steps,
     place,
     plan_shards,
     score,
 )
 from schemas.errors import RuleQuotaExceededError
-from schemas.rules import DesiredRule, ExistingRule, Family, Permission
+from schemas.quota import Family, Weight
+from schemas.rules import Allows, DesiredRule, GroupReference, InboundRule, Permission
 
 CLUSTER = "prod"
 MARKER = f"sgmesh:{CLUSTER} eu-west-1/cassandra/i-00000000000000001"
@@ -50,16 +51,16 @@ def desired_for(
     }
 
 
-def rule(permission: Permission | None, description: str = MARKER) -> ExistingRule:
-    return ExistingRule(f"sgr-{next(_rule_ids):017x}", permission, description)
+def rule(allows: Allows, description: str = MARKER) -> InboundRule:
+    return InboundRule(f"sgr-{next(_rule_ids):017x}", allows, description)
 
 
-def holding(desired: dict[Permission, DesiredRule], *cidrs: str) -> tuple[ExistingRule, ...]:
+def holding(desired: dict[Permission, DesiredRule], *cidrs: str) -> tuple[InboundRule, ...]:
     """The managed rules a group has when the addresses live there."""
     return tuple(rule(p) for p in desired if p.cidr in cidrs)
 
 
-def operator_rules(amount: int, first: int = 0) -> tuple[ExistingRule, ...]:
+def operator_rules(amount: int, first: int = 0) -> tuple[InboundRule, ...]:
     return tuple(
         rule(Permission("tcp", 22, 22, f"203.0.113.{n}/32"), "bastion") for n in range(first, first + amount)
     )
@@ -78,7 +79,7 @@ def applied(
         revoked = {r.rule_id for r in plan.revoke}
         kept = tuple(r for r in existing if r.rule_id not in revoked)
         result.append(
-            Shard(plan.group_id, kept + tuple(rule(r.permission, r.description) for r in plan.authorize))
+            Shard(plan.group_id, kept + tuple(rule(r.allows, r.description) for r in plan.authorize))
         )
     return result
 
@@ -273,7 +274,13 @@ def test_given_more_than_fits_when_checked_then_the_error_names_the_groups_rules
     # THEN the error is a quota error naming both groups, the rules needed, the room and the overflow
     error = raised.value
     assert isinstance(error, ShardsFullError)
-    assert (error.group_ids, error.family, error.rules_needed, error.quota) == ((a, b), "ipv4", 21, 19)
+    assert (error.group_ids, error.family, error.rules_needed, error.room, error.quota) == (
+        (a, b),
+        "ipv4",
+        21,
+        19,
+        10,
+    )
     assert len(error.unplaced) == 1
     assert str(error).startswith(
         f"sharded security groups {a}, {b} would need 21 ipv4 inbound rules "
@@ -295,7 +302,7 @@ def test_given_more_than_fits_when_planned_then_the_overflow_shows_in_its_first_
     # THEN the group's plan carries every rule, and its count is over the quota for the review to report
     ((plan, existing),) = sharded.plans
     assert len(plan.authorize) == 9
-    assert rules_after(plan, existing)[Family.IPV4] == 9
+    assert plan.weight_after(existing)[Family.IPV4] == 9
 
 
 def test_given_other_rules_when_planned_then_they_take_room_and_are_never_revoked() -> None:
@@ -304,7 +311,7 @@ def test_given_other_rules_when_planned_then_they_take_room_and_are_never_revoke
     foreign = (
         *operator_rules(1),
         rule(Permission("tcp", 7000, 7001, v4(50)), "sgmesh:other eu-west-1/x/i-00000000000000009"),
-        rule(None, "a group reference"),
+        rule(GroupReference("tcp", 22, 22, "sg-0bbbbbbbbbbbbbbb1"), "a group reference"),
     )
     desired = desired_for([v4(1)])
 
@@ -312,7 +319,7 @@ def test_given_other_rules_when_planned_then_they_take_room_and_are_never_revoke
     sharded = plan_shards(CLUSTER, desired, [Shard(group, foreign)], quota=6)
 
     # THEN the address fits beside them and no foreign rule is revoked
-    sharded.check(6)
+    sharded.check()
     assert all(not s.revoke for s in sharded.steps)
     with pytest.raises(ShardsFullError):
         place(CLUSTER, desired_for([v4(1), v4(2)]), [Shard(group, foreign)], quota=6).check()
@@ -361,7 +368,7 @@ def test_every_desired_rule_is_placed_exactly_once_and_no_group_passes_its_room(
         return
     placement.check()
     for plan, existing in plan_shards(CLUSTER, desired, shards, quota).plans:
-        assert all(n <= quota for n in rules_after(plan, existing).values()), plan.group_id
+        assert all(n <= quota for n in plan.weight_after(existing).values()), plan.group_id
 
 
 @settings(max_examples=200)
@@ -372,7 +379,7 @@ def test_no_step_order_leaves_a_member_out_of_every_group_or_passes_the_quota(
     desired, shards, quota = situation
     sharded = plan_shards(CLUSTER, desired, shards, quota)
     try:
-        sharded.check(quota)
+        sharded.check()
     except RuleQuotaExceededError:
         return  # the service refuses before any step
     state = {s.group_id: list(s.existing) for s in shards}
@@ -380,12 +387,12 @@ def test_no_step_order_leaves_a_member_out_of_every_group_or_passes_the_quota(
     for step in sharded.steps:
         revoked = {r.rule_id for r in step.revoke}
         state[step.group_id] = [r for r in state[step.group_id] if r.rule_id not in revoked]
-        state[step.group_id] += [rule(r.permission) for r in step.authorize]
+        state[step.group_id] += [rule(r.allows) for r in step.authorize]
         now = {p for rules in state.values() for r in rules if (p := r.permission) is not None}
         # A desired permission, once anywhere, is somewhere after every step.
         assert (present & set(desired)) <= now
         # EC2 refuses an authorize that passes the quota.
-        counts = rules_after(Plan(step.group_id, (), ()), state[step.group_id])
+        counts = Weight.total(state[step.group_id])
         assert all(counts[r.permission.family] <= quota for r in step.authorize), step.group_id
     final = {p for rules in state.values() for r in rules if (p := r.permission) is not None}
     assert set(desired) <= final

@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 from cloud.sns_certificates import (
     CachedCertificates,
-    CertificateUnavailableError,
     certificate,
     fetch_over_https,
     install_certificate_source,
@@ -27,7 +26,7 @@ from consumers.signatures import (
     string_to_sign,
     verify_envelope,
 )
-from schemas.errors import InvalidRecordError
+from schemas.errors import CertificateUnavailableError, InvalidRecordError
 from tests.support.sns_signing import CERTIFICATE_URL, TOPIC_ARN, notification, other_signer, sns_signer
 
 SIGNED_FIELDS = ("Message", "MessageId", "Timestamp", "TopicArn", "Type", "Subject")
