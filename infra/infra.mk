@@ -1,12 +1,13 @@
 # Infrastructure targets (issue 4): artifacts, deploy, template linting and checkov's own virtualenv.
-# Included from the Makefile, whose VENV, BIN, STAMP and PYTHON it uses. Include it before any rule
-# that names $(CHECKOV_STAMP) (make expands prerequisites as it reads them); it leaves the Makefile's
-# default goal as it was.
+# Included from the Makefile, whose VENV, BIN, STAMP, venv_problem and venv_recipe it uses. Include it
+# before any rule that names $(CHECKOV_STAMP) (make expands prerequisites as it reads them); it leaves
+# the Makefile's default goal as it was.
 
 INFRA_SAVED_GOAL := $(.DEFAULT_GOAL)
 
 CHECKOV_VENV := build/checkov-venv
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+CHECKOV_VENV_PROBLEM := $(call venv_problem,$(CHECKOV_VENV))
 CHECKOV_REQUIREMENT := checkov>=3.2,<4
 CONFIG ?= sgmesh.toml
 REGIONS ?=
@@ -24,8 +25,8 @@ deploy: $(STAMP)
 	$(BIN)/python -m infra.deploy --config $(CONFIG) --regions $(REGIONS)
 
 # checkov pins an older boto3 than the project's, so it gets a virtualenv of its own (about 40 s once).
-$(CHECKOV_STAMP): infra/infra.mk
-	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+$(CHECKOV_STAMP): infra/infra.mk $(if $(CHECKOV_VENV_PROBLEM),FORCE)
+	$(call venv_recipe,$(CHECKOV_VENV),$(CHECKOV_VENV_PROBLEM))
 	@echo "installing checkov into $(CHECKOV_VENV) (log: $(CHECKOV_VENV)/install.log)"
 	@{ $(CHECKOV_VENV)/bin/python -m pip install --upgrade pip && \
 		$(CHECKOV_VENV)/bin/python -m pip install '$(CHECKOV_REQUIREMENT)'; } \

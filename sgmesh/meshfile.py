@@ -31,7 +31,7 @@ from schemas.names import (
 )
 from schemas.settings import AddressMode, PortSpec, Settings, TargetMode
 
-# Not sgmesh.toml: that name is the deploy file `make deploy` reads (README.md, Deploying).
+# Not sgmesh.toml: that name is the deploy file `make deploy` reads (docs/deploying.md).
 DEFAULT_MESH_FILE = "sgmesh.mesh.toml"
 
 

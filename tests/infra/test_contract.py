@@ -20,7 +20,7 @@ HANDLERS = {
     "TrueupFunction": "producers.trueup.handler",
     "ConsumerFunction": "consumers.apply.handler",
 }
-# Who reads what (DESIGN.md section 4); Lambda itself sets AWS_REGION.
+# Who reads what (docs/configuration.md, Settings); Lambda itself sets AWS_REGION.
 COMMON = {"SGMESH_CLUSTER", "SGMESH_TABLE_NAME", "SGMESH_ADDRESS"}
 PRODUCER = COMMON | {"SGMESH_TOPIC_ARN", "SGMESH_ASG_NAMES"}
 CONSUMER = COMMON | {

@@ -66,7 +66,7 @@ def test_the_lifecycle_buffer_and_its_event_source_match(sam_template: dict[str,
     assert source["Properties"]["BatchSize"] == SPEC.batch_size
     assert source["Properties"]["MaximumBatchingWindowInSeconds"] == SPEC.buffer_batching_window_seconds
     assert source["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    # The local runtime is serial; in AWS two batches at most run at once (the README says so), which
+    # The local runtime is serial; in AWS two batches at most run at once (docs/deploying.md says so), which
     # keeps a storm's describes within EC2's throttling bucket.
     assert source["Properties"]["ScalingConfig"] == {"MaximumConcurrency": 2}
 

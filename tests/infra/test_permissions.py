@@ -53,8 +53,8 @@ ON_BEHALF = ("logs:", "kms:", "sqs:")
 
 
 class AcceptLifecycleCompletions:
-    """moto has no CompleteLifecycleAction (DESIGN.md section 6): answer it as AWS does for a pending
-    action. The call is still recorded, and its permission checked, before it is answered."""
+    """moto has no CompleteLifecycleAction (docs/development.md, What moto lacks): answer it as AWS does
+    for a pending action. The call is still recorded, and its permission checked, before it is answered."""
 
     def register(self, client: Any) -> None:
         if client.meta.service_model.service_id.hyphenize() == "auto-scaling":
