@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from cloud.clients import client_factory
-from cloud.sqs_batches import WholeBatchProcessor
+from batches.sqs import WholeBatchProcessor
 from consumers.bootstrap import apply_service, logger
 from consumers.metrics import metrics
 from schemas.events import MembershipSnapshot

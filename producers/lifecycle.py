@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cloud.sqs_batches import WholeBatchProcessor, is_sqs_batch
+from batches.sqs import WholeBatchProcessor, is_sqs_batch
 from producers.bootstrap import logger, snapshot_service
 from schemas.lifecycle import InvalidEventError, LifecycleAction, parse_producer_event
 
