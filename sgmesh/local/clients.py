@@ -20,7 +20,7 @@ class ClientExtension(Protocol):
 class ExtendedClientFactory(ClientFactory):
     """A ClientFactory whose clients get each registered extension's botocore event handlers."""
 
-    def __init__(self, session: Session | None, *extensions: ClientExtension) -> None:
+    def __init__(self, session: Session, *extensions: ClientExtension) -> None:
         super().__init__(session)
         self._extensions = list(extensions)
 
