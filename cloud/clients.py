@@ -26,8 +26,9 @@ CLIENT_CONFIG = Config(
 
 
 class ClientFactory:
-    """Builds one client per (service, region) on first use. The endpoint comes from boto3 itself
-    (`AWS_ENDPOINT_URL`), so the product has no endpoint code path of its own."""
+    """Builds one client per (service, region) on first use, from `session` (boto3's default one if
+    None). The endpoint comes from boto3 itself (`AWS_ENDPOINT_URL` in Lambda) or from the session the
+    caller hands over, so the product has no endpoint code path of its own."""
 
     def __init__(self, session: boto3.session.Session | None = None) -> None:
         self._session = session
@@ -62,20 +63,3 @@ class ClientFactory:
         client = self._session.client(service, region_name=region, config=CLIENT_CONFIG)  # type: ignore[call-overload]
         self.throttles.register(client)
         return client
-
-
-_installed: ClientFactory | None = None
-
-
-def client_factory() -> ClientFactory:
-    """The process-wide factory, created on first use."""
-    global _installed
-    if _installed is None:
-        _installed = ClientFactory()
-    return _installed
-
-
-def install_client_factory(factory: ClientFactory | None) -> None:
-    """Replace the process-wide factory (tests, the local runtime); None restores the default."""
-    global _installed
-    _installed = factory

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import process_partial_response
@@ -10,34 +11,45 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cloud.clients import client_factory
-from cloud.sqs_batches import WholeBatchProcessor
+from batches.sqs import WholeBatchProcessor
+from cloud.clients import ClientFactory
 from consumers.bootstrap import apply_service, logger
 from consumers.metrics import metrics
 from schemas.events import MembershipSnapshot
 
 
-@metrics.log_metrics
-@logger.inject_lambda_context(clear_state=True)
-def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    service = apply_service()
-    throttles = client_factory().throttles
-    throttled_before = throttles.count
+def bind(
+    environ: Mapping[str, str], clients: ClientFactory
+) -> Callable[[dict[str, Any], LambdaContext], PartialItemFailureResponse]:
+    """The handler for this environment and these clients (the local runtime binds each region's)."""
 
-    def accept(record: SQSRecord) -> MembershipSnapshot:
-        return service.accept(record.body, record.message_id)
+    @metrics.log_metrics
+    @logger.inject_lambda_context(clear_state=True)
+    def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+        service = apply_service(environ, clients)
+        throttled_before = clients.throttles.count
 
-    def apply(snapshots: Sequence[MembershipSnapshot]) -> Sequence[MembershipSnapshot]:
-        service.apply(snapshots)
-        return ()
+        def accept(record: SQSRecord) -> MembershipSnapshot:
+            return service.accept(record.body, record.message_id)
 
-    response = process_partial_response(
-        event=event,
-        record_handler=accept,
-        processor=WholeBatchProcessor(apply, logger),
-        context=context,
-    )
-    service.count_invocation(
-        retried=len(response.get("batchItemFailures", [])), throttled=throttles.count - throttled_before
-    )
-    return response
+        def apply(snapshots: Sequence[MembershipSnapshot]) -> Sequence[MembershipSnapshot]:
+            service.apply(snapshots)
+            return ()
+
+        response = process_partial_response(
+            event=event,
+            record_handler=accept,
+            processor=WholeBatchProcessor(apply, logger),
+            context=context,
+        )
+        service.count_invocation(
+            retried=len(response.get("batchItemFailures", [])),
+            throttled=clients.throttles.count - throttled_before,
+        )
+        return response
+
+    return handler
+
+
+# Lambda's entry point: the function's environment, and boto3's own configuration for the clients.
+handler = bind(os.environ, ClientFactory())

@@ -1,14 +1,13 @@
-"""Composition root of the consumer: builds the apply service for this environment, lazily."""
+"""Composition root of the consumer: builds the apply service for an environment, lazily."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.logging import Logger
 
-from cloud.clients import ClientFactory, client_factory
+from cloud.clients import ClientFactory
 from cloud.dynamodb import Table
 from cloud.ec2 import Ec2
 from cloud.prefix_lists import PrefixLists
@@ -91,9 +90,10 @@ def target(
     )
 
 
-def apply_service() -> ApplyService[Any]:
-    """The service for the current environment and client factory, built on first use."""
-    key = (current_settings(os.environ), client_factory())
+def apply_service(environ: Mapping[str, str], clients: ClientFactory) -> ApplyService[Any]:
+    """The service for this environment (Lambda's: the process's own) and these clients, built on
+    first use; the settings are read at each call, never at import."""
+    key = (current_settings(environ), clients)
     if key not in _services:
         _services[key] = build(*key)
     return _services[key]

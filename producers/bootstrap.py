@@ -1,13 +1,13 @@
-"""Composition root of the producers: builds the snapshot service for this environment, lazily."""
+"""Composition root of the producers: builds the snapshot service for an environment, lazily."""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 
 from aws_lambda_powertools.logging import Logger
 
 from cloud.autoscaling import AutoScaling
-from cloud.clients import ClientFactory, client_factory
+from cloud.clients import ClientFactory
 from cloud.dynamodb import Table
 from cloud.ec2 import Ec2
 from cloud.sns import Topic
@@ -33,9 +33,10 @@ def build(settings: Settings, clients: ClientFactory) -> SnapshotService:
     )
 
 
-def snapshot_service() -> SnapshotService:
-    """The service for the current environment and client factory, built on first use."""
-    key = (current_settings(os.environ), client_factory())
+def snapshot_service(environ: Mapping[str, str], clients: ClientFactory) -> SnapshotService:
+    """The service for this environment (Lambda's: the process's own) and these clients, built on
+    first use; the settings are read at each call, never at import."""
+    key = (current_settings(environ), clients)
     if key not in _services:
         _services[key] = build(*key)
     return _services[key]

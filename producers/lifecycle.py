@@ -4,7 +4,8 @@ buffering queue) and the seed's true-up event become published snapshots."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -12,26 +13,41 @@ from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from cloud.sqs_batches import WholeBatchProcessor, is_sqs_batch
+from batches.sqs import WholeBatchProcessor, is_sqs_batch
+from cloud.clients import ClientFactory
 from producers.bootstrap import logger, snapshot_service
 from schemas.errors import InvalidEventError
 from schemas.lifecycle import LifecycleAction, parse_producer_event
 
 
-@logger.inject_lambda_context(clear_state=True)
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    service = snapshot_service()
-    if is_sqs_batch(event):
+def bind(
+    environ: Mapping[str, str], clients: ClientFactory
+) -> Callable[[dict[str, Any], LambdaContext], dict[str, Any]]:
+    """The handler for this environment and these clients (the local runtime binds each region's)."""
 
-        def act(actions: Sequence[LifecycleAction]) -> Sequence[LifecycleAction]:
-            return service.on_lifecycle_actions(actions).not_ready
+    @logger.inject_lambda_context(clear_state=True)
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        service = snapshot_service(environ, clients)
+        if is_sqs_batch(event):
 
-        response = process_partial_response(
-            event=event, record_handler=_action, processor=WholeBatchProcessor(act, logger), context=context
-        )
-        return dict(response)
-    published = service.handle(parse_producer_event(event))
-    return {"published": [asdict(item) for item in published]}
+            def act(actions: Sequence[LifecycleAction]) -> Sequence[LifecycleAction]:
+                return service.on_lifecycle_actions(actions).not_ready
+
+            response = process_partial_response(
+                event=event,
+                record_handler=_action,
+                processor=WholeBatchProcessor(act, logger),
+                context=context,
+            )
+            return dict(response)
+        published = service.handle(parse_producer_event(event))
+        return {"published": [asdict(item) for item in published]}
+
+    return handler
+
+
+# Lambda's entry point: the function's environment, and boto3's own configuration for the clients.
+handler = bind(os.environ, ClientFactory())
 
 
 def _action(record: SQSRecord) -> LifecycleAction:

@@ -12,12 +12,15 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from rich.console import Console
 
+from cloud.clients import ClientFactory
 from schemas.errors import PermanentError, SettingsError, SgmeshError
 from sgmesh import render
 from sgmesh.meshfile import DEFAULT_MESH_FILE, MeshFile, load
 from sgmesh.operator import Operator
 
 if TYPE_CHECKING:
+    from boto3.session import Session
+
     from consumers.review import Review
     from producers.service import Published
 
@@ -25,9 +28,11 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_REGIONS = "us-east-1,us-west-2,eu-west-1"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, clients: ClientFactory | None = None) -> int:
+    """Run one command; `clients` (the tests') replaces the AWS clients the mesh file would give."""
     parser = _parser()
     args = parser.parse_args(argv)
+    args.clients = clients
     console = Console(soft_wrap=True)
     try:
         command: Callable[[argparse.Namespace, Console], int] = args.command
@@ -110,18 +115,17 @@ def _parser() -> argparse.ArgumentParser:
 
 def _operator(args: argparse.Namespace) -> Operator:
     mesh = load(args.mesh)
-    _point_at(mesh)
-    return Operator(mesh)
+    return Operator(mesh, args.clients or ClientFactory(_session(mesh)))
 
 
-def _point_at(mesh: MeshFile) -> None:
-    """A local mesh file names its embedded endpoint; boto3 then talks to it like to AWS."""
-    if mesh.endpoint_url:
-        from sgmesh.local.embedded import LOCAL_CREDENTIALS
+def _session(mesh: MeshFile) -> Session | None:
+    """A local mesh file names its embedded endpoint, which a session of its own talks to; any other
+    mesh is AWS, reached through boto3's own configuration (None: its default session)."""
+    if not mesh.endpoint_url:
+        return None
+    from sgmesh.local.embedded import EndpointSession
 
-        os.environ["AWS_ENDPOINT_URL"] = mesh.endpoint_url
-        for name, value in LOCAL_CREDENTIALS.items():
-            os.environ.setdefault(name, value)
+    return EndpointSession(mesh.endpoint_url)
 
 
 def _status(args: argparse.Namespace, console: Console) -> int:

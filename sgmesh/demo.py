@@ -99,8 +99,8 @@ def run_demo(console: Console, regions: tuple[str, ...], instances: int, *, as_j
         console.print("[red]sgmesh: the demo needs at least two regions[/]")
         return 2
     started = time.perf_counter()
-    with _quiet_product_logs(), embedded_aws():
-        mesh = LocalMesh(regions, StackSpec()).provision(instances)
+    with _quiet_product_logs(), embedded_aws() as endpoint:
+        mesh = LocalMesh(endpoint, regions, StackSpec()).provision(instances)
         try:
             results = run_story(mesh) if as_json else _run_live(console, mesh)
             converged = all(result.converged for result in results) and mesh.converged()
@@ -174,7 +174,7 @@ def run_local(
 ) -> int:
     """Start the mesh, converge it, write its mesh file, and keep it running for the operator CLI."""
     with _quiet_product_logs(), embedded_aws() as endpoint:
-        mesh = LocalMesh(regions, StackSpec()).provision(instances)
+        mesh = LocalMesh(endpoint, regions, StackSpec()).provision(instances)
         mesh.trueup_everywhere()
         outcome = mesh.run_until_converged()
         mesh_path.parent.mkdir(parents=True, exist_ok=True)

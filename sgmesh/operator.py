@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from aws_lambda_powertools.logging import Logger
 
-from cloud.clients import client_factory
+from cloud.clients import ClientFactory
 from cloud.dynamodb import Table
 from cloud.service_quotas import RuleBudgetReader
 from consumers.bootstrap import build as build_consumer
@@ -89,11 +89,12 @@ class RegionStatus:
 
 
 class Operator:
-    def __init__(self, mesh: MeshFile) -> None:
+    def __init__(self, mesh: MeshFile, clients: ClientFactory) -> None:
         self.mesh = mesh
+        self.clients = clients
 
     def _table(self, region: str, table_name: str) -> Table:
-        return Table(client_factory().dynamodb(region), table_name)
+        return Table(self.clients.dynamodb(region), table_name)
 
     def status(self, regions: list[str] | None = None) -> list[RegionStatus]:
         published = self._published_versions()
@@ -129,16 +130,16 @@ class Operator:
 
     def _rule_budget(self, region: str) -> RuleBudgetReader:
         settings = self.mesh.settings(region)
-        return RuleBudgetReader(client_factory().service_quotas(region), settings.rule_quota, _logger)
+        return RuleBudgetReader(self.clients.service_quotas(region), settings.rule_quota, _logger)
 
     def plan(self, region: str, budget: RuleBudgetReader | None = None) -> Review:
         """The consumer's own plan, against the same rule budget it would check."""
         budget = budget or self._rule_budget(region)
-        return build_consumer(self.mesh.settings(region), client_factory(), budget).plan()
+        return build_consumer(self.mesh.settings(region), self.clients, budget).plan()
 
     def replay(self, region: str) -> Review:
         """Rebuild the desired state from the region's table and reconcile; returns what was done."""
-        consumer = build_consumer(self.mesh.settings(region), client_factory(), self._rule_budget(region))
+        consumer = build_consumer(self.mesh.settings(region), self.clients, self._rule_budget(region))
         before = consumer.plan()
         consumer.reconcile()
         return before
@@ -146,7 +147,7 @@ class Operator:
     def trueup(self, regions: list[str] | None = None, *, resync: bool = False) -> list[Published]:
         published: list[Published] = []
         for region in regions or list(self.mesh.regions):
-            producer = build_producer(self.mesh.settings(region), client_factory())
+            producer = build_producer(self.mesh.settings(region), self.clients)
             published += producer.trueup(TrueupRequest(resync=resync))
         return published
 

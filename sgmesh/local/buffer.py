@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-import boto3
+from boto3.session import Session
 
 from sgmesh.local.clock import SimClock
 from sgmesh.local.esm import EventSourceMapping
@@ -23,10 +23,12 @@ class BufferQueue:
     dlq_url: str
 
 
-def create_buffer(region: str, spec: StackSpec) -> BufferQueue:
+def create_buffer(session: Session, region: str, spec: StackSpec) -> BufferQueue:
     """The buffer queue and its dead-letter queue, with the settings the template gives them."""
     return BufferQueue(
-        *create_queue_with_dlq(region, spec, spec.buffer_name, spec.buffer_visibility_timeout_seconds)
+        *create_queue_with_dlq(
+            session, region, spec, spec.buffer_name, spec.buffer_visibility_timeout_seconds
+        )
     )
 
 
@@ -35,6 +37,7 @@ class LifecycleBuffer:
 
     def __init__(
         self,
+        session: Session,
         stack: RegionStack,
         spec: StackSpec,
         clock: SimClock,
@@ -42,10 +45,11 @@ class LifecycleBuffer:
         queue: BufferQueue,
     ) -> None:
         self.queue = queue
-        self._sqs = boto3.client("sqs", region_name=stack.region)
+        self._sqs = session.client("sqs", region_name=stack.region)
         # The mapping reads its queue from the stack and its timings from the spec: it gets views of
         # both with the buffer's queue and the lifecycle function's batching and timeout.
         self.mapping = EventSourceMapping(
+            session,
             replace(stack, queue_url=queue.url, queue_arn=queue.arn, dlq_url=queue.dlq_url),
             replace(
                 spec,

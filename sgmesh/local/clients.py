@@ -6,6 +6,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from boto3.session import Session
+
 from cloud.clients import ClientFactory
 
 READ_PREFIXES = ("Describe", "Get", "List", "Query", "Scan", "BatchGet", "Receive")
@@ -18,8 +20,8 @@ class ClientExtension(Protocol):
 class ExtendedClientFactory(ClientFactory):
     """A ClientFactory whose clients get each registered extension's botocore event handlers."""
 
-    def __init__(self, *extensions: ClientExtension) -> None:
-        super().__init__()
+    def __init__(self, session: Session, *extensions: ClientExtension) -> None:
+        super().__init__(session)
         self._extensions = list(extensions)
 
     def extend(self, extension: ClientExtension) -> None:

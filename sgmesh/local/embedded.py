@@ -1,42 +1,49 @@
-"""The embedded AWS: a moto server on a free loopback port, and the environment that points at it."""
+"""The embedded AWS: a moto server on a free loopback port, and boto3 sessions that talk to it."""
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
+import boto3
 import requests
 from moto.server import ThreadedMotoServer
 
 # Moto accepts any credentials; these only keep boto3 from looking for real ones.
-LOCAL_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "sgmesh-local",
-    "AWS_SECRET_ACCESS_KEY": "sgmesh-local",
-    "AWS_SESSION_TOKEN": "sgmesh-local",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
+LOCAL_CREDENTIAL = "sgmesh-local"
+
+
+class EndpointSession(boto3.session.Session):
+    """A boto3 session whose clients all talk to `endpoint` with local credentials, whatever the
+    process environment says: the local runtime and the CLI hand it to the product's ClientFactory,
+    which stays unaware of endpoints."""
+
+    def __init__(self, endpoint: str) -> None:
+        super().__init__(
+            aws_access_key_id=LOCAL_CREDENTIAL,
+            aws_secret_access_key=LOCAL_CREDENTIAL,
+            aws_session_token=LOCAL_CREDENTIAL,
+            region_name="us-east-1",
+        )
+        self.endpoint = endpoint
+
+    def client(self, *args: Any, **kwargs: Any) -> Any:
+        return super().client(*args, **{**kwargs, "endpoint_url": self.endpoint})
 
 
 @contextmanager
 def embedded_aws() -> Iterator[str]:
-    """Start moto on 127.0.0.1 (a free port), point boto3 at it, and yield its endpoint."""
+    """Start moto on 127.0.0.1 (a free port) and yield its endpoint; stop it on exit."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    # moto keeps its state per process, shared by every server in it: a new mesh starts from nothing.
-    requests.post(f"{endpoint}/moto-api/reset", timeout=30).raise_for_status()
-    saved = {name: os.environ.get(name) for name in (*LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL")}
-    os.environ.update({**LOCAL_CREDENTIALS, "AWS_ENDPOINT_URL": endpoint})
     try:
+        # moto keeps its state per process, shared by every server in it: a new mesh starts from nothing.
+        requests.post(f"{endpoint}/moto-api/reset", timeout=30).raise_for_status()
         yield endpoint
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
         server.stop()

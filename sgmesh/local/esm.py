@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import boto3
+from boto3.session import Session
 
 from sgmesh.local.clock import SimClock
 from sgmesh.local.stack import RegionStack, StackSpec
@@ -39,6 +39,7 @@ def sqs_event(messages: list[dict[str, Any]], *, queue_arn: str, region: str) ->
 class EventSourceMapping:
     def __init__(
         self,
+        session: Session,
         stack: RegionStack,
         spec: StackSpec,
         clock: SimClock,
@@ -48,7 +49,7 @@ class EventSourceMapping:
         self._spec = spec
         self._clock = clock
         self._invoke = invoke
-        self._sqs = boto3.client("sqs", region_name=stack.region)
+        self._sqs = session.client("sqs", region_name=stack.region)
         self._invisible: list[tuple[float, str]] = []
         self.next_poll = clock.now
         self.paused = False

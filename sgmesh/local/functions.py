@@ -1,17 +1,19 @@
-"""Plays Lambda: runs a handler with its region's environment and a context, one at a time."""
+"""Plays Lambda: runs a handler bound to its region's environment and clients, with a context."""
 
 from __future__ import annotations
 
 import io
-import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import redirect_stdout
 from dataclasses import dataclass
 from typing import Any, TextIO
-from unittest import mock
+
+from cloud.clients import ClientFactory
 
 Handler = Callable[[dict[str, Any], Any], Any]
+# What each handler module exposes as `bind`: the handler for an environment and a client factory.
+Binding = Callable[[Mapping[str, str], ClientFactory], Handler]
 
 
 @dataclass
@@ -29,13 +31,15 @@ class LambdaContext:
 
 
 def invoke(
-    handler: Handler,
+    bind: Binding,
     name: str,
-    environment: dict[str, str],
+    environment: Mapping[str, str],
+    clients: ClientFactory,
     event: dict[str, Any],
     metrics: TextIO | None = None,
 ) -> Any:
-    """Run `handler` as function `name` would run in its region. Not thread-safe: the runtime is serial.
+    """Run the handler `bind` makes as function `name` would run in its region, with `environment` for
+    its environment variables and `clients` for its AWS clients. Not thread-safe: the runtime is serial.
 
     What the handler prints (its EMF metric lines; Lambda would ship them to CloudWatch) goes to
     `metrics`, or nowhere: here it would only interleave with the CLI's own output. Metrics stay on,
@@ -47,5 +51,6 @@ def invoke(
         invoked_function_arn=f"arn:aws:lambda:{region}:123456789012:function:{name}",
         aws_request_id=str(uuid.uuid4()),
     )
-    with mock.patch.dict(os.environ, environment), redirect_stdout(metrics or io.StringIO()):
+    handler = bind(environment, clients)
+    with redirect_stdout(metrics or io.StringIO()):
         return handler(event, context)

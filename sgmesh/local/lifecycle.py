@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
+from boto3.session import Session
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 
@@ -67,7 +67,8 @@ class Completion:
 
 
 class LifecycleHooks:
-    def __init__(self, clock: SimClock, bus: EventBus, spec: StackSpec) -> None:
+    def __init__(self, session: Session, clock: SimClock, bus: EventBus, spec: StackSpec) -> None:
+        self._session = session
         self._clock = clock
         self._bus = bus
         self._spec = spec
@@ -119,7 +120,7 @@ class LifecycleHooks:
         self.completions.append(action.completion(result, by_timeout=by_timeout))
         if action.launching and result == "CONTINUE":
             return  # into service
-        autoscaling = boto3.client("autoscaling", region_name=action.region)
+        autoscaling = self._session.client("autoscaling", region_name=action.region)
         if not action.launching:
             autoscaling.terminate_instance_in_auto_scaling_group(
                 InstanceId=action.instance_id, ShouldDecrementDesiredCapacity=True

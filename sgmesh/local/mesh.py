@@ -3,16 +3,12 @@ emulated parts of AWS, driven by simulated time."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-import boto3
-
-from cloud.clients import install_client_factory
 from cloud.sns_certificates import install_certificate_source
 from consumers import apply
 from producers import lifecycle, trueup
@@ -21,9 +17,10 @@ from schemas.settings import AddressMode, PortSpec, TargetMode
 from sgmesh.local.buffer import LifecycleBuffer, create_buffer
 from sgmesh.local.clients import CallLedger, ExtendedClientFactory
 from sgmesh.local.clock import SimClock
+from sgmesh.local.embedded import EndpointSession
 from sgmesh.local.esm import EventSourceMapping
 from sgmesh.local.eventbridge import EventBus, scheduled_event
-from sgmesh.local.functions import invoke
+from sgmesh.local.functions import Binding, invoke
 from sgmesh.local.lifecycle import LifecycleHooks
 from sgmesh.local.prefix_lists import PrefixListChecks
 from sgmesh.local.schedule import Schedule
@@ -44,49 +41,52 @@ class Convergence:
 
 
 class LocalMesh:
-    def __init__(self, regions: tuple[str, ...] = DEFAULT_REGIONS, spec: StackSpec | None = None) -> None:
+    """The mesh on the embedded AWS at `endpoint`: every client, the product's and the emulations', is
+    built from one session bound to that endpoint, so nothing here reads or changes the environment."""
+
+    def __init__(
+        self, endpoint: str, regions: tuple[str, ...] = DEFAULT_REGIONS, spec: StackSpec | None = None
+    ) -> None:
+        self.endpoint = endpoint
         self.regions = regions
         self.spec = spec or StackSpec()
+        self.session = EndpointSession(endpoint)
         self.clock = SimClock()
         self.calls = CallLedger()
         self.bus = EventBus(self.clock, self._route)
-        self.hooks = LifecycleHooks(self.clock, self.bus, self.spec)
+        self.hooks = LifecycleHooks(self.session, self.clock, self.bus, self.spec)
         self.prefix_lists = PrefixListChecks()
-        self.factory = ExtendedClientFactory(self.calls, self.hooks, self.prefix_lists)
+        self.factory = ExtendedClientFactory(self.session, self.calls, self.hooks, self.prefix_lists)
         self.stacks: dict[str, RegionStack] = {}
         self.mappings: dict[str, EventSourceMapping] = {}
         self.buffers: dict[str, LifecycleBuffer] = {}
         self.schedule = Schedule(self.clock, self.spec.trueup_interval_seconds, self.scheduled_trueup)
 
     def provision(self, instances_per_region: int = 2) -> LocalMesh:
-        """Create every region's stack (the embedded AWS must be running) and install the clients."""
-        install_client_factory(self.factory)
-        install_local_certificates(os.environ["AWS_ENDPOINT_URL"])
+        """Create every region's stack (the embedded AWS must be running) and trust its SNS certificates."""
+        install_local_certificates(self.endpoint)
         for region in self.regions:
-            self.stacks[region] = provision_region(region, self.spec, instances_per_region)
-        subscribe_to_peers(list(self.stacks.values()), self.spec)
+            self.stacks[region] = provision_region(self.session, region, self.spec, instances_per_region)
+        subscribe_to_peers(self.session, list(self.stacks.values()), self.spec)
         for region, stack in self.stacks.items():
             self.mappings[region] = EventSourceMapping(
-                stack, self.spec, self.clock, partial(self.consume, region)
+                self.session, stack, self.spec, self.clock, partial(self.consume, region)
             )
             if self.spec.lifecycle_buffer:
-                buffer = create_buffer(region, self.spec)
+                buffer = create_buffer(self.session, region, self.spec)
                 self.buffers[region] = LifecycleBuffer(
-                    stack, self.spec, self.clock, partial(self.lifecycle, region), buffer
+                    self.session, stack, self.spec, self.clock, partial(self.lifecycle, region), buffer
                 )
         return self
 
     def close(self) -> None:
-        """Uninstall this mesh's clients and certificates: they point at an embedded AWS about to stop."""
-        install_client_factory(None)
+        """Uninstall this mesh's certificates: they come from an embedded AWS about to stop."""
         install_certificate_source(None)
 
     # -- the functions ------------------------------------------------------------------------------
 
     def trueup(self, region: str, event: dict[str, Any] | None = None) -> Any:
-        return invoke(
-            trueup.handler, f"{self.spec.name}-trueup", self.stacks[region].environment, event or {}
-        )
+        return self._invoke(trueup.bind, "trueup", region, event or {})
 
     def trueup_everywhere(self) -> None:
         """Every region's true-up, now and in order (what `sgmesh trueup` does)."""
@@ -100,11 +100,15 @@ class LocalMesh:
             self.bus.put(region, scheduled_event(account=ACCOUNT, region=region, rule=rule))
 
     def consume(self, region: str, event: dict[str, Any]) -> Any:
-        return invoke(apply.handler, f"{self.spec.name}-apply", self.stacks[region].environment, event)
+        return self._invoke(apply.bind, "apply", region, event)
 
     def lifecycle(self, region: str, event: dict[str, Any]) -> Any:
-        environment = self.stacks[region].environment
-        return invoke(lifecycle.handler, f"{self.spec.name}-lifecycle", environment, event)
+        return self._invoke(lifecycle.bind, "lifecycle", region, event)
+
+    def _invoke(self, bind: Binding, function: str, region: str, event: dict[str, Any]) -> Any:
+        """The function as the region's stack deploys it: its environment, and this mesh's clients."""
+        name = f"{self.spec.name}-{function}"
+        return invoke(bind, name, self.stacks[region].environment, self.factory, event)
 
     def _route(self, region: str, event: dict[str, Any]) -> Any:
         """EventBridge's rules: the schedule targets the true-up, lifecycle actions the producer (or,
@@ -124,7 +128,7 @@ class LocalMesh:
         current = sorted(self.members(region))
         if desired > len(current):
             before = set(self._group_instances(region))
-            boto3.client("autoscaling", region_name=region).set_desired_capacity(
+            self.session.client("autoscaling", region_name=region).set_desired_capacity(
                 AutoScalingGroupName=stack.group_name, DesiredCapacity=desired
             )
             launched = sorted(set(self._group_instances(region)) - before)
@@ -137,7 +141,7 @@ class LocalMesh:
     def terminate_by_hand(self, region: str) -> str:
         """An operator terminates an instance in EC2: no lifecycle event, only the true-up sees it."""
         victim = sorted(self.members(region))[0]
-        boto3.client("ec2", region_name=region).terminate_instances(InstanceIds=[victim])
+        self.session.client("ec2", region_name=region).terminate_instances(InstanceIds=[victim])
         return victim
 
     def cut_off(self, region: str) -> None:
@@ -244,7 +248,7 @@ class LocalMesh:
     # -- the truth, observed from AWS independently of sgmesh's tables ---------------------------
 
     def _group_instances(self, region: str) -> list[str]:
-        group = boto3.client("autoscaling", region_name=region).describe_auto_scaling_groups(
+        group = self.session.client("autoscaling", region_name=region).describe_auto_scaling_groups(
             AutoScalingGroupNames=[self.stacks[region].group_name]
         )["AutoScalingGroups"][0]
         return [instance["InstanceId"] for instance in group["Instances"]]
@@ -254,7 +258,7 @@ class LocalMesh:
         ids = [i for i in self._group_instances(region) if self.hooks.waiting_state(i) != "Terminating:Wait"]
         if not ids:
             return {}
-        reservations = boto3.client("ec2", region_name=region).describe_instances(InstanceIds=ids)[
+        reservations = self.session.client("ec2", region_name=region).describe_instances(InstanceIds=ids)[
             "Reservations"
         ]
         return {
@@ -269,7 +273,7 @@ class LocalMesh:
         ids = [i for i in self._group_instances(region) if self.hooks.waiting_state(i) != "Terminating:Wait"]
         if not ids:
             return {}
-        reservations = boto3.client("ec2", region_name=region).describe_instances(InstanceIds=ids)[
+        reservations = self.session.client("ec2", region_name=region).describe_instances(InstanceIds=ids)[
             "Reservations"
         ]
         mode = AddressMode(self.spec.address)
@@ -303,7 +307,7 @@ class LocalMesh:
 
     def ingress(self, region: str) -> list[dict[str, Any]]:
         group_id = self.stacks[region].security_group_id
-        rules: Any = boto3.client("ec2", region_name=region).describe_security_group_rules(
+        rules: Any = self.session.client("ec2", region_name=region).describe_security_group_rules(
             Filters=[{"Name": "group-id", "Values": [group_id]}]
         )["SecurityGroupRules"]
         return [rule for rule in rules if not rule["IsEgress"]]

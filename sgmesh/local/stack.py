@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 
-import boto3
+from boto3.session import Session
 
 ACCOUNT = "123456789012"  # moto's default account
 
@@ -101,24 +100,26 @@ class RegionStack:
         }
 
 
-@cache
-def _image_id(region: str) -> str:
-    """moto's AMI catalogue survives resets and is slow to list: look it up once per process."""
-    images = boto3.client("ec2", region_name=region).describe_images(Owners=["amazon"])["Images"]
-    image_id: str = images[0]["ImageId"]
-    return image_id
+# moto's AMI catalogue survives resets and is slow to list: each region's is looked up once per process.
+_image_ids: dict[str, str] = {}
 
 
-def provision_region(region: str, spec: StackSpec, instances: int) -> RegionStack:
+def _image_id(ec2: Any, region: str) -> str:
+    if region not in _image_ids:
+        _image_ids[region] = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    return _image_ids[region]
+
+
+def provision_region(session: Session, region: str, spec: StackSpec, instances: int) -> RegionStack:
     """Create one region's stack and its cluster's Auto Scaling group (the group is the user's)."""
-    ec2 = boto3.client("ec2", region_name=region)
+    ec2 = session.client("ec2", region_name=region)
     subnet_id = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
     group_name = f"{spec.name}-{region}"
     ec2.create_launch_template(
         LaunchTemplateName=group_name,
-        LaunchTemplateData={"ImageId": _image_id(region), "InstanceType": "t3.micro"},
+        LaunchTemplateData={"ImageId": _image_id(ec2, region), "InstanceType": "t3.micro"},
     )
-    autoscaling = boto3.client("autoscaling", region_name=region)
+    autoscaling = session.client("autoscaling", region_name=region)
     autoscaling.create_auto_scaling_group(
         AutoScalingGroupName=group_name,
         LaunchTemplate={"LaunchTemplateName": group_name},
@@ -141,23 +142,23 @@ def provision_region(region: str, spec: StackSpec, instances: int) -> RegionStac
     security_group_id = ec2.create_security_group(GroupName=spec.name, Description=f"{spec.name} members")[
         "GroupId"
     ]
-    create_table(region, spec.name)
-    topic_arn = boto3.client("sns", region_name=region).create_topic(Name=spec.name)["TopicArn"]
+    create_table(session, region, spec.name)
+    topic_arn = session.client("sns", region_name=region).create_topic(Name=spec.name)["TopicArn"]
     queue_url, queue_arn, dlq_url = create_queue_with_dlq(
-        region, spec, spec.name, spec.visibility_timeout_seconds
+        session, region, spec, spec.name, spec.visibility_timeout_seconds
     )
     return RegionStack(
         region, group_name, security_group_id, spec.name, topic_arn, queue_url, queue_arn, dlq_url
     )
 
 
-def subscribe_to_peers(stacks: list[RegionStack], spec: StackSpec) -> None:
+def subscribe_to_peers(session: Session, stacks: list[RegionStack], spec: StackSpec) -> None:
     """Every region's queue subscribes to every region's topic, in SNS envelopes (raw delivery off)."""
     topics = [stack.topic_arn for stack in stacks]
     for stack in stacks:
         for topic_arn in topics:
             topic_region = topic_arn.split(":")[3]
-            boto3.client("sns", region_name=topic_region).subscribe(
+            session.client("sns", region_name=topic_region).subscribe(
                 TopicArn=topic_arn,
                 Protocol="sqs",
                 Endpoint=stack.queue_arn,
@@ -166,9 +167,9 @@ def subscribe_to_peers(stacks: list[RegionStack], spec: StackSpec) -> None:
         stack.environment = stack.settings_environment(spec, topics)
 
 
-def create_table(region: str, name: str) -> None:
+def create_table(session: Session, region: str, name: str) -> None:
     """The stack's table: string keys pk/sk, on demand, TTL on `expires_at`."""
-    dynamodb = boto3.client("dynamodb", region_name=region)
+    dynamodb = session.client("dynamodb", region_name=region)
     dynamodb.create_table(
         TableName=name,
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
@@ -184,13 +185,13 @@ def create_table(region: str, name: str) -> None:
 
 
 def create_queue_with_dlq(
-    region: str, spec: StackSpec, name: str, visibility_timeout: int
+    session: Session, region: str, spec: StackSpec, name: str, visibility_timeout: int
 ) -> tuple[str, str, str]:
     """A queue redriving to its own DLQ after maxReceiveCount, the DLQ keeping messages longer.
 
     Returns (queue url, queue ARN, DLQ url).
     """
-    sqs = boto3.client("sqs", region_name=region)
+    sqs = session.client("sqs", region_name=region)
     dlq_url = sqs.create_queue(
         QueueName=f"{name}-dlq",
         Attributes={"MessageRetentionPeriod": str(spec.dlq_retention_seconds)},

@@ -13,8 +13,6 @@ import contextlib
 from dataclasses import replace
 from typing import Any
 
-import boto3
-
 from schemas.settings import PortSpec
 from sgmesh.local.mesh import LocalMesh
 from sgmesh.local.stack import StackSpec
@@ -26,15 +24,15 @@ Permission = tuple[str, int, int, str]
 class BaselineMesh(LocalMesh):
     """A local mesh whose lifecycle events go to the blog's function instead of sgmesh's producer."""
 
-    def __init__(self, regions: tuple[str, str], spec: StackSpec | None = None) -> None:
+    def __init__(self, endpoint: str, regions: tuple[str, str], spec: StackSpec | None = None) -> None:
         # The blog's rule invokes its function once per event: no buffering queue in between.
-        super().__init__(regions, replace(spec or StackSpec(), lifecycle_buffer=False))
+        super().__init__(endpoint, regions, replace(spec or StackSpec(), lifecycle_buffer=False))
         self.ports = tuple(PortSpec.parse(port) for port in self.spec.ports.split(","))
 
     def provision(self, instances_per_region: int = 2) -> BaselineMesh:
         super().provision(instances_per_region)
         for region in self.regions:
-            boto3.client("dynamodb", region_name=region).create_table(
+            self.session.client("dynamodb", region_name=region).create_table(
                 TableName=TABLE,
                 KeySchema=[{"AttributeName": "asg", "KeyType": "HASH"}],
                 AttributeDefinitions=[{"AttributeName": "asg", "AttributeType": "S"}],

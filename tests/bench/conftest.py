@@ -6,11 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from cloud.clients import install_client_factory
+from cloud.sns_certificates import install_certificate_source
 
 
 @pytest.fixture
 def endpoint(aws: str) -> Iterator[str]:
-    """The scenarios reset the embedded AWS themselves; a failed one may leave its clients installed."""
+    """The scenarios reset the embedded AWS themselves; a failed one may leave its certificates
+    installed."""
     yield aws
-    install_client_factory(None)
+    install_certificate_source(None)

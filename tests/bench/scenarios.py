@@ -17,7 +17,6 @@ from typing import Any
 from unittest import mock
 from uuid import UUID
 
-import boto3
 import requests
 from moto.ec2.exceptions import RulesPerSecurityGroupLimitExceededError
 from moto.ec2.models.security_groups import SecurityGroupBackend
@@ -104,7 +103,7 @@ def reset(endpoint: str) -> None:
 
 def resize(mesh: LocalMesh, region: str, size: int) -> None:
     """Set a group's size directly in moto (setup, not a lifecycle event), its maximum raised to fit."""
-    boto3.client("autoscaling", region_name=region).update_auto_scaling_group(
+    mesh.session.client("autoscaling", region_name=region).update_auto_scaling_group(
         AutoScalingGroupName=mesh.stacks[region].group_name,
         MaxSize=max(size, RAISED_RULE_QUOTA),
         DesiredCapacity=size,
@@ -143,7 +142,7 @@ def one_change(endpoint: str, members: int) -> ChangeCost:
     sizes = {TWO_REGIONS[0]: members - 1, TWO_REGIONS[1]: members}
     with raised_rule_quota():
         reset(endpoint)
-        sgmesh = BenchMesh(TWO_REGIONS, spec)
+        sgmesh = BenchMesh(endpoint, TWO_REGIONS, spec)
         _start(sgmesh, sizes)
         mark = sgmesh.calls.mark()
         sgmesh.scale(TWO_REGIONS[0], members)
@@ -152,7 +151,7 @@ def one_change(endpoint: str, members: int) -> ChangeCost:
         assert not sgmesh.cross_region_writes()
         sgmesh.close()
         reset(endpoint)
-        baseline = BaselineMesh(TWO_REGIONS, spec)
+        baseline = BaselineMesh(endpoint, TWO_REGIONS, spec)
         _start(baseline, sizes)
         mark = baseline.calls.mark()
         baseline.scale(TWO_REGIONS[0], members)
@@ -198,7 +197,7 @@ def storm(endpoint: str, size: int, *, one_by_one: bool, buffered: bool = True) 
     steps = list(range(1, size + 1)) if one_by_one else [size]
     with raised_rule_quota():
         reset(endpoint)
-        sgmesh = BenchMesh(DEFAULT_REGIONS, bench_spec(buffered=buffered))
+        sgmesh = BenchMesh(endpoint, DEFAULT_REGIONS, bench_spec(buffered=buffered))
         _start(sgmesh, {launching: 0, **others})
         mark, first_invocation, started = sgmesh.calls.mark(), len(sgmesh.invocations), sgmesh.clock.now
         for step in steps:
@@ -214,7 +213,7 @@ def storm(endpoint: str, size: int, *, one_by_one: bool, buffered: bool = True) 
         cross = len(sgmesh.cross_region_writes())
         sgmesh.close()
         reset(endpoint)
-        baseline = BaselineMesh(TWO_REGIONS, bench_spec())
+        baseline = BaselineMesh(endpoint, TWO_REGIONS, bench_spec())
         _start(baseline, {launching: 0, TWO_REGIONS[1]: 2})
         baseline_mark = baseline.calls.mark()
         for step in steps:
@@ -314,7 +313,7 @@ def unused_powertools(module: str) -> list[str]:
 def end_to_end(endpoint: str, launches: int = 5) -> list[Convergence]:
     """One launch at a time in us-east-1, each from the scale event until every region converged."""
     reset(endpoint)
-    mesh = BenchMesh(DEFAULT_REGIONS, bench_spec())
+    mesh = BenchMesh(endpoint, DEFAULT_REGIONS, bench_spec())
     _start(mesh, dict.fromkeys(DEFAULT_REGIONS, 2))
     results = []
     for size in range(3, 3 + launches):

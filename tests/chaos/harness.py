@@ -1,4 +1,4 @@
-"""The chaos mesh (the tests' mesh with every fault of sgmesh.local.faults wired in) and the report
+"""The chaos mesh (the tests' mesh with every fault of tests/chaos/faults.py wired in) and the report
 each scenario returns: lost members, extra rules, convergence, retries, and broken invariants."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 
 from schemas.errors import InvalidRecordError
 from schemas.events import parse_snapshot
-from sgmesh.local.faults import DeliveryFaults, Faults, FaultyEventSourceMapping, HandlerCrash
 from sgmesh.local.mesh import DEFAULT_REGIONS
 from sgmesh.local.stack import StackSpec
+from tests.chaos.faults import DeliveryFaults, Faults, FaultyEventSourceMapping, HandlerCrash
 from tests.support.mesh import Mesh
 
 Result = TypeVar("Result")
@@ -26,9 +26,13 @@ class FunctionCrashed(Exception):
 
 class ChaosMesh(Mesh):
     def __init__(
-        self, regions: tuple[str, ...] = DEFAULT_REGIONS, spec: StackSpec | None = None, seed: int = 0
+        self,
+        endpoint: str,
+        regions: tuple[str, ...] = DEFAULT_REGIONS,
+        spec: StackSpec | None = None,
+        seed: int = 0,
     ) -> None:
-        super().__init__(regions, spec)
+        super().__init__(endpoint, regions, spec)
         self.seed = seed
         self.faults = Faults(self.clock, seed)
         self.factory.extend(self.faults)
@@ -38,7 +42,13 @@ class ChaosMesh(Mesh):
         super().provision(instances_per_region)
         for index, (region, stack) in enumerate(self.stacks.items()):
             self.mappings[region] = FaultyEventSourceMapping(
-                stack, self.spec, self.clock, partial(self.consume, region), self.delivery, self.seed + index
+                self.session,
+                stack,
+                self.spec,
+                self.clock,
+                partial(self.consume, region),
+                self.delivery,
+                self.seed + index,
             )
         return self
 

@@ -13,7 +13,6 @@ import requests
 from rich.console import Console
 from rich.table import Table
 
-from cloud.clients import install_client_factory
 from sgmesh.local.embedded import embedded_aws
 from tests.chaos.harness import ChaosMesh, Report
 from tests.chaos.scenarios import SCENARIOS
@@ -35,11 +34,11 @@ def run_all(endpoint: str) -> list[tuple[Report, float]]:
     for name, (scenario, regions) in SCENARIOS.items():
         requests.post(f"{endpoint}/moto-api/reset", timeout=30).raise_for_status()
         started = time.perf_counter()
-        mesh = ChaosMesh(regions).provision()
+        mesh = ChaosMesh(endpoint, regions).provision()
         try:
             results.append((scenario(mesh, SIZES[name]), time.perf_counter() - started))
         finally:
-            install_client_factory(None)
+            mesh.close()
     return results
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from sgmesh.local.faults import FaultKind
+from tests.chaos.faults import FaultKind
 from tests.chaos.harness import ChaosMesh, Report, VersionWatch, measure
 from tests.support.mesh import TWO_REGIONS
 

@@ -10,7 +10,8 @@ from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutErr
 
 from sgmesh.local.clients import ExtendedClientFactory
 from sgmesh.local.clock import SimClock
-from sgmesh.local.faults import FaultKind, Faults, HandlerCrash
+from sgmesh.local.embedded import EndpointSession
+from tests.chaos.faults import FaultKind, Faults, HandlerCrash
 
 REGION = "us-east-1"
 ATTEMPTS = 6  # cloud/clients.py: standard mode, max_attempts 5 retries after the first attempt
@@ -32,17 +33,17 @@ THROTTLE_CODES = {
 }
 
 
-def harness() -> tuple[SimClock, Faults, ExtendedClientFactory]:
+def harness(endpoint: str) -> tuple[SimClock, Faults, ExtendedClientFactory]:
     clock = SimClock()
     faults = Faults(clock, seed=1)
-    return clock, faults, ExtendedClientFactory(faults)
+    return clock, faults, ExtendedClientFactory(EndpointSession(endpoint), faults)
 
 
 @pytest.mark.parametrize("operation", sorted(CALLS))
 def test_throttles_within_the_retry_budget_are_retried_by_botocore_and_succeed(
     aws: str, operation: str
 ) -> None:
-    _clock, faults, clients = harness()
+    _clock, faults, clients = harness(aws)
     faults.inject(FaultKind.THROTTLE, region=REGION, operation=operation, times=ATTEMPTS - 1)
 
     with faults.instant_backoff():
@@ -60,7 +61,7 @@ def test_throttles_within_the_retry_budget_are_retried_by_botocore_and_succeed(
 def test_throttles_beyond_the_retry_budget_surface_as_the_services_own_error(
     aws: str, operation: str
 ) -> None:
-    _clock, faults, clients = harness()
+    _clock, faults, clients = harness(aws)
     faults.inject(FaultKind.THROTTLE, region=REGION, operation=operation, times=ATTEMPTS)
 
     with faults.instant_backoff(), pytest.raises(ClientError) as raised:
@@ -79,7 +80,7 @@ def test_throttles_beyond_the_retry_budget_surface_as_the_services_own_error(
     ],
 )
 def test_5xx_and_timeouts_are_retried_then_raised(aws: str, kind: FaultKind, error: type[Exception]) -> None:
-    _clock, faults, clients = harness()
+    _clock, faults, clients = harness(aws)
     faults.inject(kind, region=REGION, operation="ec2:DescribeSecurityGroups", times=ATTEMPTS)
 
     with faults.instant_backoff(), pytest.raises(error):
@@ -89,7 +90,7 @@ def test_5xx_and_timeouts_are_retried_then_raised(aws: str, kind: FaultKind, err
 
 
 def test_a_region_is_unreachable_only_during_its_outage_in_simulated_time(aws: str) -> None:
-    clock, faults, clients = harness()
+    clock, faults, clients = harness(aws)
     faults.outage(REGION, start=10, end=20)
     clients.ec2(REGION).describe_security_groups()
 
@@ -103,7 +104,7 @@ def test_a_region_is_unreachable_only_during_its_outage_in_simulated_time(aws: s
 
 
 def test_a_crash_stops_the_invocation_before_its_nth_call_and_only_that_invocation(aws: str) -> None:
-    _clock, faults, clients = harness()
+    _clock, faults, clients = harness(aws)
     faults.crash(REGION, "apply", at_call=1)
     ec2 = clients.ec2(REGION)
 

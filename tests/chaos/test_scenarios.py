@@ -22,9 +22,11 @@ SIZES = {
 
 
 @pytest.mark.parametrize("name", sorted(SIZES))
-def test_scenario_loses_no_member_adds_no_rule_and_converges(provisioned: Provisioner, name: str) -> None:
+def test_scenario_loses_no_member_adds_no_rule_and_converges(
+    aws: str, provisioned: Provisioner, name: str
+) -> None:
     scenario, regions = SCENARIOS[name]
-    mesh = provisioned(ChaosMesh(regions))
+    mesh = provisioned(ChaosMesh(aws, regions))
 
     report = scenario(mesh, SIZES[name])
 

@@ -29,10 +29,11 @@ schedules = st.builds(
 
 
 def test_any_delivery_schedule_keeps_the_newest_and_the_true_up_repairs_the_rest(
+    aws: str,
     provisioned: Provisioner,
 ) -> None:
     # One mesh for all examples (provisioning costs more than an example); each ends converged.
-    mesh = provisioned(ChaosMesh(TWO_REGIONS, StackSpec()))
+    mesh = provisioned(ChaosMesh(aws, TWO_REGIONS, StackSpec()))
     start(mesh)
 
     @settings(

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cloud.clients import install_client_factory
+from cloud.clients import ClientFactory
 from sgmesh import cli
 from sgmesh.local.mesh import LocalMesh
 from sgmesh.local.stack import StackSpec
@@ -18,11 +18,11 @@ from sgmesh.meshfile import render
 
 @pytest.fixture
 def local_mesh(aws: str) -> Iterator[LocalMesh]:
-    mesh = LocalMesh(("us-east-1", "eu-west-1"), StackSpec()).provision(instances_per_region=2)
+    mesh = LocalMesh(aws, ("us-east-1", "eu-west-1"), StackSpec()).provision(instances_per_region=2)
     mesh.trueup_everywhere()
     assert mesh.run_until_converged().converged
     yield mesh
-    install_client_factory(None)
+    mesh.close()
 
 
 @pytest.fixture
@@ -38,13 +38,13 @@ class Run:
     def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
         self.capsys = capsys
 
-    def __call__(self, *argv: str) -> tuple[int, str]:
+    def __call__(self, *argv: str, clients: ClientFactory | None = None) -> tuple[int, str]:
         self.capsys.readouterr()
-        code = cli.main(list(argv))
+        code = cli.main(list(argv), clients)
         return code, self.capsys.readouterr().out
 
-    def json(self, *argv: str) -> Any:
-        code, out = self(*argv, "--json")
+    def json(self, *argv: str, clients: ClientFactory | None = None) -> Any:
+        code, out = self(*argv, "--json", clients=clients)
         assert code == 0, out
         return json.loads(out)
 

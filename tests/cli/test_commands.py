@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import boto3
+import pytest
 
 from sgmesh.local.mesh import LocalMesh
 from tests.cli.conftest import Run
+from tests.support.environment import point_nowhere
 
 EAST, WEST = "us-east-1", "eu-west-1"
 
@@ -177,3 +180,18 @@ def test_a_replay_over_the_rule_quota_fails_and_says_why(
     assert code == 1
     assert local_mesh.stacks[WEST].security_group_id in out
     assert "quota of 5" in out
+
+
+def test_a_local_mesh_file_is_enough_whatever_the_environment_says(
+    sgmesh: Run, mesh_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a process environment whose AWS settings lead nowhere
+    point_nowhere(monkeypatch)
+    before = dict(os.environ)
+
+    # WHEN the operator asks for the status of the local mesh
+    statuses = sgmesh.json("status", "--mesh", str(mesh_file))
+
+    # THEN the CLI reached the mesh file's endpoint, and left the environment alone
+    assert [status["region"] for status in statuses] == [EAST, WEST]
+    assert dict(os.environ) == before

@@ -76,7 +76,7 @@ def test_when_service_quotas_refuses_the_setting_is_the_budget_and_the_reason_is
     sgmesh: Run, mesh_file: Path, local_mesh: LocalMesh
 ) -> None:
     # GIVEN the operator's credentials may not read Service Quotas in us-east-1 (moto grants
-    # everything, so the refusal is stubbed on the client the CLI will use)
+    # everything, so the refusal is stubbed on the client the CLI is handed)
     client = local_mesh.factory.service_quotas(EAST)
     with Stubber(client) as stub:
         stub.add_client_error(
@@ -86,7 +86,9 @@ def test_when_service_quotas_refuses_the_setting_is_the_budget_and_the_reason_is
             expected_params={"ServiceCode": "vpc", "QuotaCode": "L-0EA8095F"},
         )
         # WHEN the operator asks for its status as JSON
-        (east,) = sgmesh.json("status", "--mesh", str(mesh_file), "--region", EAST)
+        (east,) = sgmesh.json(
+            "status", "--mesh", str(mesh_file), "--region", EAST, clients=local_mesh.factory
+        )
         stub.assert_no_pending_responses()
     # THEN the output is still JSON, the setting is the budget, and it says why
     budget = east["rule_budget"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -18,7 +17,6 @@ import requests
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 
-from cloud.clients import install_client_factory
 from cloud.sns_certificates import install_certificate_source
 from consumers import apply
 from infra.deploy.config import ClusterConfig
@@ -26,9 +24,10 @@ from infra.deploy.deployment import Deployment
 from infra.deploy.identity import caller_identity
 from producers import lifecycle, trueup
 from sgmesh.local.clients import ApiCall, CallLedger, ExtendedClientFactory
+from sgmesh.local.embedded import EndpointSession
 from sgmesh.local.esm import sqs_event
 from sgmesh.local.eventbridge import lifecycle_event
-from sgmesh.local.functions import invoke
+from sgmesh.local.functions import Binding, invoke
 from sgmesh.local.sns_certificates import install_local_certificates
 from tests.infra.stacks import ACCOUNT, DeployedStack
 from tests.support.ec2 import reference_a_prefix_list
@@ -102,8 +101,9 @@ def stack(
 class Functions:
     """Runs the real handlers as the deployed functions (their environments), recording their calls."""
 
-    def __init__(self, stack: DeployedStack) -> None:
+    def __init__(self, stack: DeployedStack, endpoint: str) -> None:
         self.stack = stack
+        self.endpoint = endpoint
         self.ledger = CallLedger()
         self.made: dict[str, list[ApiCall]] = {
             "TrueupFunction": [],
@@ -111,35 +111,37 @@ class Functions:
             "LifecycleFunction": [],
         }
 
-    def run(self, function: str, handler: Any, event: dict[str, Any], **overrides: str) -> Any:
+    def run(self, function: str, bind: Binding, event: dict[str, Any], **overrides: str) -> Any:
         configuration = boto3.client("lambda", region_name=REGION).get_function_configuration(
             FunctionName=self.stack.physical_ids[function]
         )
         environment = {name: str(value) for name, value in configuration["Environment"]["Variables"].items()}
         mark = self.ledger.mark()
-        install_client_factory(ExtendedClientFactory(self.ledger, AcceptLifecycleCompletions()))
-        install_local_certificates(os.environ["AWS_ENDPOINT_URL"])
+        # Each invocation starts cold: new clients, so new services.
+        clients = ExtendedClientFactory(
+            EndpointSession(self.endpoint), self.ledger, AcceptLifecycleCompletions()
+        )
+        install_local_certificates(self.endpoint)
         environment |= {"AWS_REGION": REGION, **overrides}
         try:
             # Lambda ships EMF lines to CloudWatch; the alarm tests read them from stdout.
-            return invoke(handler, function, environment, event, metrics=sys.stdout)
+            return invoke(bind, function, environment, clients, event, metrics=sys.stdout)
         finally:
-            install_client_factory(None)
             install_certificate_source(None)
             self.made[function] += self.ledger.since(mark)
 
     def deliver(self, **overrides: str) -> Any:
         """Hand what the queue holds to the consumer, as its event source mapping would."""
-        return self._poll("Queue", "ConsumerFunction", apply.handler, **overrides)
+        return self._poll("Queue", "ConsumerFunction", apply.bind, **overrides)
 
     def lifecycle_action(self, event: dict[str, Any]) -> Any:
         """The lifecycle rule puts the event on the buffer (its target); the buffer's event source
         mapping hands it to the lifecycle function."""
         sqs = boto3.client("sqs", region_name=REGION)
         sqs.send_message(QueueUrl=self.stack.physical_ids["LifecycleBuffer"], MessageBody=json.dumps(event))
-        return self._poll("LifecycleBuffer", "LifecycleFunction", lifecycle.handler)
+        return self._poll("LifecycleBuffer", "LifecycleFunction", lifecycle.bind)
 
-    def _poll(self, queue: str, function: str, handler: Any, **overrides: str) -> Any:
+    def _poll(self, queue: str, function: str, bind: Binding, **overrides: str) -> Any:
         sqs = boto3.client("sqs", region_name=REGION)
         queue_url = self.stack.physical_ids[queue]
         received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
@@ -147,7 +149,7 @@ class Functions:
             return None
         messages: list[dict[str, Any]] = [dict(message) for message in received]
         event = sqs_event(messages, queue_arn=self.stack.attribute(queue, "Arn"), region=REGION)
-        result = self.run(function, handler, event, **overrides)
+        result = self.run(function, bind, event, **overrides)
         for message in messages:
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
         return result
@@ -162,15 +164,15 @@ class Functions:
 
 
 @pytest.fixture(scope="module")
-def functions(stack: DeployedStack) -> Functions:
-    return Functions(stack)
+def functions(stack: DeployedStack, moto_endpoint: str) -> Functions:
+    return Functions(stack, moto_endpoint)
 
 
 @pytest.fixture(scope="module")
 def calls(functions: Functions) -> dict[str, list[ApiCall]]:
     """WHEN the real handlers run with their deployed environments through a true-up, a lifecycle
     action and a scale-in, THEN every call each one made is recorded under its function."""
-    assert functions.run("TrueupFunction", trueup.handler, {})["published"]
+    assert functions.run("TrueupFunction", trueup.bind, {})["published"]
     assert functions.deliver() == {"batchItemFailures": []}
     members = set(functions.scale(2))
     # A launch: the new instance is not in the published membership yet, so it is published again.
@@ -187,7 +189,7 @@ def calls(functions: Functions) -> dict[str, list[ApiCall]]:
     assert functions.lifecycle_action(event) == {"batchItemFailures": []}
     functions.deliver()
     functions.scale(0)
-    assert functions.run("TrueupFunction", trueup.handler, {})["published"]
+    assert functions.run("TrueupFunction", trueup.bind, {})["published"]
     assert functions.deliver() == {"batchItemFailures": []}
     return functions.made
 
@@ -328,7 +330,7 @@ def test_a_plan_over_the_quota_trips_the_rule_quota_alarm(
     alarm = stack.resolved("RuleQuotaAlarm")
     assert alarm is not None
     functions.scale(2)
-    assert functions.run("TrueupFunction", trueup.handler, {})["published"]
+    assert functions.run("TrueupFunction", trueup.bind, {})["published"]
     capsys.readouterr()
     before = len(functions.made["ConsumerFunction"])
     refused = functions.deliver(SGMESH_RULE_QUOTA="1")

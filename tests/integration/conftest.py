@@ -8,5 +8,5 @@ from tests.support.mesh import Mesh, Provisioner
 
 
 @pytest.fixture
-def mesh(provisioned: Provisioner) -> Mesh:
-    return provisioned(Mesh())
+def mesh(aws: str, provisioned: Provisioner) -> Mesh:
+    return provisioned(Mesh(aws))

@@ -106,13 +106,15 @@ class ModeMesh(Mesh):
         assert [call for call in RULE_CALLS if counts[call]] == []
 
 
-def provision(provisioned: Provisioner, address: str, ports: str, instances: int = 2) -> ModeMesh:
-    return provisioned(ModeMesh(TWO_REGIONS, StackSpec(address=address, ports=ports)), instances)
+def provision(aws: str, provisioned: Provisioner, address: str, ports: str, instances: int = 2) -> ModeMesh:
+    return provisioned(ModeMesh(aws, TWO_REGIONS, StackSpec(address=address, ports=ports)), instances)
 
 
-def test_ipv6_mode_admits_every_members_ipv6_addresses_and_follows_scaling(provisioned: Provisioner) -> None:
+def test_ipv6_mode_admits_every_members_ipv6_addresses_and_follows_scaling(
+    aws: str, provisioned: Provisioner
+) -> None:
     # GIVEN an IPv6 mesh whose instances have IPv4 and IPv6 addresses
-    mesh = provision(provisioned, "ipv6", "tcp:7000-7001,icmp")
+    mesh = provision(aws, provisioned, "ipv6", "tcp:7000-7001,icmp")
     for region in mesh.regions:
         mesh.give_ipv6(region)
     expected: Expected = {"ipv6": (("tcp", 7000, 7001), ("icmpv6", -1, -1))}
@@ -139,9 +141,9 @@ def test_ipv6_mode_admits_every_members_ipv6_addresses_and_follows_scaling(provi
     assert mesh.cross_region_writes() == []
 
 
-def test_ipv6_mode_leaves_an_instance_without_ipv6_out(provisioned: Provisioner) -> None:
+def test_ipv6_mode_leaves_an_instance_without_ipv6_out(aws: str, provisioned: Provisioner) -> None:
     # GIVEN an IPv6 mesh where one instance per region has no IPv6 address yet
-    mesh = provision(provisioned, "ipv6", "tcp:9042")
+    mesh = provision(aws, provisioned, "ipv6", "tcp:9042")
     for region in mesh.regions:
         mesh.give_ipv6(region, skip=1)
 
@@ -163,9 +165,9 @@ def test_ipv6_mode_leaves_an_instance_without_ipv6_out(provisioned: Provisioner)
     assert len(published) == 2
 
 
-def test_private_mode_admits_private_addresses_only(provisioned: Provisioner) -> None:
+def test_private_mode_admits_private_addresses_only(aws: str, provisioned: Provisioner) -> None:
     # GIVEN a private-address mesh (peered VPCs or VPN)
-    mesh = provision(provisioned, "private", "tcp:7000-7001,udp:7002")
+    mesh = provision(aws, provisioned, "private", "tcp:7000-7001,udp:7002")
 
     # WHEN every region trues up
     mesh.trueup_and_settle()
@@ -182,10 +184,11 @@ def test_private_mode_admits_private_addresses_only(provisioned: Provisioner) ->
 
 
 def test_dual_stack_admits_public_ipv4_and_ipv6_and_keeps_an_ipv4_only_member(
+    aws: str,
     provisioned: Provisioner,
 ) -> None:
     # GIVEN a dual-stack mesh where one instance per region has no IPv6 address
-    mesh = provision(provisioned, "dual-stack", "tcp:7000-7001,icmp:8,icmpv6:128,all")
+    mesh = provision(aws, provisioned, "dual-stack", "tcp:7000-7001,icmp:8,icmpv6:128,all")
     for region in mesh.regions:
         mesh.give_ipv6(region, skip=1)
 
@@ -222,10 +225,10 @@ def test_dual_stack_admits_public_ipv4_and_ipv6_and_keeps_an_ipv4_only_member(
     ids=["public", "private", "ipv6"],
 )
 def test_icmp_and_all_traffic_specs_converge_and_replan_empty(
-    provisioned: Provisioner, address: str, ports: str, expected: Expected
+    aws: str, provisioned: Provisioner, address: str, ports: str, expected: Expected
 ) -> None:
     # GIVEN a mesh with ICMP and all-traffic port specs
-    mesh = provision(provisioned, address, ports)
+    mesh = provision(aws, provisioned, address, ports)
     if address == "ipv6":
         for region in mesh.regions:
             mesh.give_ipv6(region)

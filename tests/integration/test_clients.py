@@ -19,10 +19,14 @@ def test_clients_use_standard_retries_and_are_cached_per_region(aws: str) -> Non
 
 def test_handlers_import_without_settings_or_clients() -> None:
     # A fresh interpreter with no SGMESH_* variables: importing must neither read them nor build clients.
+    # Each handler module binds Lambda's handler to a client factory of its own, which stays empty.
     script = (
-        "import sys, cloud.clients as c\n"
+        "import gc, sys\n"
+        "from cloud.clients import ClientFactory\n"
         "import producers.lifecycle, producers.trueup, consumers.apply\n"
-        "assert c._installed is None, 'a client factory was built at import time'\n"
+        "factories = [o for o in gc.get_objects() if isinstance(o, ClientFactory)]\n"
+        "assert len(factories) == 3, factories\n"
+        "assert all(f._session is None and not f._clients for f in factories), 'a client was built'\n"
         "assert 'mypy_boto3_ec2' not in sys.modules\n"
     )
     env = {"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1"}

@@ -38,7 +38,7 @@ def fresh_consumer_target(mesh: Mesh, region: str) -> None:
     suffix = uuid.uuid4().hex[:8]
     stack = mesh.stacks[region]
     table = f"sgmesh-{region}-{suffix}"
-    create_table(region, table)
+    create_table(mesh.session, region, table)
     group_id = mesh.ec2(region).create_security_group(GroupName=f"sgmesh-{suffix}", Description="example")[
         "GroupId"
     ]

@@ -46,7 +46,7 @@ DOCUMENTED = [
 def mesh(moto_endpoint: str) -> Iterator[Mesh]:
     """One region, shared by this module's tests (each acts on a fresh instance of its own)."""
     requests.post(f"{moto_endpoint}/moto-api/reset", timeout=30).raise_for_status()
-    mesh = Mesh((REGION,)).provision(instances_per_region=1)
+    mesh = Mesh(moto_endpoint, (REGION,)).provision(instances_per_region=1)
     mesh.trueup(REGION)
     mesh.settle()
     yield mesh

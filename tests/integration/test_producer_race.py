@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from typing import Any
 
 from cloud.autoscaling import AutoScaling
-from cloud.clients import client_factory
 from cloud.dynamodb import Table
 from cloud.ec2 import Ec2
 from cloud.sns import Topic
@@ -40,14 +38,12 @@ class InterleavingGroups:
 def test_the_older_describe_never_gets_the_higher_version(mesh: Mesh) -> None:
     region = "us-east-1"
     group = mesh.stacks[region].group_name
-    with mesh.environment(region):
-        settings = Settings.from_env(os.environ)
-    factory = client_factory()
+    settings = Settings.from_env(mesh.stacks[region].environment)
+    factory = mesh.factory
 
     def scale_out_and_let_producer_b_publish() -> None:
         mesh.autoscaling(region).set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=3)
-        with mesh.environment(region):
-            build(settings, factory).trueup(TrueupRequest())
+        build(settings, factory).trueup(TrueupRequest())
 
     # GIVEN producer A whose describe (2 members) is overtaken by producer B's (3 members)
     autoscaling = AutoScaling(factory.autoscaling(region))

@@ -140,10 +140,10 @@ def with_extra_member(message: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_a_plan_over_the_rule_quota_changes_nothing(
-    provisioned: Provisioner, caplog: pytest.LogCaptureFixture
+    aws: str, provisioned: Provisioner, caplog: pytest.LogCaptureFixture
 ) -> None:
     # GIVEN a quota of 10 rules and a mesh that needs 6 members x 2 ports, beside the operator's rule
-    mesh = provisioned(Mesh(spec=StackSpec(rule_quota=10)))
+    mesh = provisioned(Mesh(aws, spec=StackSpec(rule_quota=10)))
     assert mesh.stacks["eu-west-1"].environment["SGMESH_RULE_QUOTA"] == "10"
     for region in mesh.regions:
         mesh.trueup(region)

@@ -104,10 +104,11 @@ def resize(mesh: Mesh, region: str, size: int) -> None:
 
 
 def test_400_members_on_3_ports_converge_sharded_and_a_change_moves_no_other_member(
+    aws: str,
     provisioned: Provisioner,
 ) -> None:
     # GIVEN three regions of 134 + 133 + 133 members, 3 ports, 21 managed groups per region at quota 60
-    mesh = provisioned(Mesh(spec=StackSpec(ports=PORTS, rule_quota=QUOTA)), 0)
+    mesh = provisioned(Mesh(aws, spec=StackSpec(ports=PORTS, rule_quota=QUOTA)), 0)
     shard(mesh, EXTRA_GROUPS)
     for region, size in SIZES.items():
         resize(mesh, region, size)
@@ -129,8 +130,7 @@ def test_400_members_on_3_ports_converge_sharded_and_a_change_moves_no_other_mem
 
     # WHEN the converged mesh is planned (what `sgmesh plan` shows)
     for region in mesh.regions:
-        with mesh.environment(region):
-            reviews = build(Settings.from_env(mesh.stacks[region].environment), mesh.factory).plan().groups
+        reviews = build(Settings.from_env(mesh.stacks[region].environment), mesh.factory).plan().groups
         # THEN every one of its 21 groups plans nothing, within the quota
         assert len(reviews) == EXTRA_GROUPS + 1
         assert all(review.plan.is_empty and not review.over_quota for review in reviews), region
@@ -170,11 +170,11 @@ def test_400_members_on_3_ports_converge_sharded_and_a_change_moves_no_other_mem
 
 
 def test_a_sharded_mesh_that_does_not_fit_fails_before_touching_any_group(
-    provisioned: Provisioner, caplog: pytest.LogCaptureFixture
+    aws: str, provisioned: Provisioner, caplog: pytest.LogCaptureFixture
 ) -> None:
     # GIVEN 6 members x 3 ports (18 rules) over two groups of quota 9, one of them with the operator's
     # rule: room for 2 + 3 whole addresses, not 6
-    mesh = provisioned(Mesh(spec=StackSpec(ports=PORTS, rule_quota=9)))
+    mesh = provisioned(Mesh(aws, spec=StackSpec(ports=PORTS, rule_quota=9)))
     shard(mesh, 1)
     for region in mesh.regions:
         mesh.trueup(region)
@@ -201,10 +201,11 @@ def test_a_sharded_mesh_that_does_not_fit_fails_before_touching_any_group(
 
 
 def test_a_group_pushed_over_its_room_moves_one_member_authorizing_before_revoking(
+    aws: str,
     provisioned: Provisioner,
 ) -> None:
     # GIVEN 6 members x 3 ports converged over two groups of quota 30
-    mesh = provisioned(Mesh(spec=StackSpec(ports=PORTS, rule_quota=30)))
+    mesh = provisioned(Mesh(aws, spec=StackSpec(ports=PORTS, rule_quota=30)))
     shard(mesh, 1)
     mesh.trueup_everywhere()
     mesh.settle()

@@ -22,10 +22,10 @@ def trueup_and_settle(mesh: Mesh) -> None:
     mesh.settle()
 
 
-def test_two_clusters_sharing_a_group_keep_to_their_own_rules(provisioned: Provisioner) -> None:
+def test_two_clusters_sharing_a_group_keep_to_their_own_rules(aws: str, provisioned: Provisioner) -> None:
     # GIVEN clusters alpha and beta in the same two regions, beta configured to manage alpha's groups
-    alpha = provisioned(Mesh(TWO_REGIONS, StackSpec(cluster="alpha", ports="tcp:7000-7001")))
-    beta = provisioned(Mesh(TWO_REGIONS, StackSpec(cluster="beta", ports="tcp:7000-7001,udp:7002")))
+    alpha = provisioned(Mesh(aws, TWO_REGIONS, StackSpec(cluster="alpha", ports="tcp:7000-7001")))
+    beta = provisioned(Mesh(aws, TWO_REGIONS, StackSpec(cluster="beta", ports="tcp:7000-7001,udp:7002")))
     for region in TWO_REGIONS:
         shared = alpha.stacks[region].security_group_id
         beta.stacks[region].security_group_id = shared

@@ -15,8 +15,8 @@ EAST, WEST = TWO_REGIONS
 
 
 @pytest.fixture
-def mesh(provisioned: Provisioner) -> Mesh:
-    mesh = provisioned(Mesh(TWO_REGIONS))
+def mesh(aws: str, provisioned: Provisioner) -> Mesh:
+    mesh = provisioned(Mesh(aws, TWO_REGIONS))
     for region in mesh.regions:
         mesh.trueup(region)
     mesh.settle()

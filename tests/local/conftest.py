@@ -8,5 +8,5 @@ from tests.support.mesh import TWO_REGIONS, Mesh, Provisioner
 
 
 @pytest.fixture
-def mesh(provisioned: Provisioner) -> Mesh:
-    return provisioned(Mesh(TWO_REGIONS))
+def mesh(aws: str, provisioned: Provisioner) -> Mesh:
+    return provisioned(Mesh(aws, TWO_REGIONS))

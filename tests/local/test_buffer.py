@@ -15,10 +15,11 @@ UNBUFFERED = StackSpec(lifecycle_buffer=False)
 
 
 def test_given_a_storm_of_launches_then_the_producer_gets_them_in_batches_and_completes_each(
+    aws: str,
     provisioned: Provisioner,
 ) -> None:
     # GIVEN a converged two-region mesh whose lifecycle events are buffered
-    mesh = provisioned(Mesh(TWO_REGIONS, BUFFERED))
+    mesh = provisioned(Mesh(aws, TWO_REGIONS, BUFFERED))
     mesh.trueup_everywhere()
     assert mesh.run_until_converged().converged
 
@@ -42,10 +43,12 @@ def test_given_a_storm_of_launches_then_the_producer_gets_them_in_batches_and_co
     assert mesh.buffers["us-east-1"].mapping.depth() == 0
 
 
-def test_given_the_buffer_then_it_redrives_to_its_own_dead_letter_queue(provisioned: Provisioner) -> None:
+def test_given_the_buffer_then_it_redrives_to_its_own_dead_letter_queue(
+    aws: str, provisioned: Provisioner
+) -> None:
     # GIVEN a buffered mesh; THEN its buffer queue holds events for 6 x the lifecycle function's timeout
     # and parks a message after the spec's receive count, in the buffer's own DLQ
-    mesh = provisioned(Mesh(TWO_REGIONS, BUFFERED))
+    mesh = provisioned(Mesh(aws, TWO_REGIONS, BUFFERED))
     buffer = mesh.buffers["us-west-2"].queue
     attributes = boto3.client("sqs", region_name="us-west-2").get_queue_attributes(
         QueueUrl=buffer.url, AttributeNames=["All"]
@@ -57,10 +60,11 @@ def test_given_the_buffer_then_it_redrives_to_its_own_dead_letter_queue(provisio
 
 
 def test_given_no_buffer_then_each_lifecycle_event_invokes_the_producer_directly(
+    aws: str,
     provisioned: Provisioner,
 ) -> None:
     # GIVEN a spec without the buffer (as the blog's baseline runs); WHEN two instances launch
-    mesh = provisioned(Mesh(TWO_REGIONS, UNBUFFERED))
+    mesh = provisioned(Mesh(aws, TWO_REGIONS, UNBUFFERED))
     mesh.trueup_everywhere()
     assert mesh.run_until_converged().converged
     mesh.scale("us-east-1", 4)

@@ -181,10 +181,10 @@ def test_given_a_pending_action_then_only_its_own_group_and_hook_can_complete_it
 
 @pytest.mark.parametrize("default_result", ["CONTINUE", "ABANDON"])
 def test_given_the_producer_cannot_complete_then_the_heartbeat_timeout_applies_the_default_result(
-    provisioned: Provisioner, default_result: str
+    aws: str, provisioned: Provisioner, default_result: str
 ) -> None:
     # GIVEN a converged mesh whose hooks default to `default_result`, and us-east-1's topic gone
-    mesh = provisioned(Mesh(TWO_REGIONS, StackSpec(default_result=default_result)))
+    mesh = provisioned(Mesh(aws, TWO_REGIONS, StackSpec(default_result=default_result)))
     converge(mesh)
     boto3.client("sns", region_name="us-east-1").delete_topic(TopicArn=mesh.stacks["us-east-1"].topic_arn)
 

@@ -9,8 +9,8 @@ from tests.support.mesh import TWO_REGIONS, Mesh, Provisioner
 class WatchedMesh(Mesh):
     """Notes, each time the schedule fires, whether the mesh had converged just before."""
 
-    def __init__(self, regions: tuple[str, ...], spec: StackSpec | None = None) -> None:
-        super().__init__(regions, spec)
+    def __init__(self, endpoint: str, regions: tuple[str, ...], spec: StackSpec | None = None) -> None:
+        super().__init__(endpoint, regions, spec)
         self.converged_when_fired: list[tuple[float, bool]] = []
 
     def scheduled_trueup(self) -> None:
@@ -24,10 +24,11 @@ def converge(mesh: Mesh) -> None:
 
 
 def test_given_an_interval_then_the_trueup_fires_in_every_region_once_per_interval(
+    aws: str,
     provisioned: Provisioner,
 ) -> None:
     # GIVEN a mesh whose schedule fires every 120 s of simulated time
-    mesh = provisioned(Mesh(TWO_REGIONS, StackSpec(trueup_interval_seconds=120)))
+    mesh = provisioned(Mesh(aws, TWO_REGIONS, StackSpec(trueup_interval_seconds=120)))
 
     # WHEN ten minutes pass, the runtime acting every 30 s
     for moment in range(0, 601, 30):
@@ -41,10 +42,11 @@ def test_given_an_interval_then_the_trueup_fires_in_every_region_once_per_interv
 
 
 def test_given_a_hand_terminated_instance_then_only_the_scheduled_trueup_removes_it(
+    aws: str,
     provisioned: Provisioner,
 ) -> None:
     # GIVEN a converged mesh, WHEN an operator terminates a us-west-2 instance in EC2 (no lifecycle event)
-    mesh = provisioned(WatchedMesh(TWO_REGIONS))
+    mesh = provisioned(WatchedMesh(aws, TWO_REGIONS))
     converge(mesh)
     mesh.converged_when_fired.clear()
     address = mesh.members("us-west-2")[victim := mesh.terminate_by_hand("us-west-2")]
@@ -63,10 +65,11 @@ def test_given_a_hand_terminated_instance_then_only_the_scheduled_trueup_removes
 
 
 def test_given_a_rule_quota_too_small_then_run_until_converged_gives_up_unconverged(
+    aws: str,
     provisioned: Provisioner,
 ) -> None:
     # GIVEN a mesh that needs 4 members x 2 ports = 8 rules per group, allowed 5
-    mesh = provisioned(Mesh(TWO_REGIONS, StackSpec(rule_quota=5)))
+    mesh = provisioned(Mesh(aws, TWO_REGIONS, StackSpec(rule_quota=5)))
     mesh.trueup_everywhere()
 
     # WHEN it runs just past the first retry (which comes after the visibility timeout)

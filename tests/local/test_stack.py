@@ -6,6 +6,7 @@ import json
 
 import boto3
 
+from sgmesh.local.embedded import EndpointSession
 from sgmesh.local.stack import (
     RegionStack,
     StackSpec,
@@ -19,14 +20,15 @@ SPEC = StackSpec(
 )
 
 
-def provision_two(spec: StackSpec) -> list[RegionStack]:
-    stacks = [provision_region(region, spec, instances=1) for region in TWO_REGIONS]
-    subscribe_to_peers(stacks, spec)
+def provision_two(endpoint: str, spec: StackSpec) -> list[RegionStack]:
+    session = EndpointSession(endpoint)
+    stacks = [provision_region(session, region, spec, instances=1) for region in TWO_REGIONS]
+    subscribe_to_peers(session, stacks, spec)
     return stacks
 
 
 def test_given_a_spec_then_the_queue_redrives_to_a_dlq_that_outlives_it(aws: str) -> None:
-    (stack, _other) = provision_two(SPEC)
+    (stack, _other) = provision_two(aws, SPEC)
     sqs = boto3.client("sqs", region_name=stack.region)
 
     queue = sqs.get_queue_attributes(QueueUrl=stack.queue_url, AttributeNames=["All"])["Attributes"]
@@ -44,7 +46,7 @@ def test_given_a_spec_then_the_queue_redrives_to_a_dlq_that_outlives_it(aws: str
 
 
 def test_given_a_spec_then_the_table_has_string_keys_and_a_ttl_on_expires_at(aws: str) -> None:
-    (stack, _other) = provision_two(SPEC)
+    (stack, _other) = provision_two(aws, SPEC)
     dynamodb = boto3.client("dynamodb", region_name=stack.region)
 
     table = dynamodb.describe_table(TableName=stack.table_name)["Table"]
@@ -64,7 +66,7 @@ def test_given_a_spec_then_the_table_has_string_keys_and_a_ttl_on_expires_at(aws
 
 
 def test_given_a_spec_then_both_lifecycle_hooks_carry_its_timeout_and_default_result(aws: str) -> None:
-    (stack, _other) = provision_two(SPEC)
+    (stack, _other) = provision_two(aws, SPEC)
 
     hooks = boto3.client("autoscaling", region_name=stack.region).describe_lifecycle_hooks(
         AutoScalingGroupName=stack.group_name
@@ -81,7 +83,7 @@ def test_given_a_spec_then_both_lifecycle_hooks_carry_its_timeout_and_default_re
 
 
 def test_given_two_regions_then_every_queue_gets_every_topic_in_envelopes(aws: str) -> None:
-    stacks = provision_two(SPEC)
+    stacks = provision_two(aws, SPEC)
     topics = [stack.topic_arn for stack in stacks]
 
     subscriptions = {}

@@ -21,7 +21,7 @@ REGION = "us-east-1"
 
 def main() -> None:
     with embedded_aws() as endpoint:
-        mesh = Mesh((REGION,)).provision(instances_per_region=1)
+        mesh = Mesh(endpoint, (REGION,)).provision(instances_per_region=1)
         try:
             mesh.trueup(REGION)
             mesh.settle()

@@ -10,15 +10,10 @@ timeout or retry acts on its own).
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol, TypeVar
-from unittest import mock
-
-import boto3
 
 from sgmesh.local.clients import ApiCall
 from sgmesh.local.esm import sqs_event
@@ -50,8 +45,10 @@ class Invocation:
 
 
 class Mesh(LocalMesh):
-    def __init__(self, regions: tuple[str, ...] = DEFAULT_REGIONS, spec: StackSpec | None = None) -> None:
-        super().__init__(regions, spec)
+    def __init__(
+        self, endpoint: str, regions: tuple[str, ...] = DEFAULT_REGIONS, spec: StackSpec | None = None
+    ) -> None:
+        super().__init__(endpoint, regions, spec)
         self.invocations: list[Invocation] = []
 
     def provision(self, instances_per_region: int = 2) -> Mesh:
@@ -74,26 +71,21 @@ class Mesh(LocalMesh):
     # -- harness clients (not recorded: they play AWS and the operator, not the product) ----------
 
     def ec2(self, region: str) -> Any:
-        return boto3.client("ec2", region_name=region)
+        return self.session.client("ec2", region_name=region)
 
     def autoscaling(self, region: str) -> Any:
-        return boto3.client("autoscaling", region_name=region)
+        return self.session.client("autoscaling", region_name=region)
 
     def dynamodb(self, region: str) -> Any:
-        return boto3.client("dynamodb", region_name=region)
+        return self.session.client("dynamodb", region_name=region)
 
     def sns(self, region: str) -> Any:
-        return boto3.client("sns", region_name=region)
+        return self.session.client("sns", region_name=region)
 
     def sqs(self, region: str) -> Any:
-        return boto3.client("sqs", region_name=region)
+        return self.session.client("sqs", region_name=region)
 
     # -- the real handlers, each invocation recorded with the calls it made ---------------------
-
-    @contextmanager
-    def environment(self, region: str) -> Iterator[None]:
-        with mock.patch.dict(os.environ, self.stacks[region].environment):
-            yield
 
     def _recorded(
         self, region: str, handler: str, event: dict[str, Any], run: Callable[[dict[str, Any]], Any]

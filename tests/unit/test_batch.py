@@ -10,7 +10,7 @@ from aws_lambda_powertools.logging import Logger
 from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from cloud.sqs_batches import WholeBatchProcessor
+from batches.sqs import WholeBatchProcessor
 from consumers.service import ApplyService
 from schemas.errors import RuleConflictError
 from schemas.events import MembershipSnapshot, Source
@@ -217,3 +217,30 @@ def test_given_all_good_records_then_no_failures() -> None:
     failures = run(service, sqs_event(("good-eu", good(EU, 1, "54.1.0.1/32"))))
 
     assert failures == []
+
+
+class FunctionDied(BaseException):
+    """The Lambda sandbox died between two records (as the chaos harness's crashes do)."""
+
+
+def test_given_the_function_dies_mid_batch_then_nothing_is_acted_on_and_the_death_propagates() -> None:
+    service, states, _groups = new_service()
+    acted: list[Sequence[MembershipSnapshot]] = []
+    event = sqs_event(("good-eu", good(EU, 3, "54.1.0.1/32")), ("good-us", good(US, 7, "54.2.0.1/32")))
+
+    def accept_then_die(record: SQSRecord) -> MembershipSnapshot:
+        if record.message_id == "good-us":
+            raise FunctionDied
+        return service.accept(record.body, record.message_id)
+
+    def act(snapshots: Sequence[MembershipSnapshot]) -> Sequence[MembershipSnapshot]:
+        acted.append(snapshots)
+        return ()
+
+    with pytest.raises(FunctionDied):
+        process_partial_response(
+            event=event, record_handler=accept_then_die, processor=WholeBatchProcessor(act, LOGGER)
+        )
+
+    assert acted == []
+    assert states.writes == 0

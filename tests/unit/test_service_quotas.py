@@ -144,12 +144,13 @@ def test_given_a_quota_without_a_value_then_the_setting_is_the_budget(logger: Lo
 
 
 def test_given_a_setting_above_the_account_quota_then_the_consumer_refuses_a_plan_over_the_account_quota(
+    aws: str,
     provisioned: Provisioner,
 ) -> None:
     # GIVEN SGMESH_RULE_QUOTA=200 but the account's applied quota (moto's Service Quotas) is 60, and
     # 4 members x 16 ports: 64 rules per group, 65 with the operator's own rule
     ports = ",".join(f"tcp:{7000 + n}" for n in range(16))
-    mesh = provisioned(Mesh(TWO_REGIONS, StackSpec(ports=ports, rule_quota=200)))
+    mesh = provisioned(Mesh(aws, TWO_REGIONS, StackSpec(ports=ports, rule_quota=200)))
     for region in mesh.regions:
         mesh.trueup(region)
     first = mesh.calls.mark()
@@ -161,5 +162,5 @@ def test_given_a_setting_above_the_account_quota_then_the_consumer_refuses_a_pla
     calls = mesh.calls.since(first)
     assert [call.operation for call in calls if call.service == "ec2" and call.mutating] == []
     assert [(c.region, c.params) for c in calls if c.operation == "GetServiceQuota"] == [(EAST, EXPECTED)]
-    (review,) = Operator(mesh.mesh_file(None)).plan(EAST).groups
+    (review,) = Operator(mesh.mesh_file(None), mesh.factory).plan(EAST).groups
     assert (review.quota, review.over_quota, review.rules_after[Family.IPV4]) == (60, True, 65)

@@ -1,5 +1,5 @@
-"""Fault injection for the local runtime: failing API calls, unreachable regions, crashing handlers
-and a lossy, duplicating, reordering delivery layer, all deterministic for a given seed."""
+"""Fault injection into the local runtime (make chaos): failing API calls, unreachable regions,
+crashing handlers and a lossy, duplicating, reordering delivery layer, deterministic for a seed."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 from unittest import mock
 
 import botocore.endpoint
+from boto3.session import Session
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
@@ -118,7 +119,8 @@ def error_response(protocol: str, kind: FaultKind, url: str) -> AWSResponse:
 
 
 class Faults:
-    """A ClientExtension failing the product's calls as configured, and counting what happened.
+    """A ClientExtension (sgmesh.local.clients) failing the product's calls as configured, and
+    counting what happened.
 
     Faults act in botocore's `before-send`, inside its retry loop, so the product's retry mode sees
     them as the real errors and retries them (each attempt counts); crashes act in `before-call`,
@@ -301,6 +303,7 @@ class FaultyEventSourceMapping(EventSourceMapping):
 
     def __init__(
         self,
+        session: Session,
         stack: RegionStack,
         spec: StackSpec,
         clock: SimClock,
@@ -308,7 +311,7 @@ class FaultyEventSourceMapping(EventSourceMapping):
         faults: DeliveryFaults,
         seed: int = 0,
     ) -> None:
-        super().__init__(stack, spec, clock, invoke)
+        super().__init__(session, stack, spec, clock, invoke)
         self.faults = faults
         self._random = random.Random(seed)  # noqa: S311 - reproducible faults, not secrets
         self._seen: set[str] = set()

@@ -1,0 +1,1 @@
+"""Handler plumbing shared by the producers and the consumer: SQS batches, through Powertools."""
