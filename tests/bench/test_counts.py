@@ -4,6 +4,7 @@ calibration, and sgmesh's call counts against it (counts only; times are reporte
 from __future__ import annotations
 
 import pytest
+from moto.ec2.models import elastic_network_interfaces
 
 from tests.bench import scenarios
 
@@ -51,6 +52,20 @@ def assert_storm_targets(storm: scenarios.StormCost) -> None:
     assert storm.sgmesh.cross_region_writes == 0
     assert storm.sgmesh.ec2_mutating_in_baseline_regions <= storm.baseline.ec2_mutating
     assert storm.sgmesh.max_grants_per_batch <= 2
+
+
+def test_given_moto_draws_an_address_already_in_use_then_the_bench_account_draws_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN moto's random draw repeats an address (as it does about once in 65 at 1,000 instances)
+    draws = iter(["54.214.0.1", "54.214.0.1", "54.214.0.2"])
+    monkeypatch.setattr(scenarios, "random_public_ip", lambda: next(draws))
+    # WHEN two network interfaces get their public address in the bench's account
+    with scenarios.distinct_public_ips():
+        # moto's interfaces call the name their module imported (not re-exported, hence the ignore)
+        addresses = [elastic_network_interfaces.random_public_ip() for _ in range(2)]  # type: ignore[attr-defined]
+    # THEN they get two addresses, as in AWS, so a launch always changes the rules and the counts repeat
+    assert addresses == ["54.214.0.1", "54.214.0.2"]
 
 
 @pytest.mark.parametrize("module", scenarios.HANDLER_MODULES)
