@@ -97,8 +97,10 @@ def _run(job: Job) -> tuple[Any, float]:
 
 
 def run_jobs(jobs: dict[str, Job], workers: int, console: Console) -> tuple[dict[str, Any], dict[str, float]]:
+    """Each job's result and CPU seconds, by label, from `workers` processes in submission order."""
     results: dict[str, Any] = {}
     cpu_seconds: dict[str, float] = {}
+    # Spawned, not forked: each worker starts from a clean interpreter, the same on every platform.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker) as pool:
         futures = {pool.submit(_run, job): label for label, job in jobs.items()}
@@ -110,6 +112,7 @@ def run_jobs(jobs: dict[str, Job], workers: int, console: Console) -> tuple[dict
 
 
 def count_rows(results: dict[str, Any]) -> tuple[list[Row], dict[str, Any]]:
+    """The table's rows of counts, and the same counts for build/bench.json, from the jobs' results."""
     rows: list[Row] = []
     changes = [
         scenarios.ChangeCost(
@@ -168,6 +171,7 @@ def _storm_rows(storm: scenarios.StormCost, case: str) -> list[Row]:
 
 
 def timing_rows() -> tuple[list[Row], dict[str, Any]]:
+    """The table's rows of times and sizes, measured in this process once no job runs."""
     rows: list[Row] = []
     plan_ms = scenarios.plan_cpu_seconds() * 1000
     rows.append(
@@ -203,7 +207,7 @@ def timing_rows() -> tuple[list[Row], dict[str, Any]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.run", description=__doc__)
     parser.add_argument("--workers", type=int, default=2, help="processes sharing the counting jobs")
     workers = parser.parse_args().workers
     _quiet_product()
