@@ -61,6 +61,7 @@ class LocalMesh:
         self.mappings: dict[str, EventSourceMapping] = {}
         self.buffers: dict[str, LifecycleBuffer] = {}
         self.schedule = Schedule(self.clock, self.spec.trueup_interval_seconds, self.scheduled_trueup)
+        self._own_clients: dict[tuple[str, str], Any] = {}
 
     def provision(self, instances_per_region: int = 2) -> LocalMesh:
         """Create every region's stack (the embedded AWS must be running) and trust its SNS certificates."""
@@ -128,7 +129,7 @@ class LocalMesh:
         current = sorted(self.members(region))
         if desired > len(current):
             before = set(self._group_instances(region))
-            self.session.client("autoscaling", region_name=region).set_desired_capacity(
+            self._own_client("autoscaling", region).set_desired_capacity(
                 AutoScalingGroupName=stack.group_name, DesiredCapacity=desired
             )
             launched = sorted(set(self._group_instances(region)) - before)
@@ -141,7 +142,7 @@ class LocalMesh:
     def terminate_by_hand(self, region: str) -> str:
         """An operator terminates an instance in EC2: no lifecycle event, only the true-up sees it."""
         victim = sorted(self.members(region))[0]
-        self.session.client("ec2", region_name=region).terminate_instances(InstanceIds=[victim])
+        self._own_client("ec2", region).terminate_instances(InstanceIds=[victim])
         return victim
 
     def cut_off(self, region: str) -> None:
@@ -174,12 +175,13 @@ class LocalMesh:
                 continue
             visible, in_flight = self._queued()
             busy = visible or in_flight or self.bus.next_due is not None or self.hooks.pending
-            if (not busy and self.converged()) or self.clock.now >= deadline:
+            settled = not busy and self.converged()
+            if settled or self.clock.now >= deadline:
                 break
             # Poll again only for visible messages; otherwise only a timer can change anything.
             self.clock.advance_to(min(self._next_moment(include_polls=visible > 0), deadline))
         return Convergence(
-            converged=self.converged(),
+            converged=settled or self.converged(),
             sim_seconds=self.clock.now - started_sim,
             wall_seconds=time.perf_counter() - started_wall,
             api_calls=len(self.calls.since(first_call)),
@@ -247,8 +249,16 @@ class LocalMesh:
 
     # -- the truth, observed from AWS independently of sgmesh's tables ---------------------------
 
+    def _own_client(self, service: str, region: str) -> Any:
+        """The mesh's own client (it plays Auto Scaling and the operator, so no call is recorded),
+        built once: building an EC2 client costs more than the calls a convergence check makes."""
+        key = (service, region)
+        if key not in self._own_clients:
+            self._own_clients[key] = self.session.client(service, region_name=region)
+        return self._own_clients[key]
+
     def _group_instances(self, region: str) -> list[str]:
-        group = self.session.client("autoscaling", region_name=region).describe_auto_scaling_groups(
+        group = self._own_client("autoscaling", region).describe_auto_scaling_groups(
             AutoScalingGroupNames=[self.stacks[region].group_name]
         )["AutoScalingGroups"][0]
         return [instance["InstanceId"] for instance in group["Instances"]]
@@ -258,9 +268,7 @@ class LocalMesh:
         ids = [i for i in self._group_instances(region) if self.hooks.waiting_state(i) != "Terminating:Wait"]
         if not ids:
             return {}
-        reservations = self.session.client("ec2", region_name=region).describe_instances(InstanceIds=ids)[
-            "Reservations"
-        ]
+        reservations = self._own_client("ec2", region).describe_instances(InstanceIds=ids)["Reservations"]
         return {
             instance["InstanceId"]: instance["PublicIpAddress"]
             for reservation in reservations
@@ -273,9 +281,7 @@ class LocalMesh:
         ids = [i for i in self._group_instances(region) if self.hooks.waiting_state(i) != "Terminating:Wait"]
         if not ids:
             return {}
-        reservations = self.session.client("ec2", region_name=region).describe_instances(InstanceIds=ids)[
-            "Reservations"
-        ]
+        reservations = self._own_client("ec2", region).describe_instances(InstanceIds=ids)["Reservations"]
         mode = AddressMode(self.spec.address)
         found = {}
         for reservation in reservations:
@@ -307,7 +313,7 @@ class LocalMesh:
 
     def ingress(self, region: str) -> list[dict[str, Any]]:
         group_id = self.stacks[region].security_group_id
-        rules: Any = self.session.client("ec2", region_name=region).describe_security_group_rules(
+        rules: Any = self._own_client("ec2", region).describe_security_group_rules(
             Filters=[{"Name": "group-id", "Values": [group_id]}]
         )["SecurityGroupRules"]
         return [rule for rule in rules if not rule["IsEgress"]]
