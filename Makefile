@@ -4,12 +4,17 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 # Supported Pythons, preferred first: the Lambda runtime's, so the tests run on it where the machine has
-# it. The first of python3.12, python3.13, python3.11, python3 that is one of them and can build a
-# virtualenv (Debian and Ubuntu ship ensurepip apart, in pythonX.Y-venv) builds it; PYTHON=... overrides.
+# it. The first of python3.12, python3.13, python3.11 (each on PATH, or installed by pyenv), python3 that
+# is one of them and can build a virtualenv (Debian and Ubuntu ship ensurepip apart, in pythonX.Y-venv)
+# builds it; PYTHON=... overrides.
 SUPPORTED_PYTHONS := 3.12 3.13 3.11
 python_version = $(shell $(1) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 venv_capable_version = $(shell $(1) -c 'import ensurepip, sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
-find_python = $(firstword $(foreach candidate,$(addprefix python,$(SUPPORTED_PYTHONS)) python3, \
+# pyenv installs versions its shims answer for only when selected: ask it where each one lives.
+pyenv_python = $(shell command -v pyenv >/dev/null 2>&1 && version=$$(pyenv latest $(1) 2>/dev/null) && \
+	test -n "$$version" && prefix=$$(pyenv prefix "$$version" 2>/dev/null) && echo "$$prefix/bin/python$(1)")
+python_candidates = $(foreach version,$(SUPPORTED_PYTHONS),python$(version) $(call pyenv_python,$(version))) python3
+find_python = $(firstword $(foreach candidate,$(python_candidates), \
 	$(if $(filter $(SUPPORTED_PYTHONS),$(call venv_capable_version,$(candidate))),$(candidate))))
 # Found on first use, so only a target that builds a virtualenv pays for the probes.
 ifeq ($(origin PYTHON),undefined)

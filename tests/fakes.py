@@ -45,7 +45,7 @@ class FakeSourceStates(SourceStates):
         self.items: dict[tuple[str, str], tuple[int, str]] = {}
         self.writes = 0
         # Run once each, in order, right after a read has been taken: another writer acting then.
-        self.after_read: list[Callable[[], None]] = []
+        self.after_read: list[Callable[[], object]] = []
 
     def store_if_newer(self, snapshot: MembershipSnapshot) -> bool:
         key = (snapshot.cluster, snapshot.source.key)

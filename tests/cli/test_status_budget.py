@@ -4,14 +4,19 @@ from (Service Quotas or the setting), and the headroom left."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import boto3
+from botocore.client import BaseClient
 from botocore.stub import Stubber
 
 from schemas.settings import AddressMode, TargetMode
 from sgmesh.local.mesh import LocalMesh
 from sgmesh.meshfile import load, render
 from tests.cli.conftest import Run
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2.type_defs import IpPermissionTypeDef
 
 EAST, WEST = "us-east-1", "eu-west-1"
 # Two members per region, two regions, two port specs: every group admits 4 addresses x 2 ports.
@@ -78,7 +83,7 @@ def test_when_service_quotas_refuses_the_setting_is_the_budget_and_the_reason_is
     # GIVEN the operator's credentials may not read Service Quotas in us-east-1 (moto grants
     # everything, so the refusal is stubbed on the client the CLI is handed)
     client = local_mesh.factory.service_quotas(EAST)
-    with Stubber(client) as stub:
+    with Stubber(cast(BaseClient, client)) as stub:
         stub.add_client_error(
             "get_service_quota",
             "AccessDeniedException",
@@ -107,11 +112,13 @@ def test_in_prefix_list_mode_a_group_shows_its_weighed_rules_and_a_list_its_entr
     listed = ec2.create_managed_prefix_list(
         PrefixListName="sgmesh-demo-ipv6", AddressFamily="IPv6", MaxEntries=10
     )["PrefixList"]["PrefixListId"]
-    reference = {"PrefixListId": listed, "Description": "sgmesh:demo prefix-list ipv6"}
-    ec2.authorize_security_group_ingress(
-        GroupId=group_id,
-        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 7000, "ToPort": 7001, "PrefixListIds": [reference]}],
-    )
+    reference: IpPermissionTypeDef = {
+        "IpProtocol": "tcp",
+        "FromPort": 7000,
+        "ToPort": 7001,
+        "PrefixListIds": [{"PrefixListId": listed, "Description": "sgmesh:demo prefix-list ipv6"}],
+    }
+    ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[reference])
     mesh = load(mesh_file)
     regions = dict(mesh.regions)
     regions[WEST] = regions[WEST].model_copy(update={"prefix_list_ids": (listed,)})

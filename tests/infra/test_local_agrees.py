@@ -4,7 +4,7 @@ definitions of the per-region stack cannot drift apart unnoticed."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, get_args
 
 from schemas.names import ClusterName
 from sgmesh.local.stack import RegionStack, StackSpec
@@ -107,5 +107,5 @@ def test_every_function_gets_the_settings_the_local_runtime_gives_it(sam_templat
 def test_the_template_accepts_exactly_the_cluster_names_the_code_accepts(
     sam_template: dict[str, Any],
 ) -> None:
-    (constraint,) = ClusterName.__metadata__
+    (constraint,) = get_args(ClusterName)[1:]
     assert sam_template["Parameters"]["ClusterName"]["AllowedPattern"] == constraint.pattern

@@ -11,7 +11,7 @@ from cloud.clients import ClientFactory
 def test_clients_use_standard_retries_and_are_cached_per_region(aws: str) -> None:
     factory = ClientFactory()
     client = factory.ec2("eu-west-1")
-    assert client.meta.config.retries["mode"] == "standard"
+    assert client.meta.config.retries["mode"] == "standard"  # type: ignore[attr-defined]  # not in the stubs
     assert client.meta.region_name == "eu-west-1"
     assert factory.ec2("eu-west-1") is client
     assert factory.ec2("us-east-1") is not client

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
 import pytest
@@ -19,6 +19,9 @@ from sgmesh.local.clients import ApiCall
 from sgmesh.local.prefix_lists import PrefixListChecks
 from sgmesh.local.stack import ACCOUNT
 from tests.support.mesh import Mesh
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2.type_defs import AddPrefixListEntryTypeDef
 
 # The stack's default ports: 3 ports (7000, 7001, 9042) in 2 port specs, so 2 referencing rules.
 PORT_SPECS = (("tcp", 7000, 7001), ("tcp", 9042, 9042))
@@ -333,7 +336,7 @@ def test_the_emulation_answers_as_aws_does_for_a_stale_version_too_many_entries_
             ec2.modify_managed_prefix_list(PrefixListId=prefix_list_id, **params)
         return str(error.value.response["Error"]["Code"])
 
-    entry = {"Cidr": "54.0.0.1/32", "Description": "x"}
+    entry: AddPrefixListEntryTypeDef = {"Cidr": "54.0.0.1/32", "Description": "x"}
     assert code(CurrentVersion=7, AddEntries=[entry]) == "PrefixListVersionMismatch"
     assert (
         code(CurrentVersion=1, AddEntries=[entry, {"Cidr": "54.0.0.2/32"}]) == "PrefixListMaxEntriesExceeded"

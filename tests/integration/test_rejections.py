@@ -12,6 +12,7 @@ import pytest
 from sgmesh.local.lifecycle import Completion
 from sgmesh.local.stack import StackSpec
 from tests.support.ec2 import reference_a_prefix_list
+from tests.support.logs import extra
 from tests.support.mesh import Mesh, Provisioner
 
 
@@ -96,7 +97,9 @@ def test_bad_records_fail_alone_and_leave_no_trace(mesh: Mesh, caplog: pytest.Lo
         m["MessageId"] for m in bad.values()
     )
     rejected = {
-        r.message_id: (r.reason, r.error) for r in caplog.records if r.getMessage() == "record rejected"
+        extra(r, "message_id"): (extra(r, "reason"), extra(r, "error"))
+        for r in caplog.records
+        if r.getMessage() == "record rejected"
     }
     assert set(rejected) == {m["MessageId"] for m in bad.values()}
     expected = {
@@ -160,7 +163,9 @@ def test_a_plan_over_the_rule_quota_changes_nothing(
     ec2_writes = [c for c in mesh.invocations[-1].calls if c.service == "ec2" and c.mutating]
     assert ec2_writes == []
     group_id = mesh.stacks["eu-west-1"].security_group_id
-    errors = [r.error for r in caplog.records if r.getMessage().startswith("applying the batch failed")]
+    errors = [
+        extra(r, "error") for r in caplog.records if r.getMessage().startswith("applying the batch failed")
+    ]
     needed = f"security group {group_id} would need 13 ipv4 inbound rules, over its quota of 10"
     assert errors == [f"{needed}; nothing was changed"]
 
@@ -228,6 +233,8 @@ def test_an_operators_prefix_list_reference_weighs_its_max_entries_against_the_q
     # THEN nothing is written and the error counts the reference by its weight
     assert len(response["batchItemFailures"]) == len(messages)
     assert mesh.ingress(region) == before
-    errors = [r.error for r in caplog.records if r.getMessage().startswith("applying the batch failed")]
+    errors = [
+        extra(r, "error") for r in caplog.records if r.getMessage().startswith("applying the batch failed")
+    ]
     needed = f"security group {group_id} would need 63 ipv4 inbound rules, over its quota of 60"
     assert errors == [f"{needed}; nothing was changed"]

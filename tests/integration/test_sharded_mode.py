@@ -14,6 +14,7 @@ from consumers.sharding import score
 from schemas.settings import Settings
 from sgmesh.local.clients import ApiCall
 from sgmesh.local.stack import StackSpec
+from tests.support.logs import extra
 from tests.support.mesh import Mesh, Provisioner
 
 PORTS = "tcp:7000-7001,tcp:9042,udp:7002"
@@ -190,7 +191,9 @@ def test_a_sharded_mesh_that_does_not_fit_fails_before_touching_any_group(
     assert [c for c in mesh.invocations[-1].calls if c.service == "ec2" and c.mutating] == []
     assert managed_by_group(mesh, "eu-west-1") == before
     assert mesh.has_operator_rule("eu-west-1")
-    (error,) = [r.error for r in caplog.records if r.getMessage().startswith("applying the batch failed")]
+    (error,) = [
+        extra(r, "error") for r in caplog.records if r.getMessage().startswith("applying the batch failed")
+    ]
     groups = ", ".join(group_ids(mesh, "eu-west-1"))
     assert error.startswith(
         f"sharded security groups {groups} would need 18 ipv4 inbound rules (each address with all its "

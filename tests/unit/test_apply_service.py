@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from itertools import pairwise
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given
@@ -53,7 +54,7 @@ def consumer_settings(mode: AddressMode = AddressMode.PUBLIC, **overrides: str) 
 
 def new_service(
     settings: Settings | None = None, max_conflict_retries: int = 3
-) -> tuple[ApplyService, FakeSourceStates, FakeSecurityGroups]:
+) -> tuple[ApplyService[Any], FakeSourceStates, FakeSecurityGroups]:
     states, groups = FakeSourceStates(), FakeSecurityGroups(*GROUP_IDS)
     service = fake_consumer(
         settings or consumer_settings(),
@@ -64,7 +65,7 @@ def new_service(
     return service, states, groups
 
 
-def another_consumer(states: FakeSourceStates, groups: FakeSecurityGroups) -> ApplyService:
+def another_consumer(states: FakeSourceStates, groups: FakeSecurityGroups) -> ApplyService[Any]:
     """A second consumer of the same region: same table, same groups (Lambda runs several at once)."""
     return fake_consumer(consumer_settings(), states=states, groups=groups)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from consumers.service import ApplyService
 from schemas.audit import AuditKind
 from schemas.events import Source
@@ -21,7 +23,7 @@ SOURCE = Source(account="111111111111", region="eu-west-1", group="cassandra-a")
 NOW = RECEIVED_AT
 
 
-def service(quota: int = 60) -> tuple[ApplyService, FakeSecurityGroups, FakeAuditLog]:
+def service(quota: int = 60) -> tuple[ApplyService[Any], FakeSecurityGroups, FakeAuditLog]:
     settings = Settings.from_env(
         {
             "SGMESH_CLUSTER": CLUSTER,

@@ -60,7 +60,7 @@ def sqs_event(*records: tuple[str, str]) -> dict[str, Any]:
     }
 
 
-def new_service() -> tuple[ApplyService, FakeSourceStates, FakeSecurityGroups]:
+def new_service() -> tuple[ApplyService[Any], FakeSourceStates, FakeSecurityGroups]:
     settings = Settings.from_env(
         {
             "SGMESH_CLUSTER": CLUSTER,
@@ -91,7 +91,7 @@ POISON = {
 
 
 def run(
-    service: ApplyService,
+    service: ApplyService[Any],
     event: dict[str, Any],
     apply: Callable[[Sequence[MembershipSnapshot]], object] | None = None,
 ) -> list[str]:

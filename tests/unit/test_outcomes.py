@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from aws_lambda_powertools.metrics import Metrics
@@ -26,6 +27,7 @@ from tests.fakes import (
     sns_body,
     topic_arn,
 )
+from tests.support.logs import extra
 
 GROUP = "sg-0aaaaaaaaaaaaaaa1"
 SOURCE = Source(account="111111111111", region="eu-west-1", group="cassandra-a")
@@ -34,7 +36,7 @@ MAX_AGE = 3600
 
 def consumer(
     now: timedelta = timedelta(0), quota: int = 60
-) -> tuple[ApplyService, FakeOutcomes, FakeSourceStates, FakeSecurityGroups]:
+) -> tuple[ApplyService[Any], FakeOutcomes, FakeSourceStates, FakeSecurityGroups]:
     settings = Settings.from_env(
         {
             "SGMESH_CLUSTER": CLUSTER,
@@ -77,7 +79,7 @@ def test_a_snapshot_older_than_the_maximum_age_is_dropped_without_any_write(
     assert outcomes.counts[Outcome.EXPIRED] == 1
     assert outcomes.counts[Outcome.APPLIED] == 1
     (warning,) = [r for r in caplog.records if r.getMessage().startswith("snapshot dropped")]
-    assert (warning.source, warning.version) == (SOURCE.key, 7)
+    assert (extra(warning, "source"), extra(warning, "version")) == (SOURCE.key, 7)
 
 
 def test_a_snapshot_dated_in_the_future_is_rejected_with_its_reason() -> None:

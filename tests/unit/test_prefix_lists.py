@@ -484,7 +484,7 @@ def test_plan_reports_the_list_changes_as_rules_and_each_groups_weight_against_t
         f"tcp:9042-9042 from {LIST}",
         f"udp:7002-7002 from {LIST}",
     ]
-    assert (group_review.rules_after, group_review.over_quota) == ({Family.IPV4: 15}, False)
+    assert (dict(group_review.rules_after), group_review.over_quota) == ({Family.IPV4: 15}, False)
     assert api.writes == []
 
 

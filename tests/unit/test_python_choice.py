@@ -1,4 +1,5 @@
-"""The Makefile builds its virtualenvs with a supported Python: 3.12 first, then 3.13, 3.11, python3."""
+"""The Makefile builds its virtualenvs with a supported Python: 3.12 first, then 3.13, 3.11, python3;
+each on PATH or installed by pyenv."""
 
 from __future__ import annotations
 
@@ -134,3 +135,23 @@ def test_checkovs_virtualenv_is_chosen_the_same_way(project: Path) -> None:
     result = make(project, "build/checkov-venv/.installed")
     assert result.returncode == 0, result.stderr
     assert "python3.13 -m venv build/checkov-venv" in result.stdout
+
+
+def test_a_version_pyenv_installed_but_did_not_select_is_found(project: Path) -> None:
+    # GIVEN python3.11 on PATH, and pyenv with a 3.12 installed whose shim answers only when selected
+    interpreter(project / "bin", "python3.11", "3.11")
+    installed = project / "pyenv" / "versions" / "3.12.1"
+    (installed / "bin").mkdir(parents=True)
+    interpreter(installed / "bin", "python3.12", "3.12")
+    pyenv = project / "bin" / "pyenv"
+    pyenv.write_text(
+        "#!/bin/sh\n"
+        'case "$1 $2" in\n'
+        '"latest 3.12") echo 3.12.1 ;;\n'
+        f'"prefix 3.12.1") echo {installed} ;;\n'
+        "*) exit 1 ;;\n"
+        "esac\n"
+    )
+    pyenv.chmod(0o755)
+    # WHEN make looks for a Python THEN it takes pyenv's 3.12, the Lambda runtime's version
+    assert chosen(project) == f"{installed}/bin/python3.12"

@@ -139,13 +139,17 @@ def test_a_plan_authorizing_first_peaks_with_both_and_one_revoking_first_once_do
     by_reference = GroupReview.authorizing_first(plan, existing, quota=6)
     by_address = GroupReview.revoking_first(plan, existing, quota=6)
 
-    assert (by_reference.rules_before, by_reference.rules_peak, by_reference.rules_after) == (
+    assert (
+        dict(by_reference.rules_before),
+        dict(by_reference.rules_peak),
+        dict(by_reference.rules_after),
+    ) == (
         {Family.IPV4: 2},
         {Family.IPV4: 7},
         {Family.IPV4: 6},
     )
     assert by_reference.over_quota
-    assert (by_address.rules_peak, by_address.over_quota) == ({Family.IPV4: 6}, False)
+    assert (dict(by_address.rules_peak), by_address.over_quota) == ({Family.IPV4: 6}, False)
     assert by_address.headroom == {Family.IPV4: 0, Family.IPV6: 6}
 
 
