@@ -19,6 +19,7 @@ from infra.deploy.sns import topic_exists
 from infra.deploy.subscriptions import subscription_steps, topic_order
 from infra.deploy.template import load_template, stack_parameters
 from infra.deploy.transform import transform
+from schemas.names import topic_region_and_account
 
 
 class Deployment:
@@ -47,13 +48,19 @@ class Deployment:
         wanted = (*own.values(), *self._config.peer_topic_arns)
         check_plan(self._config, self._regions, wanted, self._template)
         for arn in self._config.peer_topic_arns:
-            if not topic_exists(self._session, arn):
-                raise DeployError(f"peer topic {arn} does not exist yet: deploy the peer account first")
+            if not topic_exists(self._session, arn, identity):
+                region, account = topic_region_and_account(arn)
+                raise DeployError(
+                    f"peer topic {arn} does not exist yet: account {account} deploys {region} first "
+                    "(docs/deploying.md, Cross-account clusters)"
+                )
         store = ArtifactStore(self._session, artifacts(), self._log)
         subscribed: dict[str, tuple[str, ...]] = {}
         # Pass 1, topics first: each stack subscribes to the topics that exist so far (its own included).
         for region in self._regions:
-            existing = [arn for arn in wanted if arn == own[region] or topic_exists(self._session, arn)]
+            existing = [
+                arn for arn in wanted if arn == own[region] or topic_exists(self._session, arn, identity)
+            ]
             subscribed[region] = self._deploy_region(region, own[region], existing, store)
         # Pass 2: the regions deployed before a newer region's topic existed subscribe to it now.
         for region in self._regions:

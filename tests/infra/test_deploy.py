@@ -277,9 +277,6 @@ def test_names_in_policies_match_what_was_really_created(deployed: Deployed) -> 
     key = stack.resolved("Key")
     assert key is not None
     statements = {statement["Sid"]: statement for statement in key["KeyPolicy"]["Statement"]}
-    rules = statements["RulesWriteQueues"]["Condition"]["ArnLike"]["aws:SourceArn"]
-    for rule in ("LifecycleRule", "TrueupFunctionSchedule"):
-        assert fnmatch.fnmatchcase(stack.attribute(rule, "Arn"), rules), rule
     logs = statements["FunctionLogs"]["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
     for function in ("Lifecycle", "Trueup", "Consumer"):
         log_group = f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:{stack.physical_ids[f'{function}LogGroup']}"

@@ -16,6 +16,8 @@ from infra.deploy.checks import check_parameters, check_plan
 from infra.deploy.cloudformation import Outcome, TemplateBody, deploy_stack
 from infra.deploy.config import ClusterConfig
 from infra.deploy.errors import DeployError
+from infra.deploy.identity import Identity
+from infra.deploy.sns import topic_exists
 from infra.deploy.subscriptions import subscription_steps, topic_order
 from infra.deploy.template import (
     MAX_GROUPS,
@@ -284,3 +286,61 @@ def test_a_stack_that_cannot_be_updated_is_explained(status: str, advice: str) -
     with pytest.raises(DeployError, match=advice):
         deploy(cfn)
     assert cfn.calls == []
+
+
+# ----------------------------------------------------------------------------- peer topics
+
+
+@dataclass
+class RefusingSns:
+    """An SNS client whose GetTopicAttributes answers with one error code."""
+
+    code: str
+
+    def get_topic_attributes(self, TopicArn: str) -> dict[str, Any]:
+        raise ClientError({"Error": {"Code": self.code, "Message": "denied"}}, "GetTopicAttributes")
+
+
+@dataclass
+class SessionOf:
+    client_: Any
+
+    def client(self, service: str, region_name: str) -> Any:
+        return self.client_
+
+
+DEPLOYER = Identity(account="111111111111", partition="aws", arn="arn:aws:iam::111111111111:role/deployer")
+
+
+def test_a_peer_topic_this_account_may_not_read_says_whose_policy_and_what_to_redeploy() -> None:
+    """GIVEN a peer account's topic that refuses GetTopicAttributes (its stack does not list this
+    account, or predates the statement that grants it), WHEN the deploy checks it, THEN the message
+    names both accounts, the key in the deploy file, the version to redeploy with, and the other
+    possible cause (this identity's own policy), instead of blaming peer_accounts alone."""
+    peer_topic = "arn:aws:sns:eu-west-1:222222222222:sgmesh-demo"
+    with pytest.raises(DeployError) as refused:
+        topic_exists(SessionOf(RefusingSns("AuthorizationError")), peer_topic, DEPLOYER)  # type: ignore[arg-type]
+    message = str(refused.value)
+    for expected in (
+        "account 222222222222 does not let account 111111111111 read its topic",
+        "with 111111111111 in peer_accounts, with this version of sgmesh",
+        "arn:aws:iam::111111111111:role/deployer itself lacks sns:GetTopicAttributes",
+    ):
+        assert expected in message
+
+
+def test_an_own_topic_this_identity_may_not_read_names_the_identity() -> None:
+    own_topic = "arn:aws:sns:eu-west-1:111111111111:sgmesh-demo"
+    with pytest.raises(DeployError, match=r"role/deployer may not read this account's topic"):
+        topic_exists(SessionOf(RefusingSns("AuthorizationError")), own_topic, DEPLOYER)  # type: ignore[arg-type]
+
+
+def test_a_topic_in_a_region_the_account_has_not_enabled_says_so() -> None:
+    topic = "arn:aws:sns:af-south-1:111111111111:sgmesh-demo"
+    with pytest.raises(DeployError, match=r"not valid in af-south-1 .*enable it for account 111111111111"):
+        topic_exists(SessionOf(RefusingSns("InvalidClientTokenId")), topic, DEPLOYER)  # type: ignore[arg-type]
+
+
+def test_a_missing_topic_is_absence_not_an_error() -> None:
+    topic = "arn:aws:sns:eu-west-1:111111111111:sgmesh-demo"
+    assert topic_exists(SessionOf(RefusingSns("NotFound")), topic, DEPLOYER) is False  # type: ignore[arg-type]
