@@ -8,6 +8,7 @@ from typing import Any
 
 from infra.deploy.config import ClusterConfig
 from infra.deploy.errors import DeployError
+from infra.deploy.names import ARTIFACTS_STACK, stack_name
 from infra.deploy.template import MAX_GROUPS, MAX_SECURITY_GROUPS, MAX_TOPICS, stack_parameters
 from schemas.names import topic_region_and_account
 from schemas.quota import Family
@@ -23,6 +24,10 @@ def check_plan(
     missing = [region for region in regions if region not in config.regions]
     if missing:
         raise DeployError(f"no [regions.<name>] section in the deploy file for: {', '.join(missing)}")
+    if stack_name(config.cluster) == ARTIFACTS_STACK:
+        problems.append(
+            f"cluster={config.cluster!r} would name its stack {ARTIFACTS_STACK}, the artifacts' own"
+        )
     if len(topics) > MAX_TOPICS:
         problems.append(f"{len(topics)} topics (regions and peer topics); a stack subscribes to {MAX_TOPICS}")
     for arn in config.peer_topic_arns:

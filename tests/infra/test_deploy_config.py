@@ -18,8 +18,8 @@ from tests.infra.intrinsics import Resolver
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
-TOPICS = [f"arn:aws:sns:{region}:{ACCOUNT}:sgmesh-prod_1" for region in (REGION, "us-east-1", "ap-south-1")]
-TABLE = "sgmesh-prod_1-Table-1A2B3C"
+TOPICS = [f"arn:aws:sns:{region}:{ACCOUNT}:sgmesh-prod-1" for region in (REGION, "us-east-1", "ap-south-1")]
+TABLE = "sgmesh-prod-1-Table-1A2B3C"
 PREFIX_LISTS = {"PrefixListIpv4": "pl-0123456789abcdef0", "PrefixListIpv6": "pl-0123456789abcdef1"}
 FIELD_OF = {variable: field for field, variable in ENVIRONMENT_NAMES.items()}
 
@@ -100,7 +100,7 @@ def test_each_function_reads_back_every_setting_the_deploy_file_gives_it(
     at least one function (Lambda itself sets AWS_REGION)."""
     config = ClusterConfig.model_validate(
         {
-            "cluster": "prod_1",
+            "cluster": "prod-1",
             "ports": "tcp:7000-7001,udp:53,icmp:8,icmpv6,all",
             "address": address,
             "target": target,
