@@ -111,6 +111,19 @@ def stack_outputs(cfn: CloudFormationClient, name: str) -> dict[str, str]:
     return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
 
 
-def stack_parameter(cfn: CloudFormationClient, name: str, key: str) -> str | None:
+def deployed_parameters(cfn: CloudFormationClient, name: str) -> dict[str, str] | None:
+    """The parameters the stack was last deployed with; None when it was never created (a stack still
+    in review has no resources yet)."""
+    if stack_status(cfn, name) in (None, "REVIEW_IN_PROGRESS"):
+        return None
     stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
-    return next((p["ParameterValue"] for p in stack.get("Parameters", []) if p["ParameterKey"] == key), None)
+    return {item["ParameterKey"]: item.get("ParameterValue", "") for item in stack.get("Parameters", [])}
+
+
+def physical_id(cfn: CloudFormationClient, name: str, logical_id: str) -> str:
+    # By listing: moto (the deploy tests) fails DescribeStackResource on these stacks.
+    for page in cfn.get_paginator("list_stack_resources").paginate(StackName=name):
+        for resource in page["StackResourceSummaries"]:
+            if resource["LogicalResourceId"] == logical_id:
+                return resource["PhysicalResourceId"]
+    raise DeployError(f"stack {name} has no {logical_id}")

@@ -60,12 +60,13 @@ def test_without_credentials_the_deploy_stops_first_with_a_clear_message(tmp_pat
     assert result.stdout == ""
 
 
+def own_topics(*regions: str) -> dict[str, str]:
+    return {region: f"arn:aws:sns:{region}:123456789012:sgmesh-demo" for region in regions}
+
+
 def test_the_example_deploy_file_passes_every_check() -> None:
     config = ClusterConfig.load(EXAMPLE)
-    regions = tuple(config.regions)
-    check_plan(
-        config, regions, [f"arn:aws:sns:{r}:123456789012:sgmesh-demo" for r in regions], load_template()
-    )
+    check_plan(config, own_topics(*config.regions), load_template())
 
 
 def test_what_the_stacks_or_the_functions_would_refuse_is_refused_before_any_aws_call() -> None:
@@ -77,6 +78,7 @@ def test_what_the_stacks_or_the_functions_would_refuse_is_refused_before_any_aws
             "auto_scaling_groups": [f"group-{n}" for n in range(MAX_GROUPS + 1)],
             "lifecycle_heartbeat_timeout": 10,
             "prefix_list_max_entries": 1001,
+            "peer_topic_arns": [f"arn:aws:sns:us-east-1:222222222222:t{n}" for n in range(MAX_TOPICS)],
             "regions": {
                 "us-east-1": {
                     "security_groups": [f"sg-0123456789abcdef{n}" for n in range(MAX_SECURITY_GROUPS + 1)]
@@ -85,12 +87,13 @@ def test_what_the_stacks_or_the_functions_would_refuse_is_refused_before_any_aws
             },
         }
     )
-    topics = [f"arn:aws:sns:us-east-1:123456789012:t{n}" for n in range(MAX_TOPICS + 1)]
 
     # WHEN the plan is checked THEN every slot, template constraint and function setting it breaks is named
     with pytest.raises(DeployError) as refused:
-        check_plan(config, ["us-east-1", "moon-base"], topics, load_template())
-    message = str(refused.value)
+        check_plan(config, own_topics("us-east-1"), load_template())
+    with pytest.raises(DeployError) as refused_elsewhere:
+        check_plan(config, own_topics("moon-base"), load_template())
+    message = f"{refused.value}\n{refused_elsewhere.value}"
     for expected in (
         f"{MAX_TOPICS + 1} topics",
         "us-east-1: 1 to 5 auto_scaling_groups, not 6",
@@ -107,9 +110,7 @@ def test_a_setting_parameter_outside_the_template_constraints_is_named_with_them
     second check of every parameter, so a template that drifts from the types is still caught."""
     config = ClusterConfig.load(EXAMPLE)
     template = load_template()
-    values = stack_parameters(
-        template, config, "us-east-1", ["arn:aws:sns:us-east-1:123456789012:sgmesh-demo"]
-    )
+    values = stack_parameters(template, config, "us-east-1", [own_topics("us-east-1")["us-east-1"]], [])
     assert check_parameters(template, values) == []
 
     problems = check_parameters(
@@ -150,14 +151,13 @@ def test_a_prefix_list_target_whose_reference_rules_would_not_fit_the_quota_is_r
             "regions": {"us-east-1": {"security_groups": ["sg-0123456789abcdef0"]}},
         }
     )
-    topics = ["arn:aws:sns:us-east-1:123456789012:sgmesh-demo"]
 
     # WHEN the deploy is checked THEN (port specs of a list's family) x MaxEntries must fit the quota
     if refused is None:
-        check_plan(config, ["us-east-1"], topics, load_template())
+        check_plan(config, own_topics("us-east-1"), load_template())
         return
     with pytest.raises(DeployError, match="over rule_quota 60") as error:
-        check_plan(config, ["us-east-1"], topics, load_template())
+        check_plan(config, own_topics("us-east-1"), load_template())
     assert refused in str(error.value)
 
 
@@ -166,7 +166,7 @@ def test_a_region_without_its_section_and_a_malformed_file_are_named(tmp_path: P
     with pytest.raises(
         DeployError, match=r"no \[regions.<name>\] section in the deploy file for: ap-south-1"
     ):
-        check_plan(config, ["us-east-1", "ap-south-1"], [A], load_template())
+        check_plan(config, own_topics("us-east-1", "ap-south-1"), load_template())
     broken = tmp_path / "sgmesh.toml"
     broken.write_text('cluster = "demo"\nports = "tcp:1"\nregion = {}\n')
     with pytest.raises(DeployError, match=r"sgmesh\.toml"):

@@ -62,9 +62,6 @@ RULES = {
     ("AWS::SNS::Topic", "TopicName"): NameRule(
         r"[A-Za-z0-9_-]+", 256, "Amazon SNS API Reference, CreateTopic, Name (standard topics)"
     ),
-    ("AWS::SQS::Queue", "QueueName"): NameRule(
-        r"[A-Za-z0-9_-]+", 80, "Amazon SQS API Reference, CreateQueue, QueueName (standard queues)"
-    ),
     ("AWS::Lambda::Function", "FunctionName"): NameRule(
         r"[A-Za-z0-9_-]+", 64, "AWS Lambda API Reference, CreateFunction, FunctionName (the name alone)"
     ),
@@ -97,6 +94,7 @@ NAMING_PROPERTY = {
 }
 NAMING = dict(NAMING_PROPERTY.keys())
 NAMING |= {
+    "AWS::SQS::Queue": "QueueName",
     "AWS::IAM::Role": "RoleName",
     "AWS::IAM::ManagedPolicy": "ManagedPolicyName",
     "AWS::DynamoDB::Table": "TableName",
@@ -215,7 +213,7 @@ def test_a_cluster_named_like_the_artifacts_stack_is_refused() -> None:
         }
     )
     with pytest.raises(DeployError, match="cluster='artifacts' would name its stack sgmesh-artifacts"):
-        check_plan(config, ["eu-west-1"], [topic_arn(IDENTITY, "eu-west-1", "artifacts")], load_template())
+        check_plan(config, {"eu-west-1": topic_arn(IDENTITY, "eu-west-1", "artifacts")}, load_template())
 
 
 @pytest.mark.parametrize(
@@ -229,3 +227,16 @@ def test_a_cluster_named_like_the_artifacts_stack_is_refused() -> None:
 )
 def test_each_rule_refuses_what_aws_refuses(rule: NameRule, name: str) -> None:
     assert rule.problem(name) is not None
+
+
+def test_no_queue_has_a_fixed_name(transformed: dict[str, Any]) -> None:
+    """SQS refuses to create a queue with the name of one deleted less than 60 s before (Amazon SQS API
+    Reference, DeleteQueue: "you must wait 60 seconds after deleting a queue before you can create
+    another with the same name"): a stack deleted and deployed again at once would fail. So
+    CloudFormation names every queue (the delivery DLQ's ARN reaches the other stacks as a parameter)."""
+    named = [
+        logical_id
+        for logical_id, resource in transformed["Resources"].items()
+        if resource["Type"] == "AWS::SQS::Queue" and "QueueName" in resource["Properties"]
+    ]
+    assert named == []
