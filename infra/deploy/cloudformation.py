@@ -55,13 +55,7 @@ def deploy_stack(
 ) -> Outcome:
     """Create or update a stack and wait for it; an update that changes nothing is no error."""
     status = stack_status(cfn, name)
-    if status in FAILED_FIRST_CREATE:
-        raise DeployError(
-            f"stack {name} is {status} after a failed first create: look at its events, delete it "
-            f"(aws cloudformation delete-stack --stack-name {name}) and deploy again"
-        )
-    if status is not None and status.endswith("_IN_PROGRESS"):
-        raise DeployError(f"stack {name} is busy ({status}); let it finish (or delete its change set) first")
+    refuse_unusable(name, status)
     stack_parameters: list[ParameterTypeDef] = [
         {"ParameterKey": key, "ParameterValue": value} for key, value in parameters.items()
     ]
@@ -111,11 +105,24 @@ def stack_outputs(cfn: CloudFormationClient, name: str) -> dict[str, str]:
     return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
 
 
+def refuse_unusable(name: str, status: str | None) -> None:
+    """A stack that cannot be updated now stops the deploy, saying what to do."""
+    if status in FAILED_FIRST_CREATE:
+        raise DeployError(
+            f"stack {name} is {status} after a failed first create: look at its events, delete it "
+            f"(aws cloudformation delete-stack --stack-name {name}) and deploy again"
+        )
+    if status is not None and status.endswith("_IN_PROGRESS"):
+        raise DeployError(f"stack {name} is busy ({status}); let it finish (or delete its change set) first")
+
+
 def deployed_parameters(cfn: CloudFormationClient, name: str) -> dict[str, str] | None:
-    """The parameters the stack was last deployed with; None when it was never created (a stack still
-    in review has no resources yet)."""
-    if stack_status(cfn, name) in (None, "REVIEW_IN_PROGRESS"):
+    """The parameters the stack was last deployed with; None when it was never created. A stack that
+    cannot be updated now (a failed first create, an update under way) stops the deploy here."""
+    status = stack_status(cfn, name)
+    if status is None:
         return None
+    refuse_unusable(name, status)
     stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
     return {item["ParameterKey"]: item.get("ParameterValue", "") for item in stack.get("Parameters", [])}
 

@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import ClientError, WaiterError
 
 from infra.deploy.checks import check_parameters, check_plan
-from infra.deploy.cloudformation import Outcome, TemplateBody, deploy_stack
+from infra.deploy.cloudformation import Outcome, TemplateBody, deploy_stack, deployed_parameters
 from infra.deploy.config import ClusterConfig
 from infra.deploy.errors import DeployError
 from infra.deploy.identity import Identity
@@ -344,3 +344,12 @@ def test_a_topic_in_a_region_the_account_has_not_enabled_says_so() -> None:
 def test_a_missing_topic_is_absence_not_an_error() -> None:
     topic = "arn:aws:sns:eu-west-1:111111111111:sgmesh-demo"
     assert topic_exists(SessionOf(RefusingSns("NotFound")), topic, DEPLOYER) is False  # type: ignore[arg-type]
+
+
+def test_a_stack_that_cannot_be_updated_stops_the_deploy_before_anything_is_built() -> None:
+    """The deploy reads every region's stack first: one left by a failed first create stops it there,
+    with the same advice, instead of after the build and the other regions' updates."""
+    cfn = FakeCloudFormation(status="ROLLBACK_COMPLETE")
+    with pytest.raises(DeployError, match="aws cloudformation delete-stack --stack-name sgmesh-demo"):
+        deployed_parameters(cfn, "sgmesh-demo")  # type: ignore[arg-type]
+    assert deployed_parameters(FakeCloudFormation(status=None), "sgmesh-demo") is None  # type: ignore[arg-type]
