@@ -77,7 +77,7 @@ class PrefixListFromTemplate(CloudFormationModel):
         return attr in ("Arn", "PrefixListId")
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[misc]
+    def create_from_cloudformation_json(
         cls,
         resource_name: str,
         cloudformation_json: dict[str, Any],
@@ -95,7 +95,7 @@ class PrefixListFromTemplate(CloudFormationModel):
         return cls(created)
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[misc]
+    def update_from_cloudformation_json(
         cls,
         original_resource: PrefixListFromTemplate,
         new_resource_name: str,
@@ -107,7 +107,7 @@ class PrefixListFromTemplate(CloudFormationModel):
         return original_resource
 
     @classmethod
-    def delete_from_cloudformation_json(  # type: ignore[misc]
+    def delete_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
     ) -> None:
         ec2_backends[account_id][region_name].delete_managed_prefix_list(resource_name)

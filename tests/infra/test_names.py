@@ -10,7 +10,7 @@ import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from hypothesis import given, settings
@@ -28,7 +28,7 @@ from schemas.names import ClusterName
 from tests.infra.conftest import CODE_URI, LAYER_URI
 from tests.infra.intrinsics import Resolver
 
-(CLUSTER_PATTERN,) = (constraint.pattern for constraint in ClusterName.__metadata__)  # type: ignore[attr-defined]
+(CLUSTER_PATTERN,) = (constraint.pattern for constraint in get_args(ClusterName)[1:])
 IDENTITY = Identity(account="123456789012", partition="aws", arn="arn:aws:iam::123456789012:root")
 
 
