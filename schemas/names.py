@@ -6,9 +6,11 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-# The cluster name is in every managed rule's description and names the stack's topic, functions and
-# hooks: 1-40 characters that all of those accept (the template's ClusterName parameter says the same).
-ClusterName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")]
+# The cluster name is in every managed rule's description and names the stack (sgmesh-<cluster>), its
+# topic, queues, functions, log groups, rules, hooks, key alias and prefix lists: 1-40 characters that
+# all of those accept. No "_": CloudFormation stack names allow only letters, digits and hyphens
+# (tests/infra/test_names.py pins each rule). The template's ClusterName parameter says the same.
+ClusterName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,39}$")]
 AccountId = Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
 RegionName = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9]+$")]
 GroupName = Annotated[str, StringConstraints(min_length=1, max_length=255)]

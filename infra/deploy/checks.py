@@ -2,27 +2,43 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from infra.deploy.config import ClusterConfig
 from infra.deploy.errors import DeployError
-from infra.deploy.template import MAX_GROUPS, MAX_SECURITY_GROUPS, MAX_TOPICS, stack_parameters
+from infra.deploy.names import ARTIFACTS_STACK, stack_name
+from infra.deploy.regions import unsupported_deliveries
+from infra.deploy.template import (
+    MAX_GROUPS,
+    MAX_SECURITY_GROUPS,
+    MAX_TOPICS,
+    function_variables,
+    stack_parameters,
+)
 from schemas.names import topic_region_and_account
 from schemas.quota import Family
 from schemas.rules import Traffic
-from schemas.settings import AddressMode, TargetMode
+from schemas.settings import AddressMode, Settings, TargetMode
 
 
-def check_plan(
-    config: ClusterConfig, regions: Sequence[str], topics: Sequence[str], template: Mapping[str, Any]
-) -> None:
-    """Fail before any AWS call on anything the stacks or the functions would reject."""
+def check_plan(config: ClusterConfig, own_topics: Mapping[str, str], template: Mapping[str, Any]) -> None:
+    """Fail before any AWS call on anything the stacks or the functions would reject.
+
+    `own_topics` names each region of the deploy, in order, with its own topic.
+    """
     problems: list[str] = []
+    regions = list(own_topics)
     missing = [region for region in regions if region not in config.regions]
     if missing:
         raise DeployError(f"no [regions.<name>] section in the deploy file for: {', '.join(missing)}")
+    if stack_name(config.cluster) == ARTIFACTS_STACK:
+        problems.append(
+            f"cluster={config.cluster!r} would name its stack {ARTIFACTS_STACK}, the artifacts' own"
+        )
+    topics = [*own_topics.values(), *config.peer_topic_arns]
     if len(topics) > MAX_TOPICS:
         problems.append(f"{len(topics)} topics (regions and peer topics); a stack subscribes to {MAX_TOPICS}")
     for arn in config.peer_topic_arns:
@@ -30,9 +46,13 @@ def check_plan(
         if region not in regions:
             # SNS keeps a subscription's dead letters in the topic's region, in this account's stack there.
             problems.append(f"peer topic {arn}: deploy this account in its region {region} too")
+    problems += _opt_in_problems(regions, topics)
     problems += _prefix_list_weight_problems(config)
-    for region in regions:
-        problems += [f"{region}: {problem}" for problem in _region_problems(config, region, topics, template)]
+    for region, own in own_topics.items():
+        ordered = [own, *(arn for arn in topics if arn != own)]
+        problems += [
+            f"{region}: {problem}" for problem in _region_problems(config, region, ordered, template)
+        ]
     if problems:
         raise DeployError("the deploy file has problems:\n  " + "\n  ".join(problems))
 
@@ -40,6 +60,7 @@ def check_plan(
 def _region_problems(
     config: ClusterConfig, region: str, topics: Sequence[str], template: Mapping[str, Any]
 ) -> list[str]:
+    """What the region's stack or functions would refuse; `topics` starts with the region's own."""
     problems = []
     groups = config.groups(region)
     if not groups or len(groups) > MAX_GROUPS:
@@ -47,10 +68,73 @@ def _region_problems(
     if len(config.regions[region].security_groups) > MAX_SECURITY_GROUPS:
         problems.append(f"at most {MAX_SECURITY_GROUPS} security_groups")
     try:
-        values = stack_parameters(template, config, region, topics)
+        settings = config.settings(region, topics)
+        values = stack_parameters(template, config, region, topics, _stand_in_dead_letter_arns(topics))
     except DeployError as error:
         return [*problems, str(error)]
-    return problems + check_parameters(template, values)
+    return problems + check_parameters(template, values) + _environment_problems(template, config, settings)
+
+
+def _stand_in_dead_letter_arns(topics: Sequence[str]) -> list[str]:
+    """Delivery DLQ ARNs of the right shape for topics[1:] (their real names come with their stacks)."""
+    partition, account = topics[0].split(":")[1], topic_region_and_account(topics[0])[1]
+    return [f"arn:{partition}:sqs:{topic_region_and_account(arn)[0]}:{account}:dlq" for arn in topics[1:]]
+
+
+def _opt_in_problems(regions: Sequence[str], topics: Sequence[str]) -> list[str]:
+    """Every queue subscribes to every topic: none may need SNS to forward between two opt-in regions."""
+    topic_regions = [topic_region_and_account(arn)[0] for arn in topics]
+    return [
+        f"the topic in {topic_region} cannot deliver to the queue in {queue_region}: SNS forwards no "
+        "message from one opt-in region to another (docs/deploying.md, Opt-in regions)"
+        for topic_region, queue_region in unsupported_deliveries(regions, topic_regions)
+    ]
+
+
+# Lambda quotas, "Function resource quotas": environment variables, 4 KB for all of a function's
+# variables in aggregate. Lambda measures them as the JSON object of names and values (its refusal
+# quotes the "String measured").
+LAMBDA_ENVIRONMENT_BYTES = 4096
+# Generated, hence unknown before the stack exists: the longest CloudFormation makes them
+# (<stack>-<logical id>-<13 characters>) and the longest prefix list ids.
+GENERATED_SUFFIX = "X" * 13
+LONGEST_PREFIX_LIST_IDS = ("pl-" + "f" * 17, "pl-" + "e" * 17)
+
+
+def _environment_problems(
+    template: Mapping[str, Any], config: ClusterConfig, settings: Settings
+) -> list[str]:
+    """Each function's environment as CloudFormation will resolve it must fit Lambda's 4 KB."""
+    problems = []
+    for function, given in function_environments(template, config, settings).items():
+        size = environment_bytes(given)
+        if size > LAMBDA_ENVIRONMENT_BYTES:
+            largest = sorted(given, key=lambda variable: -len(given[variable]))[:2]
+            problems.append(
+                f"{function}'s environment would be {size} bytes, over Lambda's {LAMBDA_ENVIRONMENT_BYTES} "
+                "(every variable's name and value): "
+                + ", ".join(f"{variable} is {len(given[variable])}" for variable in largest)
+                + "; use fewer or shorter port specs, or fewer topics"
+            )
+    return problems
+
+
+def function_environments(
+    template: Mapping[str, Any], config: ClusterConfig, settings: Settings
+) -> dict[str, dict[str, str]]:
+    """Each function's variables as CloudFormation will set them, with the longest generated names."""
+    generated: dict[str, object] = {"table_name": f"{stack_name(config.cluster)}-Table-{GENERATED_SUFFIX}"}
+    if config.target is TargetMode.PREFIX_LIST:
+        generated["prefix_list_ids"] = LONGEST_PREFIX_LIST_IDS
+    environment = settings.model_copy(update=generated).to_env()
+    return {
+        function: {variable: environment.get(variable, "") for variable in variables}
+        for function, variables in function_variables(template).items()
+    }
+
+
+def environment_bytes(variables: Mapping[str, str]) -> int:
+    return len(json.dumps(variables, separators=(",", ":")).encode())
 
 
 def check_parameters(template: Mapping[str, Any], values: Mapping[str, str]) -> list[str]:
@@ -98,3 +182,23 @@ def _prefix_list_weight_problems(config: ClusterConfig) -> list[str]:
                 "the lists as members join) or raise rule_quota and the account's quota L-0EA8095F"
             )
     return problems
+
+
+def check_deployed(config: ClusterConfig, deployed: Mapping[str, Mapping[str, str]]) -> None:
+    """Fail, before any change, on what the deployed stacks (their parameters, by region) rule out.
+
+    A prefix list's size belongs to the consumer once the list exists: it grows the list as members
+    join. A changed prefix_list_max_entries would make CloudFormation set the size back, under the
+    consumer's entries, so the deploy refuses it.
+    """
+    wanted = str(config.prefix_list_max_entries)
+    problems = [
+        f"{region}: prefix_list_max_entries = {wanted}, but its prefix lists were created with "
+        f"{parameters['PrefixListMaxEntries']} and the consumer sizes them since (growing them as members "
+        f"join): set it back to {parameters['PrefixListMaxEntries']}; it only sets the size of a new list"
+        for region, parameters in deployed.items()
+        if parameters.get("Target") == TargetMode.PREFIX_LIST.value
+        and parameters.get("PrefixListMaxEntries", wanted) != wanted
+    ]
+    if problems:
+        raise DeployError("the deploy file does not fit the deployed stacks:\n  " + "\n  ".join(problems))

@@ -55,13 +55,7 @@ def deploy_stack(
 ) -> Outcome:
     """Create or update a stack and wait for it; an update that changes nothing is no error."""
     status = stack_status(cfn, name)
-    if status in FAILED_FIRST_CREATE:
-        raise DeployError(
-            f"stack {name} is {status} after a failed first create: look at its events, delete it "
-            f"(aws cloudformation delete-stack --stack-name {name}) and deploy again"
-        )
-    if status is not None and status.endswith("_IN_PROGRESS"):
-        raise DeployError(f"stack {name} is busy ({status}); let it finish (or delete its change set) first")
+    refuse_unusable(name, status)
     stack_parameters: list[ParameterTypeDef] = [
         {"ParameterKey": key, "ParameterValue": value} for key, value in parameters.items()
     ]
@@ -111,6 +105,32 @@ def stack_outputs(cfn: CloudFormationClient, name: str) -> dict[str, str]:
     return {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
 
 
-def stack_parameter(cfn: CloudFormationClient, name: str, key: str) -> str | None:
+def refuse_unusable(name: str, status: str | None) -> None:
+    """A stack that cannot be updated now stops the deploy, saying what to do."""
+    if status in FAILED_FIRST_CREATE:
+        raise DeployError(
+            f"stack {name} is {status} after a failed first create: look at its events, delete it "
+            f"(aws cloudformation delete-stack --stack-name {name}) and deploy again"
+        )
+    if status is not None and status.endswith("_IN_PROGRESS"):
+        raise DeployError(f"stack {name} is busy ({status}); let it finish (or delete its change set) first")
+
+
+def deployed_parameters(cfn: CloudFormationClient, name: str) -> dict[str, str] | None:
+    """The parameters the stack was last deployed with; None when it was never created. A stack that
+    cannot be updated now (a failed first create, an update under way) stops the deploy here."""
+    status = stack_status(cfn, name)
+    if status is None:
+        return None
+    refuse_unusable(name, status)
     stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
-    return next((p["ParameterValue"] for p in stack.get("Parameters", []) if p["ParameterKey"] == key), None)
+    return {item["ParameterKey"]: item.get("ParameterValue", "") for item in stack.get("Parameters", [])}
+
+
+def physical_id(cfn: CloudFormationClient, name: str, logical_id: str) -> str:
+    # By listing: moto (the deploy tests) fails DescribeStackResource on these stacks.
+    for page in cfn.get_paginator("list_stack_resources").paginate(StackName=name):
+        for resource in page["StackResourceSummaries"]:
+            if resource["LogicalResourceId"] == logical_id:
+                return resource["PhysicalResourceId"]
+    raise DeployError(f"stack {name} has no {logical_id}")

@@ -5,20 +5,26 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import boto3
 
 from infra.deploy.artifacts import ArtifactStore
-from infra.deploy.checks import check_plan
-from infra.deploy.cloudformation import TemplateUrl, deploy_stack, stack_parameter, stack_status
+from infra.deploy.checks import check_deployed, check_plan
+from infra.deploy.cloudformation import TemplateUrl, deploy_stack, deployed_parameters, physical_id
 from infra.deploy.config import ClusterConfig
 from infra.deploy.errors import DeployError
 from infra.deploy.identity import Identity
 from infra.deploy.names import stack_name, topic_arn
+from infra.deploy.plan import first_pass
 from infra.deploy.sns import topic_exists
 from infra.deploy.subscriptions import subscription_steps, topic_order
 from infra.deploy.template import load_template, stack_parameters
 from infra.deploy.transform import transform
+from schemas.names import topic_region_and_account
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
 
 
 class Deployment:
@@ -37,6 +43,9 @@ class Deployment:
         self._log = log
         self._template = load_template()
         self._template_urls: dict[str, str] = {}
+        self._name = stack_name(config.cluster)
+        # This account's delivery DLQ in each region whose stack exists, as the stacks are deployed.
+        self._dead_letters: dict[str, str] = {}
 
     def run(self, identity: Identity, artifacts: Callable[[], Path]) -> dict[str, tuple[str, ...]]:
         """Check everything, then get the artifacts (a build takes a while), then deploy every region.
@@ -44,44 +53,74 @@ class Deployment:
         Returns the topics each region's queue is subscribed to.
         """
         own = {region: topic_arn(identity, region, self._config.cluster) for region in self._regions}
-        wanted = (*own.values(), *self._config.peer_topic_arns)
-        check_plan(self._config, self._regions, wanted, self._template)
-        for arn in self._config.peer_topic_arns:
-            if not topic_exists(self._session, arn):
-                raise DeployError(f"peer topic {arn} does not exist yet: deploy the peer account first")
+        peers = self._config.peer_topic_arns
+        check_plan(self._config, own, self._template)
+        deployed = {region: deployed_parameters(self._cfn(region), self._name) for region in self._regions}
+        check_deployed(
+            self._config, {region: found for region, found in deployed.items() if found is not None}
+        )
+        for arn in peers:
+            if not topic_exists(self._session, arn, identity):
+                region, account = topic_region_and_account(arn)
+                raise DeployError(
+                    f"peer topic {arn} does not exist yet: account {account} deploys {region} first "
+                    "(docs/deploying.md, Cross-account clusters)"
+                )
         store = ArtifactStore(self._session, artifacts(), self._log)
+        existing = [region for region, found in deployed.items() if found is not None]
+        for region in existing:
+            self._dead_letters[region] = self._dead_letter_arn(region, identity)
         subscribed: dict[str, tuple[str, ...]] = {}
-        # Pass 1, topics first: each stack subscribes to the topics that exist so far (its own included).
+        # Pass 1, topics first: each stack subscribes to the topics whose region has its DLQ so far.
+        for step in first_pass(own, peers, existing):
+            subscribed[step.region] = self._deploy_region(identity, step.region, step.topics, store)
+        # Pass 2: the regions deployed before a topic (or its region's DLQ) existed subscribe to it now.
+        wanted = (*own.values(), *peers)
         for region in self._regions:
-            existing = [arn for arn in wanted if arn == own[region] or topic_exists(self._session, arn)]
-            subscribed[region] = self._deploy_region(region, own[region], existing, store)
-        # Pass 2: the regions deployed before a newer region's topic existed subscribe to it now.
-        for region in self._regions:
-            if set(subscribed[region]) != set(wanted):
-                subscribed[region] = self._deploy_region(region, own[region], wanted, store)
+            subscribed[region] = self._deploy_region(identity, region, wanted, store, only_if_changed=True)
         return subscribed
 
     def _deploy_region(
-        self, region: str, own: str, wanted: Sequence[str], store: ArtifactStore
+        self,
+        identity: Identity,
+        region: str,
+        wanted: Sequence[str],
+        store: ArtifactStore,
+        only_if_changed: bool = False,
     ) -> tuple[str, ...]:
-        cfn = self._session.client("cloudformation", region_name=region)
-        name = stack_name(self._config.cluster)
-        # A stack still in review was never created, so it has no subscriptions yet.
-        deployed = ""
-        if stack_status(cfn, name) not in (None, "REVIEW_IN_PROGRESS"):
-            deployed = stack_parameter(cfn, name, "TopicArns") or ""
-        deployed_topics = [arn for arn in deployed.split(",") if arn]
+        cfn = self._cfn(region)
+        current = deployed_parameters(cfn, self._name) or {}
+        own = topic_arn(identity, region, self._config.cluster)
+        deployed_topics = [arn for arn in current.get("TopicArns", "").split(",") if arn]
         steps = subscription_steps(deployed_topics, topic_order(own, deployed_topics, wanted))
         for topics in steps:
+            parameters = self._parameters(region, topics)
+            if only_if_changed and all(current.get(key) == value for key, value in parameters.items()):
+                continue
             outcome = deploy_stack(
                 cfn,
-                name,
+                self._name,
                 TemplateUrl(TemplateURL=self._template_url(region, store)),
-                stack_parameters(self._template, self._config, region, topics),
+                parameters,
                 {"sgmesh:cluster": self._config.cluster},
             )
-            self._log(f"{region}: stack {name} {outcome}, subscribed to {len(topics)} topic(s)")
+            self._dead_letters[region] = self._dead_letter_arn(region, identity)
+            self._log(f"{region}: stack {self._name} {outcome}, subscribed to {len(topics)} topic(s)")
         return steps[-1]
+
+    def _parameters(self, region: str, topics: Sequence[str]) -> dict[str, str]:
+        """The stack's parameters: each topic after the first with this account's DLQ in its region."""
+        dead_letters = [self._dead_letters[topic_region_and_account(arn)[0]] for arn in topics[1:]]
+        return stack_parameters(self._template, self._config, region, topics, dead_letters)
+
+    def _dead_letter_arn(self, region: str, identity: Identity) -> str:
+        """The ARN of the region's delivery DLQ, from its URL (the queue's physical id)."""
+        url = physical_id(self._cfn(region), self._name, "DeliveryDeadLetterQueue")
+        account, name = url.rstrip("/").split("/")[-2:]
+        return f"arn:{identity.partition}:sqs:{region}:{account}:{name}"
+
+    def _cfn(self, region: str) -> CloudFormationClient:
+        return self._session.client("cloudformation", region_name=region)
 
     def _template_url(self, region: str, store: ArtifactStore) -> str:
         """The template transformed for the region's artifacts, uploaded once per region."""

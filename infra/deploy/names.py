@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from infra.deploy.identity import Identity
 
+# The stack of each region's artifact bucket, which every cluster of the account shares.
+ARTIFACTS_STACK = "sgmesh-artifacts"
+
 
 def stack_name(cluster: str) -> str:
     return f"sgmesh-{cluster}"

@@ -9,6 +9,8 @@ from typing import Any
 from samtranslator.yaml_helper import yaml_parse  # type: ignore[import-untyped]
 
 from infra.deploy.config import ClusterConfig
+from infra.deploy.regions import sns_principals
+from schemas.names import topic_region_and_account
 
 INFRA = Path(__file__).resolve().parents[1]
 TEMPLATE = INFRA / "template.yaml"
@@ -25,16 +27,27 @@ def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
 
 
 def stack_parameters(
-    template: Mapping[str, Any], config: ClusterConfig, region: str, topic_arns: Sequence[str]
+    template: Mapping[str, Any],
+    config: ClusterConfig,
+    region: str,
+    topic_arns: Sequence[str],
+    dead_letter_arns: Sequence[str],
 ) -> dict[str, str]:
     """The stack's parameter values in one region: each function setting in the text its variable
-    will hold, under the parameter the template passes to that variable, then the stack's options."""
+    will hold, under the parameter the template passes to that variable, then the subscriptions'
+    wiring (the delivery DLQ of each topic after the first, the SNS principals), then the stack's
+    options."""
     environment = config.settings(region, topic_arns).to_env()
     settings = {
         parameter: environment.get(variable, "")
         for variable, parameter in setting_parameters(template).items()
     }
-    return {**settings, **config.stack_options(region)}
+    topic_regions = [topic_region_and_account(arn)[0] for arn in topic_arns]
+    wiring = {
+        "DeliveryDeadLetterQueueArns": ",".join(dead_letter_arns),
+        "SnsServicePrincipals": ",".join(sns_principals(region, topic_regions)),
+    }
+    return {**settings, **wiring, **config.stack_options(region)}
 
 
 def setting_parameters(template: Mapping[str, Any]) -> dict[str, str]:
@@ -58,3 +71,13 @@ def _parameter_of(value: Any) -> str | None:
     if isinstance(value, dict) and "Fn::Join" in value:
         value = value["Fn::Join"][1]
     return value.get("Ref") if isinstance(value, dict) else None
+
+
+def function_variables(template: Mapping[str, Any]) -> dict[str, set[str]]:
+    """The environment variables each function gets (the globals and its own), by logical id."""
+    shared = set(template["Globals"]["Function"].get("Environment", {}).get("Variables", {}))
+    return {
+        logical_id: shared | set(resource["Properties"].get("Environment", {}).get("Variables", {}))
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }

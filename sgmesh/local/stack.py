@@ -40,12 +40,13 @@ class StackSpec:
 
     @property
     def visibility_timeout_seconds(self) -> int:
-        # AWS's guidance for SQS event sources: at least six times the function timeout.
-        return 6 * self.consumer_timeout_seconds
+        # AWS's guidance for SQS event sources: at least six times the function timeout, plus the
+        # batching window (the template's, tests/infra/test_local_agrees.py).
+        return 6 * self.consumer_timeout_seconds + self.batching_window_seconds
 
     @property
     def buffer_visibility_timeout_seconds(self) -> int:
-        return 6 * self.lifecycle_timeout_seconds
+        return 6 * self.lifecycle_timeout_seconds + self.buffer_batching_window_seconds
 
     @property
     def buffer_name(self) -> str:

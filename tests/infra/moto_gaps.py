@@ -5,9 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from moto.awslambda.models import LayerVersion
+from moto.cloudformation import parsing
 from moto.cloudformation.exceptions import ValidationError
 from moto.cloudformation.models import Stack
 from moto.cloudformation.responses import CloudFormationResponse
+from moto.core.common_models import CloudFormationModel
+from moto.ec2.models import ec2_backends
+from moto.ec2.models.managed_prefixes import ManagedPrefixList
 
 
 def install() -> None:
@@ -20,10 +24,15 @@ def install() -> None:
     - UpdateStack with the template and the parameter values the stack already has fails with "No
       updates are to be performed". moto compares its parsed values (lists, numbers) with the given
       strings, so it updates any stack with a list or number parameter every time.
+    - AWS::EC2::PrefixList is created (moto's CloudFormation has no such resource type and refuses a
+      template that reads its attributes): `PrefixListFromTemplate` below.
     """
     LayerVersion.physical_resource_id = property(lambda layer: layer.arn)  # type: ignore[attr-defined]
     Stack.parameter_list = property(_parameter_list)  # type: ignore[assignment,method-assign]
     CloudFormationResponse._validate_different_update = _validate_different_update  # type: ignore[method-assign]
+    # moto finds resource types among CloudFormationModel's subclasses, once (cached).
+    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cached.cache_clear()
 
 
 def _parameter_list(stack: Stack) -> list[dict[str, Any]]:
@@ -47,3 +56,70 @@ def _validate_different_update(
     current = {item["ParameterKey"]: item["ParameterValue"] for item in _parameter_list(old_stack)}
     if old_stack.template == stack_body and all(current.get(key) == value for key, value in incoming.items()):
         raise ValidationError(old_stack.name, message="No updates are to be performed.")
+
+
+class PrefixListFromTemplate(CloudFormationModel):
+    """AWS::EC2::PrefixList as CloudFormation creates it: a customer-managed list in moto's EC2."""
+
+    def __init__(self, prefix_list: ManagedPrefixList) -> None:
+        self.prefix_list = prefix_list
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "PrefixListName"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::EC2::PrefixList"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr in ("Arn", "PrefixListId")
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls,
+        resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> PrefixListFromTemplate:
+        properties = cloudformation_json["Properties"]
+        created = ec2_backends[account_id][region_name].create_managed_prefix_list(
+            address_family=properties["AddressFamily"],
+            entry=properties.get("Entries", []),
+            max_entries=str(properties["MaxEntries"]),
+            prefix_list_name=properties["PrefixListName"],
+        )
+        return cls(created)
+
+    @classmethod
+    def update_from_cloudformation_json(
+        cls,
+        original_resource: PrefixListFromTemplate,
+        new_resource_name: str,
+        cloudformation_json: dict[str, Any],
+        account_id: str,
+        region_name: str,
+    ) -> PrefixListFromTemplate:
+        original_resource.prefix_list.max_entries = str(cloudformation_json["Properties"]["MaxEntries"])
+        return original_resource
+
+    @classmethod
+    def delete_from_cloudformation_json(
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
+    ) -> None:
+        ec2_backends[account_id][region_name].delete_managed_prefix_list(resource_name)
+
+    @property
+    def physical_resource_id(self) -> str:
+        return str(self.prefix_list.id)
+
+    def get_cfn_attribute(self, attribute_name: str) -> str:
+        if attribute_name == "Arn":
+            return str(self.prefix_list.prefix_list_arn)
+        return str(self.prefix_list.id)
+
+    def is_created(self) -> bool:
+        return True

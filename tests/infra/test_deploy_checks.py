@@ -13,9 +13,11 @@ import pytest
 from botocore.exceptions import ClientError, WaiterError
 
 from infra.deploy.checks import check_parameters, check_plan
-from infra.deploy.cloudformation import Outcome, TemplateBody, deploy_stack
+from infra.deploy.cloudformation import Outcome, TemplateBody, deploy_stack, deployed_parameters
 from infra.deploy.config import ClusterConfig
 from infra.deploy.errors import DeployError
+from infra.deploy.identity import Identity
+from infra.deploy.sns import topic_exists
 from infra.deploy.subscriptions import subscription_steps, topic_order
 from infra.deploy.template import (
     MAX_GROUPS,
@@ -58,12 +60,13 @@ def test_without_credentials_the_deploy_stops_first_with_a_clear_message(tmp_pat
     assert result.stdout == ""
 
 
+def own_topics(*regions: str) -> dict[str, str]:
+    return {region: f"arn:aws:sns:{region}:123456789012:sgmesh-demo" for region in regions}
+
+
 def test_the_example_deploy_file_passes_every_check() -> None:
     config = ClusterConfig.load(EXAMPLE)
-    regions = tuple(config.regions)
-    check_plan(
-        config, regions, [f"arn:aws:sns:{r}:123456789012:sgmesh-demo" for r in regions], load_template()
-    )
+    check_plan(config, own_topics(*config.regions), load_template())
 
 
 def test_what_the_stacks_or_the_functions_would_refuse_is_refused_before_any_aws_call() -> None:
@@ -75,6 +78,7 @@ def test_what_the_stacks_or_the_functions_would_refuse_is_refused_before_any_aws
             "auto_scaling_groups": [f"group-{n}" for n in range(MAX_GROUPS + 1)],
             "lifecycle_heartbeat_timeout": 10,
             "prefix_list_max_entries": 1001,
+            "peer_topic_arns": [f"arn:aws:sns:us-east-1:222222222222:t{n}" for n in range(MAX_TOPICS)],
             "regions": {
                 "us-east-1": {
                     "security_groups": [f"sg-0123456789abcdef{n}" for n in range(MAX_SECURITY_GROUPS + 1)]
@@ -83,12 +87,13 @@ def test_what_the_stacks_or_the_functions_would_refuse_is_refused_before_any_aws
             },
         }
     )
-    topics = [f"arn:aws:sns:us-east-1:123456789012:t{n}" for n in range(MAX_TOPICS + 1)]
 
     # WHEN the plan is checked THEN every slot, template constraint and function setting it breaks is named
     with pytest.raises(DeployError) as refused:
-        check_plan(config, ["us-east-1", "moon-base"], topics, load_template())
-    message = str(refused.value)
+        check_plan(config, own_topics("us-east-1"), load_template())
+    with pytest.raises(DeployError) as refused_elsewhere:
+        check_plan(config, own_topics("moon-base"), load_template())
+    message = f"{refused.value}\n{refused_elsewhere.value}"
     for expected in (
         f"{MAX_TOPICS + 1} topics",
         "us-east-1: 1 to 5 auto_scaling_groups, not 6",
@@ -105,9 +110,7 @@ def test_a_setting_parameter_outside_the_template_constraints_is_named_with_them
     second check of every parameter, so a template that drifts from the types is still caught."""
     config = ClusterConfig.load(EXAMPLE)
     template = load_template()
-    values = stack_parameters(
-        template, config, "us-east-1", ["arn:aws:sns:us-east-1:123456789012:sgmesh-demo"]
-    )
+    values = stack_parameters(template, config, "us-east-1", [own_topics("us-east-1")["us-east-1"]], [])
     assert check_parameters(template, values) == []
 
     problems = check_parameters(
@@ -148,14 +151,13 @@ def test_a_prefix_list_target_whose_reference_rules_would_not_fit_the_quota_is_r
             "regions": {"us-east-1": {"security_groups": ["sg-0123456789abcdef0"]}},
         }
     )
-    topics = ["arn:aws:sns:us-east-1:123456789012:sgmesh-demo"]
 
     # WHEN the deploy is checked THEN (port specs of a list's family) x MaxEntries must fit the quota
     if refused is None:
-        check_plan(config, ["us-east-1"], topics, load_template())
+        check_plan(config, own_topics("us-east-1"), load_template())
         return
     with pytest.raises(DeployError, match="over rule_quota 60") as error:
-        check_plan(config, ["us-east-1"], topics, load_template())
+        check_plan(config, own_topics("us-east-1"), load_template())
     assert refused in str(error.value)
 
 
@@ -164,7 +166,7 @@ def test_a_region_without_its_section_and_a_malformed_file_are_named(tmp_path: P
     with pytest.raises(
         DeployError, match=r"no \[regions.<name>\] section in the deploy file for: ap-south-1"
     ):
-        check_plan(config, ["us-east-1", "ap-south-1"], [A], load_template())
+        check_plan(config, own_topics("us-east-1", "ap-south-1"), load_template())
     broken = tmp_path / "sgmesh.toml"
     broken.write_text('cluster = "demo"\nports = "tcp:1"\nregion = {}\n')
     with pytest.raises(DeployError, match=r"sgmesh\.toml"):
@@ -284,3 +286,70 @@ def test_a_stack_that_cannot_be_updated_is_explained(status: str, advice: str) -
     with pytest.raises(DeployError, match=advice):
         deploy(cfn)
     assert cfn.calls == []
+
+
+# ----------------------------------------------------------------------------- peer topics
+
+
+@dataclass
+class RefusingSns:
+    """An SNS client whose GetTopicAttributes answers with one error code."""
+
+    code: str
+
+    def get_topic_attributes(self, TopicArn: str) -> dict[str, Any]:
+        raise ClientError({"Error": {"Code": self.code, "Message": "denied"}}, "GetTopicAttributes")
+
+
+@dataclass
+class SessionOf:
+    client_: Any
+
+    def client(self, service: str, region_name: str) -> Any:
+        return self.client_
+
+
+DEPLOYER = Identity(account="111111111111", partition="aws", arn="arn:aws:iam::111111111111:role/deployer")
+
+
+def test_a_peer_topic_this_account_may_not_read_says_whose_policy_and_what_to_redeploy() -> None:
+    """GIVEN a peer account's topic that refuses GetTopicAttributes (its stack does not list this
+    account, or predates the statement that grants it), WHEN the deploy checks it, THEN the message
+    names both accounts, the key in the deploy file, the version to redeploy with, and the other
+    possible cause (this identity's own policy), instead of blaming peer_accounts alone."""
+    peer_topic = "arn:aws:sns:eu-west-1:222222222222:sgmesh-demo"
+    with pytest.raises(DeployError) as refused:
+        topic_exists(SessionOf(RefusingSns("AuthorizationError")), peer_topic, DEPLOYER)  # type: ignore[arg-type]
+    message = str(refused.value)
+    for expected in (
+        "account 222222222222 does not let account 111111111111 read its topic",
+        "with 111111111111 in peer_accounts, with this version of sgmesh",
+        "arn:aws:iam::111111111111:role/deployer itself lacks sns:GetTopicAttributes",
+    ):
+        assert expected in message
+
+
+def test_an_own_topic_this_identity_may_not_read_names_the_identity() -> None:
+    own_topic = "arn:aws:sns:eu-west-1:111111111111:sgmesh-demo"
+    with pytest.raises(DeployError, match=r"role/deployer may not read this account's topic"):
+        topic_exists(SessionOf(RefusingSns("AuthorizationError")), own_topic, DEPLOYER)  # type: ignore[arg-type]
+
+
+def test_a_topic_in_a_region_the_account_has_not_enabled_says_so() -> None:
+    topic = "arn:aws:sns:af-south-1:111111111111:sgmesh-demo"
+    with pytest.raises(DeployError, match=r"not valid in af-south-1 .*enable it for account 111111111111"):
+        topic_exists(SessionOf(RefusingSns("InvalidClientTokenId")), topic, DEPLOYER)  # type: ignore[arg-type]
+
+
+def test_a_missing_topic_is_absence_not_an_error() -> None:
+    topic = "arn:aws:sns:eu-west-1:111111111111:sgmesh-demo"
+    assert topic_exists(SessionOf(RefusingSns("NotFound")), topic, DEPLOYER) is False  # type: ignore[arg-type]
+
+
+def test_a_stack_that_cannot_be_updated_stops_the_deploy_before_anything_is_built() -> None:
+    """The deploy reads every region's stack first: one left by a failed first create stops it there,
+    with the same advice, instead of after the build and the other regions' updates."""
+    cfn = FakeCloudFormation(status="ROLLBACK_COMPLETE")
+    with pytest.raises(DeployError, match="aws cloudformation delete-stack --stack-name sgmesh-demo"):
+        deployed_parameters(cfn, "sgmesh-demo")  # type: ignore[arg-type]
+    assert deployed_parameters(FakeCloudFormation(status=None), "sgmesh-demo") is None  # type: ignore[arg-type]

@@ -18,8 +18,9 @@ from tests.infra.intrinsics import Resolver
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
-TOPICS = [f"arn:aws:sns:{region}:{ACCOUNT}:sgmesh-prod_1" for region in (REGION, "us-east-1", "ap-south-1")]
-TABLE = "sgmesh-prod_1-Table-1A2B3C"
+TOPICS = [f"arn:aws:sns:{region}:{ACCOUNT}:sgmesh-prod-1" for region in (REGION, "us-east-1", "ap-south-1")]
+TABLE = "sgmesh-prod-1-Table-1A2B3C"
+DEAD_LETTERS = [f"arn:aws:sqs:{topic.split(':')[3]}:{ACCOUNT}:dlq" for topic in TOPICS[1:]]
 PREFIX_LISTS = {"PrefixListIpv4": "pl-0123456789abcdef0", "PrefixListIpv6": "pl-0123456789abcdef1"}
 FIELD_OF = {variable: field for field, variable in ENVIRONMENT_NAMES.items()}
 
@@ -100,7 +101,7 @@ def test_each_function_reads_back_every_setting_the_deploy_file_gives_it(
     at least one function (Lambda itself sets AWS_REGION)."""
     config = ClusterConfig.model_validate(
         {
-            "cluster": "prod_1",
+            "cluster": "prod-1",
             "ports": "tcp:7000-7001,udp:53,icmp:8,icmpv6,all",
             "address": address,
             "target": target,
@@ -113,7 +114,7 @@ def test_each_function_reads_back_every_setting_the_deploy_file_gives_it(
     )
     resolver = Resolver(
         transformed,
-        stack_parameters(sam_template, config, REGION, TOPICS),
+        stack_parameters(sam_template, config, REGION, TOPICS, DEAD_LETTERS),
         {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws"},
         ref={"Table": TABLE, "Topic": TOPICS[0], **PREFIX_LISTS}.__getitem__,
         getatt=lambda logical_id, attribute: f"{logical_id}.{attribute}",

@@ -47,14 +47,16 @@ def test_given_the_buffer_then_it_redrives_to_its_own_dead_letter_queue(
     aws: str, provisioned: Provisioner
 ) -> None:
     # GIVEN a buffered mesh; THEN its buffer queue holds events for 6 x the lifecycle function's timeout
-    # and parks a message after the spec's receive count, in the buffer's own DLQ
+    # plus the batching window, and parks a message after the spec's receive count, in the buffer's own DLQ
     mesh = provisioned(Mesh(aws, TWO_REGIONS, BUFFERED))
     buffer = mesh.buffers["us-west-2"].queue
     attributes = boto3.client("sqs", region_name="us-west-2").get_queue_attributes(
         QueueUrl=buffer.url, AttributeNames=["All"]
     )["Attributes"]
     redrive = json.loads(attributes["RedrivePolicy"])
-    assert int(attributes["VisibilityTimeout"]) == 6 * BUFFERED.lifecycle_timeout_seconds
+    assert int(attributes["VisibilityTimeout"]) == (
+        6 * BUFFERED.lifecycle_timeout_seconds + BUFFERED.buffer_batching_window_seconds
+    )
     assert int(redrive["maxReceiveCount"]) == BUFFERED.max_receive_count
     assert redrive["deadLetterTargetArn"].endswith(f":{BUFFERED.buffer_name}-dlq")
 

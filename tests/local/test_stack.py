@@ -39,8 +39,9 @@ def test_given_a_spec_then_the_queue_redrives_to_a_dlq_that_outlives_it(aws: str
     redrive = json.loads(queue["RedrivePolicy"])
     assert redrive["deadLetterTargetArn"] == dlq["QueueArn"]
     assert int(redrive["maxReceiveCount"]) == 5
-    # AWS's guidance for SQS event sources: at least six times the function's timeout
-    assert int(queue["VisibilityTimeout"]) == 6 * 20
+    # AWS's guidance for SQS event sources: at least six times the function's timeout, plus the
+    # batching window
+    assert int(queue["VisibilityTimeout"]) == 6 * 20 + SPEC.batching_window_seconds
     # A DLQ keeps the original enqueue time, so it must keep messages longer than the queue
     assert int(dlq["MessageRetentionPeriod"]) > int(queue["MessageRetentionPeriod"])
 
