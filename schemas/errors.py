@@ -26,6 +26,10 @@ class InvalidRecordError(PermanentError):
         self.reason = reason
 
 
+class SnapshotTooLargeError(PermanentError):
+    """A snapshot that no SNS delivery can carry, even with its members packed."""
+
+
 class InvalidEventError(PermanentError):
     """A producer was invoked with an event it cannot act on."""
 

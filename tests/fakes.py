@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
@@ -22,7 +23,7 @@ from consumers.signatures import SignatureVerifier
 from producers.service import AddressDirectory, GroupDirectory, LifecycleHooks, SnapshotTopic, VersionLedger
 from schemas.audit import AuditEntry
 from schemas.errors import RuleConflictError
-from schemas.events import Cause, CauseKind, Member, MembershipSnapshot, Source, parse_snapshot
+from schemas.events import MAX_MEMBERS, Cause, CauseKind, Member, MembershipSnapshot, Source, parse_snapshot
 from schemas.inventory import GroupInstance, InstanceAddresses
 from schemas.ledger import LedgerEntry
 from schemas.lifecycle import LifecycleAction
@@ -372,6 +373,47 @@ def make_snapshot(
         produced_at=PRODUCED_AT,
         cause=cause or Cause(kind=CauseKind.TRUEUP),
         members=tuple(members),
+    )
+
+
+def largest_snapshot(members: int = MAX_MEMBERS, ipv6_per_member: int = 4) -> MembershipSnapshot:
+    """The documented maximum at its widest: every member with every field, several IPv6 addresses
+    each (random interface ids in one of 256 subnets of a /56, as AWS assigns them), the longest
+    names the schema allows around them. Seeded: the same bytes every run."""
+    rng = random.Random(12)  # noqa: S311 - reproducible test data, not secrets
+
+    def hexes(count: int) -> str:
+        return "".join(rng.choice("0123456789abcdef") for _ in range(count))
+
+    def ipv6(subnet: int) -> str:
+        return f"2600:1f18:4a3c:9f{subnet:02x}:" + ":".join(
+            f"{rng.randrange(1 << 12, 1 << 16):x}" for _ in range(4)
+        )
+
+    def member(n: int) -> Member:
+        subnet = rng.randrange(256)
+        return Member(
+            instance_id=f"i-{hexes(17)}",
+            public_ipv4=f"54.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}/32",
+            private_ipv4=f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}/32",
+            ipv6=tuple(f"{ipv6(subnet)}/128" for _ in range(ipv6_per_member)),
+            availability_zone="ap-southeast-2-per-1a",
+            lifecycle_state="Pending:Proceed",
+        )
+
+    return MembershipSnapshot(
+        event_id=UUID(int=rng.getrandbits(128)),
+        cluster="c" * 40,
+        source=Source(account="111111111111", region="ap-southeast-2", group="g" * 255),
+        version=2**53 - 1,
+        produced_at=PRODUCED_AT,
+        cause=Cause(
+            kind=CauseKind.LAUNCHING,
+            instance_id=f"i-{hexes(17)}",
+            lifecycle_hook="h" * 255,
+            lifecycle_token="6b1f7f4c-2a8e-4c8e-9d3c-3f2f0c8b1a11",
+        ),
+        members=tuple(member(n) for n in range(members)),
     )
 
 
