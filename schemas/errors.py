@@ -58,6 +58,10 @@ class PrefixListModifyFailedError(PermanentError):
     """AWS refused a list change after accepting it (state *-failed), e.g. a resize a group cannot hold."""
 
 
+class SnapshotsNotPublishedError(RetryableError):
+    """Some groups' snapshots could not be published (the others were); the message names each and why."""
+
+
 class VersionConflictError(RetryableError):
     """Another producer kept claiming the next version of a source; the invocation is retried."""
 

@@ -20,7 +20,15 @@ from consumers.metrics import Outcome
 from consumers.prefix_list_target import PrefixListApi
 from consumers.service import ApplyService, AuditLog, Outcomes, SourceStates, VerifyEnvelope
 from consumers.signatures import SignatureVerifier
-from producers.service import AddressDirectory, GroupDirectory, LifecycleHooks, SnapshotTopic, VersionLedger
+from producers.metrics import ProducerOutcome
+from producers.service import (
+    AddressDirectory,
+    GroupDirectory,
+    LifecycleHooks,
+    ProducerOutcomes,
+    SnapshotTopic,
+    VersionLedger,
+)
 from schemas.audit import AuditEntry
 from schemas.errors import RuleConflictError
 from schemas.events import MAX_MEMBERS, Cause, CauseKind, Member, MembershipSnapshot, Source, parse_snapshot
@@ -275,12 +283,16 @@ class FakeAddressDirectory(AddressDirectory):
 
 class FakeVersionLedger(VersionLedger):
     """The producer's ledger: claims conditioned on `attribute_not_exists(pk) OR version = :expected`,
-    and the published version (with its membership digest) only ever moving forward."""
+    the published version (with its membership digest) only ever moving forward, and the time of a
+    group's first retirement, cleared when it is published as a source again."""
 
     def __init__(self, journal: list[str] | None = None) -> None:
         self.versions: dict[tuple[str, str], int] = {}
         self.published: dict[tuple[str, str], int] = {}
         self.digests: dict[tuple[str, str], str] = {}
+        self.retired: dict[tuple[str, str], datetime] = {}
+        # The function dies after its publish, before recording it (a BaseException: nothing catches it).
+        self.crash_before_mark: BaseException | None = None
         self.journal = journal if journal is not None else []
 
     def ledger(self, cluster: str) -> dict[str, LedgerEntry]:
@@ -291,9 +303,17 @@ class FakeVersionLedger(VersionLedger):
                 claimed=self.versions.get((cluster, group), 0),
                 published=self.published.get((cluster, group)),
                 published_digest=self.digests.get((cluster, group)),
+                retired_at=self.retired.get((cluster, group)),
             )
             for group in groups
         }
+
+    def lose_table(self) -> None:
+        """The table is deleted and created again: the ledger starts empty."""
+        self.versions.clear()
+        self.published.clear()
+        self.digests.clear()
+        self.retired.clear()
 
     def claim_version(self, cluster: str, group: str, expected: int, claimed: int) -> bool:
         stored = self.versions.get((cluster, group))
@@ -303,27 +323,51 @@ class FakeVersionLedger(VersionLedger):
             self.versions[(cluster, group)] = claimed
         return won
 
-    def mark_published(self, cluster: str, group: str, version: int, digest: str) -> None:
+    def mark_published(
+        self, cluster: str, group: str, version: int, digest: str, *, at: datetime, retired: bool
+    ) -> None:
+        if self.crash_before_mark is not None:
+            raise self.crash_before_mark
         self.journal.append(f"published {group} {version}")
-        if self.published.get((cluster, group), 0) < version:
-            self.published[(cluster, group)] = version
-            self.digests[(cluster, group)] = digest
+        key = (cluster, group)
+        if self.published.get(key, 0) < version:
+            self.published[key] = version
+            self.digests[key] = digest
+            if not retired:
+                self.retired.pop(key, None)
+            else:
+                self.retired.setdefault(key, at)
 
 
 class FakeSnapshotTopic(SnapshotTopic):
-    """Records what was published; `failure` makes every publish raise it."""
+    """Records what was published; `failure` makes every publish raise it, `refused` the publishes of
+    those groups (too large, an outage of their own)."""
 
     def __init__(self, journal: list[str] | None = None) -> None:
         self.published: list[MembershipSnapshot] = []
         self.failure: Exception | None = None
+        self.refused: set[str] = set()
         self.journal = journal if journal is not None else []
 
     def publish(self, snapshot: MembershipSnapshot) -> str:
         if self.failure is not None:
             raise self.failure
+        if snapshot.source.group in self.refused:
+            raise ConnectionError(f"publish of {snapshot.source.group} refused")
+        snapshot.to_json()  # what SNS is sent; a snapshot no delivery can carry raises here
         self.published.append(parse_snapshot(snapshot.to_json()))
         self.journal.append(f"publish {snapshot.source.group} v{snapshot.version}")
         return f"message-{len(self.published)}"
+
+
+class FakeProducerOutcomes(ProducerOutcomes):
+    """Keeps every count."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[ProducerOutcome] = Counter()
+
+    def count(self, outcome: ProducerOutcome, value: int = 1) -> None:
+        self.counts[outcome] += value
 
 
 class FakeLifecycleHooks(LifecycleHooks):
