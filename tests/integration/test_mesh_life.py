@@ -11,7 +11,7 @@ import pytest
 
 from cloud.sns import Topic
 from schemas.events import PACKED_MEMBERS, parse_snapshot
-from sgmesh.local.stack import StackSpec, create_table
+from sgmesh.local.stack import StackSpec
 from tests.fakes import largest_snapshot
 from tests.support.mesh import Mesh, Provisioner
 
@@ -89,13 +89,6 @@ def test_a_retired_group_named_again_is_admitted_again(mesh: Mesh) -> None:
     assert all(set(extra) <= described_instances(mesh, region) for region in mesh.regions)
 
 
-def recreate_table(mesh: Mesh, region: str) -> None:
-    """The operator deletes the region's table (by mistake, or to start afresh) and creates it again."""
-    table = mesh.stacks[region].table_name
-    mesh.dynamodb(region).delete_table(TableName=table)
-    create_table(mesh.session, region, table)
-
-
 def test_after_a_region_recreates_its_table_its_next_changes_are_applied_everywhere(mesh: Mesh) -> None:
     # GIVEN a converged mesh in which us-east-1 has published a few versions
     for region in mesh.regions:
@@ -106,7 +99,8 @@ def test_after_a_region_recreates_its_table_its_next_changes_are_applied_everywh
     applied_before = {region: mesh.stored_version(region, EAST) for region in (WEST, EU)}
 
     # WHEN its table is recreated, then a member leaves us-east-1
-    recreate_table(mesh, EAST)
+    mesh.delete_table(EAST)
+    mesh.create_table(EAST)
     (leaving,) = mesh.scale(EAST, 2)
     mesh.deliver_lifecycle_events(EAST, 1)
     mesh.settle()
