@@ -60,6 +60,7 @@ def test_a_group_dropped_from_a_regions_settings_is_retired_everywhere_by_its_ne
     # WHEN the stack is deployed without it (its instances keep running) and the region's true-up runs
     mesh.drop_group(EAST, EXTRA)
     mesh.trueup(EAST)
+    retiring = mesh.handled(EAST, "trueup")[-1]
     settle_everywhere(mesh)
 
     # THEN every region stopped admitting its members, and kept every other member and the operator's rule
@@ -70,6 +71,13 @@ def test_a_group_dropped_from_a_regions_settings_is_retired_everywhere_by_its_ne
     of_extra = [s for s in published(mesh, EAST) if s["source"]["group"] == EXTRA]
     assert [(s["cause"]["kind"], len(s["members"])) for s in of_extra] == [("trueup", 2), ("retired", 0)]
     assert of_extra[0]["version"] < of_extra[1]["version"]
+    # ... at the cost of a claim, a publish and its record: no describe, no other ledger read
+    assert [call.operation for call in retiring.calls] == [
+        "Query",
+        "DescribeAutoScalingGroups",
+        "DescribeInstances",
+        *("UpdateItem", "Publish", "UpdateItem") * 2,
+    ]
 
 
 def test_a_retired_group_named_again_is_admitted_again(mesh: Mesh) -> None:
