@@ -28,7 +28,7 @@ MAX_MEMBERS = 1000
 # own fields. A snapshot is written plain while its escaped form stays under PLAIN_LIMIT, which
 # leaves 64 KiB for those fields and any further escaping; beyond it, its members go packed.
 DELIVERY_LIMIT: Final = 262_144
-PLAIN_LIMIT: Final = 196_608
+PLAIN_LIMIT: Final = DELIVERY_LIMIT - 64 * 1024
 # Packed members of 1,000 instances unpack to well under this; more is not a snapshot (nor a bomb).
 UNPACKED_LIMIT: Final = 4 * 1024 * 1024
 PACKED_MEMBERS = "members_gzip"
