@@ -178,11 +178,13 @@ class Move:
 class StepSchedule:
     """Orders the groups' plans into calls so that no member is ever absent from every group.
 
-    Revokes nobody needs go first: they make room. Then, in rounds: every authorize that fits now,
-    and every moving rule's revoke once its new group holds it. Usually that is one round; a group
-    that must lose a moving rule before it has room for its own authorize waits one more. Only a
-    cycle of full groups swapping addresses stalls the rounds; then the moving rules are revoked
-    first, a brief gap rather than a plan that can never apply.
+    Revokes nobody needs go first: they make room. Then, in rounds: every group's authorize that fits
+    now (or, where the whole does not fit, the rules other groups are waiting to see land: they unblock
+    those groups' revokes), and every moving rule's revoke once its new group holds it. Usually that is
+    one round; a group that must lose a moving rule before it has room for its own authorize waits one
+    more. Only a cycle of full groups swapping rules stalls the rounds, where no order avoids a gap;
+    then one group's moving rules are revoked first (the group with the fewest), so that its authorize
+    fits and the cycle unwinds within the same reconcile.
     """
 
     def __init__(
@@ -216,14 +218,31 @@ class StepSchedule:
         return tuple(self._steps)
 
     def _authorize_what_fits(self) -> bool:
-        fitting = [
-            group_id
-            for group_id, rules in self._waiting.items()
-            if self._weight[group_id].fits(Weight.total(rules), self._quota)
-        ]
-        for group_id in fitting:
-            self._authorize(group_id, self._waiting.pop(group_id))
-        return bool(fitting)
+        authorized = False
+        for group_id in sorted(self._waiting):
+            rules = self._waiting[group_id]
+            fitting = rules if self._fits(group_id, rules) else self._landings_that_fit(group_id, rules)
+            if not fitting:
+                continue
+            self._authorize(group_id, fitting)
+            left = tuple(rule for rule in rules if rule not in fitting)
+            if left:
+                self._waiting[group_id] = left
+            else:
+                del self._waiting[group_id]
+            authorized = True
+        return authorized
+
+    def _landings_that_fit(self, group_id: str, rules: tuple[DesiredRule, ...]) -> tuple[DesiredRule, ...]:
+        """The waiting rules that another group holds as a move to this one, as many as fit now."""
+        landing = {
+            move.rule.allows for moves in self._moving.values() for move in moves if move.home == group_id
+        }
+        fitting: list[DesiredRule] = []
+        for rule in rules:
+            if rule.allows in landing and self._fits(group_id, (*fitting, rule)):
+                fitting.append(rule)
+        return tuple(fitting)
 
     def _revoke_moves_landed(self) -> bool:
         landed_any = False
@@ -240,20 +259,30 @@ class StepSchedule:
         return landed_any
 
     def _break_stall(self) -> None:
-        """Nothing could go this round: a cycle of full groups swapping addresses."""
-        if self._moving:
-            for group_id, moves in self._moving.items():
-                self._revoke(group_id, [move.rule for move in moves])
-            self._moving.clear()
+        """Nothing could go this round: a cycle of full groups, each waiting for another to make room.
+
+        A group in the cycle has rules waiting and rules moving out; revoking its moving rules leaves it
+        only what it keeps, so its whole authorize fits next round and the others follow. The group with
+        the fewest moving rules goes first: the fewest addresses are briefly in no group.
+        """
+        stuck = [group_id for group_id in self._moving if group_id in self._waiting] or list(self._moving)
+        if not stuck:
+            # Only a plan over the quota gets here, and `GroupPlans.check` refuses those first.
+            for group_id, rules in self._waiting.items():
+                self._authorize(group_id, rules)
+            self._waiting.clear()
             return
-        # Only a plan over the quota gets here, and `GroupPlans.check` refuses those first.
-        for group_id, rules in self._waiting.items():
-            self._authorize(group_id, rules)
-        self._waiting.clear()
+        first = min(stuck, key=lambda group_id: (len(self._moving[group_id]), group_id))
+        self._revoke(first, [move.rule for move in self._moving.pop(first)])
+
+    def _fits(self, group_id: str, rules: Sequence[DesiredRule]) -> bool:
+        return self._weight[group_id].fits(Weight.total(rules), self._quota)
 
     def _revoke(self, group_id: str, rules: Sequence[InboundRule]) -> None:
         self._steps.append(Plan(group_id, (), tuple(rules)))
         self._weight[group_id] -= Weight.total(rules)
+        # A rule revoked no longer admits anything here: a move waiting for it to land must not think it has.
+        self._held[group_id] -= {rule.allows for rule in rules}
 
     def _authorize(self, group_id: str, rules: tuple[DesiredRule, ...]) -> None:
         self._steps.append(Plan(group_id, rules, ()))

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consumers.errors import ShardsFullError
-from consumers.reconcile import plan_group
+from consumers.reconcile import Plan, plan_group
 from consumers.sharding import (
     GroupPlans,
     Placement,
@@ -202,7 +202,9 @@ def test_given_a_full_group_losing_a_rule_when_planned_then_its_authorize_waits_
     assert steps == [(b, {leaves}, set()), (a, set(), {leaves}), (a, {stays}, set())]
 
 
-def test_given_two_full_groups_swapping_addresses_when_ordered_then_the_moving_rules_go_first() -> None:
+def test_given_two_full_groups_swapping_addresses_when_ordered_then_one_groups_moving_rules_go_first() -> (
+    None
+):
     # GIVEN groups of quota 3, each full with the address the other one must now hold (a cycle)
     a, b = GROUPS[:2]
     x, y = v4(0), v4(1)
@@ -225,13 +227,44 @@ def test_given_two_full_groups_swapping_addresses_when_ordered_then_the_moving_r
     # WHEN ordered
     steps = ordered_steps(placement, plans, desired)
 
-    # THEN no order avoids a gap: both revokes go first, then both authorizes, each within the quota
+    # THEN no order avoids a gap, but only one address has it: A lets x go and takes y, then B lets y go
+    # and takes x, each within the quota
     assert [(s.group_id, bool(s.authorize), bool(s.revoke)) for s in steps] == [
         (a, False, True),
-        (b, False, True),
         (a, True, False),
+        (b, False, True),
         (b, True, False),
     ]
+    assert {cidr_of(r) for r in steps[0].revoke if r.permission} == {x}
+
+
+def test_given_an_address_split_over_two_full_groups_when_ordered_then_its_rules_land_before_they_leave() -> (
+    None
+):
+    # GIVEN quota 3; A empty; B holding tcp:7000-7001 of two IPv6 addresses; C holding tcp:9042 of the
+    # second one (found by Hypothesis: the rounds stalled, and the fallback revoked the first address's
+    # only rule from B before C held it)
+    a, b, c = GROUPS
+    first, second = v6(0), v6(1)
+    desired = desired_for([v4(0), v4(1), first, second])
+    web, cql = Permission("tcp", 7000, 7001, first), Permission("tcp", 9042, 9042, second)
+    shards = [
+        Shard(a, ()),
+        Shard(b, (rule(web), rule(Permission("tcp", 7000, 7001, second)))),
+        Shard(c, (rule(cql),)),
+    ]
+
+    # WHEN planned: the first address goes to C, the second to B
+    sharded, placement = sharded_plan(desired, shards, quota=3)
+    assert (placement.homes[first], placement.homes[second]) == (c, b)
+
+    # THEN each group takes the rule the other is giving up before anything is revoked, and no IPv6 rule
+    # is in no group at any step
+    assert [(s.group_id, [str(r.allows) for r in s.authorize]) for s in sharded.steps[:2]] == [
+        (b, [str(cql)]),
+        (c, [str(web)]),
+    ]
+    assert_no_step_loses_a_member(desired, shards, sharded.steps, quota=3)
 
 
 def test_given_every_group_holds_every_address_when_sharded_then_copies_go_first_and_nothing_is_added() -> (
@@ -388,15 +421,40 @@ def test_no_step_order_leaves_a_member_out_of_every_group_or_passes_the_quota(
         sharded.check()
     except RuleQuotaExceededError:
         return  # the service refuses before any step
+    assert_no_step_loses_a_member(desired, shards, sharded.steps, quota)
+
+
+def assert_no_step_loses_a_member(
+    desired: dict[Permission, DesiredRule], shards: Sequence[Shard], steps: Sequence[Plan], quota: int
+) -> None:
+    """Applied in order, the steps keep every group within the quota and end with every desired rule
+    somewhere. A desired rule once anywhere stays somewhere after every step, unless no order could
+    keep it: every group still to take a rule another group holds (a landing) is full in its family."""
     state = {s.group_id: list(s.existing) for s in shards}
-    present = {p for rules in state.values() for r in rules if (p := r.permission) is not None}
-    for step in sharded.steps:
+
+    def held() -> dict[Permission, set[str]]:
+        where: dict[Permission, set[str]] = {}
+        for group_id, rules in state.items():
+            for r in rules:
+                if r.permission is not None:
+                    where.setdefault(r.permission, set()).add(group_id)
+        return where
+
+    present = set(held()) & set(desired)
+    for index, step in enumerate(steps):
+        before, full = held(), {g: Weight.total(rules) for g, rules in state.items()}
         revoked = {r.rule_id for r in step.revoke}
         state[step.group_id] = [r for r in state[step.group_id] if r.rule_id not in revoked]
         state[step.group_id] += [rule(r.allows) for r in step.authorize]
-        now = {p for rules in state.values() for r in rules if (p := r.permission) is not None}
-        # A desired permission, once anywhere, is somewhere after every step.
-        assert (present & set(desired)) <= now
+        lost = present - set(held())
+        landings = [
+            (later.group_id, p)
+            for later in steps[index + 1 :]
+            for r in later.authorize
+            if (p := r.permission) is not None and before.get(p, set()) - {later.group_id}
+        ]
+        for group_id, p in landings if lost else []:
+            assert full[group_id][p.family] >= quota, (str(p), group_id, sorted(map(str, lost)))
         # EC2 refuses an authorize that passes the quota.
         counts = Weight.total(state[step.group_id])
         assert all(counts[Family.of(cidr_of(r))] <= quota for r in step.authorize), step.group_id
