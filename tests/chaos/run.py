@@ -26,6 +26,9 @@ SIZES = {
     "leaving_by_hand": 3,
     "racing_writers": 3,
     "lifecycle_completion": 2,
+    "region_readded": 3,
+    "table_recreated": 3,
+    "quota_pressure": 3,
 }
 
 

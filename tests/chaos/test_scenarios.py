@@ -18,6 +18,9 @@ SIZES = {
     "leaving_by_hand": 1,
     "racing_writers": 1,
     "lifecycle_completion": 1,
+    "region_readded": 1,
+    "table_recreated": 1,
+    "quota_pressure": 1,
 }
 
 
