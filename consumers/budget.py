@@ -21,9 +21,14 @@ def unit(rule: DesiredRule) -> str:
     """
     allows = rule.allows
     if isinstance(allows, Permission):
-        network = ip_network(allows.cidr, strict=False)
-        return f"address {network.version} {int(network.network_address):039d}/{network.prefixlen:03d}"
+        return address_order(allows.cidr)
     return f"list {allows.prefix_list_id}"
+
+
+def address_order(cidr: str) -> str:
+    """An address spelled to sort by family, then value: the order in which waiting addresses go in."""
+    network = ip_network(cidr, strict=False)
+    return f"address {network.version} {int(network.network_address):039d}/{network.prefixlen:03d}"
 
 
 def fit(plan: Plan, existing: Sequence[InboundRule], quota: int) -> Plan:

@@ -6,7 +6,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from consumers.attribution import SourceFacts, describe_member, marker
-from consumers.budget import fit, unit
+from consumers.budget import address_order, fit
 from consumers.errors import ListFullError, PrefixListConfigError
 from consumers.reconcile import Plan, is_marked, member_addresses
 from consumers.review import GroupReview, ListReview, Review
@@ -250,7 +250,7 @@ def plan_target(
             for entry in state.entries
             if entry.cidr in entries or entry.cidr in keep_entries
         }
-        additions = [entries[cidr] for cidr in sorted(entries.keys() - staying.keys(), key=_address_order)]
+        additions = [entries[cidr] for cidr in sorted(entries.keys() - staying.keys(), key=address_order)]
         needed = len(staying) + len(additions)
         grow_to = None
         if needed > state.info.max_entries:
@@ -300,10 +300,6 @@ def _references_that_fit(plan: Plan, rules: Sequence[InboundRule], quota: int) -
         revoke=tuple(rule for rule in fitted.revoke if rule.rule_id not in staying),
         replaced=tuple(rule for rule in fitted.replaced if rule.rule_id not in staying),
     )
-
-
-def _address_order(cidr: str) -> str:
-    return unit(DesiredRule(Traffic("-1", -1, -1).from_cidr(cidr), ""))
 
 
 def _check_lists(desired: DesiredEntries, lists: Sequence[PrefixListState]) -> None:
