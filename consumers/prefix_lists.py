@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from consumers.attribution import SourceFacts, describe_member, marker
@@ -242,32 +242,16 @@ def plan_target(
     _check_lists(desired, lists)
     infos = {**foreign, **{state.prefix_list_id: state.info for state in lists}}
     wanted = {cidr for entries in desired.values() for cidr in entries}
+
+    def growth_cap(state: PrefixListState, listed: Collection[str]) -> int:
+        plans = _plan_groups(cluster, ports, lists, groups, infos, listed, wanted, keep_rules)
+        return _growth_cap(state.info, plans, quota)
+
     list_plans = []
     for state in lists:
-        entries = desired.get(state.info.family, {})
-        staying = {
-            entry.cidr: entry
-            for entry in state.entries
-            if entry.cidr in entries or entry.cidr in keep_entries
-        }
-        additions = [entries[cidr] for cidr in sorted(entries.keys() - staying.keys(), key=address_order)]
-        needed = len(staying) + len(additions)
-        grow_to = None
-        if needed > state.info.max_entries:
-            listed_now = set(state.cidrs) | {entry.cidr for entry in additions}
-            plans = _plan_groups(cluster, ports, lists, groups, infos, listed_now, wanted, keep_rules)
-            capacity = max(
-                state.info.max_entries, min(_growth_cap(state.info, plans, quota), LIST_ENTRIES_LIMIT)
-            )
-            grown = min(with_headroom(needed), capacity)
-            if grown > state.info.max_entries:
-                grow_to = grown
-                infos[state.prefix_list_id] = replace(state.info, max_entries=grown)
-        admitted = additions[: max(0, (grow_to or state.info.max_entries) - len(staying))]
-        final = {**staying, **{entry.cidr: entry for entry in admitted}}
-        traffic = Traffic.for_specs(ports, state.info.family)
-        waiting = tuple(additions[len(admitted) :])
-        list_plans.append(ListPlan(state, grow_to, entry_batches(state.cidrs, final), traffic, waiting))
+        item = _plan_list(state, desired.get(state.info.family, {}), keep_entries, ports, growth_cap)
+        infos[state.prefix_list_id] = replace(state.info, max_entries=item.max_entries_after)
+        list_plans.append(item)
     listed = {cidr for item in list_plans for cidr in (*item.state.cidrs, *(e.cidr for e in item.added))} - {
         cidr for item in list_plans for cidr in item.removed
     }
@@ -280,6 +264,30 @@ def plan_target(
         GroupReview.of(plan, rules, scheduled.peaks[plan.group_id], quota) for plan, rules in plans
     )
     return TargetPlan(tuple(list_plans), reviews, scheduled.steps, quota)
+
+
+def _plan_list(
+    state: PrefixListState,
+    entries: Mapping[str, PrefixListEntry],
+    keep: Collection[str],
+    ports: Sequence[PortSpec],
+    growth_cap: Callable[[PrefixListState, Collection[str]], int],
+) -> ListPlan:
+    """One list's plan: it keeps its wanted (and kept) entries, gains the others lowest address first,
+    grows (with headroom, up to `growth_cap`) only when they would not fit, and the rest wait."""
+    staying = {entry.cidr: entry for entry in state.entries if entry.cidr in entries or entry.cidr in keep}
+    additions = [entries[cidr] for cidr in sorted(entries.keys() - staying.keys(), key=address_order)]
+    needed = len(staying) + len(additions)
+    grow_to = None
+    if needed > state.info.max_entries:
+        cap = growth_cap(state, set(state.cidrs) | {entry.cidr for entry in additions})
+        grown = min(with_headroom(needed), max(state.info.max_entries, min(cap, LIST_ENTRIES_LIMIT)))
+        grow_to = grown if grown > state.info.max_entries else None
+    admitted = additions[: max(0, (grow_to or state.info.max_entries) - len(staying))]
+    final = {**staying, **{entry.cidr: entry for entry in admitted}}
+    traffic = Traffic.for_specs(ports, state.info.family)
+    waiting = tuple(additions[len(admitted) :])
+    return ListPlan(state, grow_to, entry_batches(state.cidrs, final), traffic, waiting)
 
 
 def _references_that_fit(plan: Plan, rules: Sequence[InboundRule], quota: int) -> Plan:
