@@ -15,11 +15,12 @@ from schemas.events import Event, MembershipSnapshot, Requester, ResyncReason, R
 from schemas.names import topic_region_and_account
 from schemas.settings import Settings
 
-# A consumer answers at most this many requests per minute: a storm of requests (every region's table
-# recreated at once, an operator repeating `sgmesh resync`) costs each consumer at most that many
-# publishes per own source per minute. A request made before the last answer is not answered again:
-# that answer reached its requester, who was subscribed when it asked.
-ANSWERS_PER_WINDOW = 3
+# A consumer answers at most this many times a minute: as many as a cluster has topics (10 at most),
+# so that every region of a cluster recreated at once is answered at once, and a storm of requests (an
+# operator repeating `sgmesh resync`, a loop) costs each consumer at most 10 publishes per own source
+# per minute. A request made before the last answer is not answered again: that answer reached its
+# requester, who was subscribed when it asked.
+ANSWERS_PER_WINDOW = 10
 ANSWER_WINDOW = timedelta(seconds=60)
 
 

@@ -88,7 +88,7 @@ class Mesh(LocalMesh):
         self.buffers.pop(region, None)
         self.regions = tuple(r for r in self.regions if r != region)
         self._unsubscribe(stack)
-        self.sqs(region).purge_queue(QueueUrl=stack.queue_url)
+        self._drain(stack)
         self.dynamodb(region).delete_table(TableName=stack.table_name)
         self._set_peers()
 
@@ -219,8 +219,11 @@ class Mesh(LocalMesh):
     # -- deliveries, by hand -----------------------------------------------------------------------
 
     def receive(self, region: str, max_messages: int = 10) -> list[dict[str, Any]]:
-        response = self.sqs(region).receive_message(
-            QueueUrl=self.stacks[region].queue_url,
+        return self._receive(self.stacks[region], max_messages)
+
+    def _receive(self, stack: RegionStack, max_messages: int = 10) -> list[dict[str, Any]]:
+        response = self.sqs(stack.region).receive_message(
+            QueueUrl=stack.queue_url,
             MaxNumberOfMessages=max_messages,
             AttributeNames=["All"],
             VisibilityTimeout=0,
@@ -230,11 +233,13 @@ class Mesh(LocalMesh):
 
     def drain(self, region: str) -> list[dict[str, Any]]:
         """Take every message off the region's queue (moto scans the whole queue: keep it shallow)."""
-        stack = self.stacks[region]
+        return self._drain(self.stacks[region])
+
+    def _drain(self, stack: RegionStack) -> list[dict[str, Any]]:
         taken: list[dict[str, Any]] = []
-        while messages := self.receive(region):
+        while messages := self._receive(stack):
             taken.extend(messages)
-            self.sqs(region).delete_message_batch(
+            self.sqs(stack.region).delete_message_batch(
                 QueueUrl=stack.queue_url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
             )
