@@ -55,13 +55,6 @@ class SourceLabel:
         """How the consumer's table records a hold on this source's rules."""
         return "/".join(part for part in (self.account, self.region, self.group) if part is not None)
 
-    def names(self, source: Source) -> bool:
-        return (
-            self.region == source.region
-            and self.group == spelled(source.group)
-            and self.account in (None, source.account)
-        )
-
     def among(self, peers: Collection[tuple[str, str]]) -> bool:
         """Whether a peer topic, given as (region, account), is this source's own region's topic."""
         return any(region == self.region and self.account in (None, account) for region, account in peers)
@@ -91,10 +84,6 @@ class Holding(Generic[Item]):
     keep: frozenset[Item] = frozenset()
     start: frozenset[str] = frozenset()
     clear: frozenset[str] = frozenset()
-
-    @property
-    def changes_holds(self) -> bool:
-        return bool(self.start or self.clear)
 
 
 def hold(

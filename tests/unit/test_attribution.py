@@ -17,6 +17,7 @@ from consumers.attribution import (
     attribute,
     describe_member,
     hold,
+    spelled,
 )
 from schemas.events import Source
 from schemas.prefix_lists import PrefixListInfo
@@ -121,9 +122,7 @@ def test_any_description_sgmesh_writes_names_its_source_and_no_other(source: Sou
     label = attribute(CLUSTER, description)
 
     other_account = "000000000000" if source.account != "000000000000" else "999999999999"
-    assert label is not None
-    assert label.names(source)
-    assert not label.names(source.model_copy(update={"account": other_account}))
+    assert label == SourceLabel(source.region, spelled(source.group), source.account)
     assert label.among([(source.region, source.account)])
     assert not label.among([(source.region, other_account), ("sa-east-1", source.account)])
 
@@ -132,8 +131,19 @@ def test_a_description_written_before_the_account_was_added_names_the_group_in_a
     label = attribute(CLUSTER, f"sgmesh:{CLUSTER} us-west-2/cass/andra/i-00000000000000001")
 
     assert label == SourceLabel("us-west-2", "cass/andra")
-    assert label.names(Source(account="222222222222", region="us-west-2", group="cass/andra"))
     assert label.among([("us-west-2", "333333333333")])
+    # ... and a snapshot of that group in any account says what became of its rules
+    other = Source(account="222222222222", region="us-west-2", group="cass/andra")
+    decided = hold(
+        CLUSTER,
+        {"sgr-old": f"sgmesh:{CLUSTER} us-west-2/cass/andra/i-00000000000000001"},
+        counted=[other],
+        peers=[("us-west-2", other.account)],
+        holds={},
+        now=RECEIVED_AT,
+        max_silence=MAX_AGE,
+    )
+    assert decided.keep == frozenset()
 
 
 @pytest.mark.parametrize(
