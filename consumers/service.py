@@ -133,37 +133,39 @@ class ApplyService(Generic[PlanT]):
         back fail the batch (RuleQuotaExceededError), once everything else is done.
         """
         fresh = self._drop_expired(events)
-        snapshots = [event for event in fresh if isinstance(event, MembershipSnapshot)]
+        stored = self._store([event for event in fresh if isinstance(event, MembershipSnapshot)])
+        applied = [snapshot for snapshot, outcome in stored if outcome is not Stored.STALE]
+        review, waiting = self._reconcile(applied)
+        self._record(applied, review)
+        # The table had no state before this batch: it is new or was recreated. Its sources' next
+        # snapshots would take up to a true-up period; the mesh can send them now.
+        first = {snapshot.source.key for snapshot, outcome in stored if outcome is Stored.FIRST}
+        if first and len(first) == len(applied) and review.sources <= first:
+            self._resync.ask(ResyncReason.EMPTY_TABLE)
+        retry = self._resync.answer([event for event in fresh if isinstance(event, ResyncRequest)])
+        if waiting is not None:
+            raise waiting
+        stale = tuple(snapshot for snapshot, outcome in stored if outcome is Stored.STALE)
+        return ApplyReport(tuple(applied), stale, review, tuple(retry))
+
+    def _store(self, snapshots: Sequence[MembershipSnapshot]) -> list[tuple[MembershipSnapshot, Stored]]:
+        """Store the newest snapshot of each source, if newer than the table's; what each put did."""
         newest = newest_per_source(snapshots)
-        applied: list[MembershipSnapshot] = []
-        stale: list[MembershipSnapshot] = []
-        first: list[MembershipSnapshot] = []
-        for snapshot in newest.values():
-            stored = self._states.store_if_newer(snapshot)
-            (stale if stored is Stored.STALE else applied).append(snapshot)
-            if stored is Stored.FIRST:
-                first.append(snapshot)
+        stored = [(snapshot, self._states.store_if_newer(snapshot)) for snapshot in newest.values()]
+        for snapshot, outcome in stored:
             self._logger.info(
                 "snapshot stale; table already has this version or newer"
-                if stored is Stored.STALE
+                if outcome is Stored.STALE
                 else "snapshot applied",
                 extra=_snapshot_fields(snapshot),
             )
         coalesced = len(snapshots) - len(newest)
         if coalesced:
             self._logger.info("older snapshots coalesced in batch", extra={"coalesced": coalesced})
-        self._outcomes.count(Outcome.APPLIED, len(applied))
-        self._outcomes.count(Outcome.STALE, len(stale) + coalesced)
-        review, waiting = self._reconcile(applied)
-        self._record(applied, review)
-        # The table had no state before this batch: it is new or was recreated. Its sources' next
-        # snapshots would take up to a true-up period; the mesh can send them now.
-        if first and len(first) == len(applied) and review.sources <= {s.source.key for s in first}:
-            self._resync.ask(ResyncReason.EMPTY_TABLE)
-        retry = self._resync.answer([event for event in fresh if isinstance(event, ResyncRequest)])
-        if waiting is not None:
-            raise waiting
-        return ApplyReport(tuple(applied), tuple(stale), review, tuple(retry))
+        stale = sum(1 for _snapshot, outcome in stored if outcome is Stored.STALE)
+        self._outcomes.count(Outcome.APPLIED, len(stored) - stale)
+        self._outcomes.count(Outcome.STALE, stale + coalesced)
+        return stored
 
     def count_invocation(self, *, retried: int, throttled: int) -> None:
         """Records SQS will deliver again, and AWS calls throttled (and retried by botocore) meanwhile."""
