@@ -6,19 +6,23 @@ Items (string keys `pk`, `sk`):
   was first published (the item then expires by TTL, `expires_at`).
 - `state#<cluster>` / `<account>/<region>/<group>`: the newest snapshot applied for a source.
 - `events#<cluster>` / `<time>#<kind>#...`: the audit trail, dropped by TTL (`expires_at`).
+- `consumer#<cluster>` / `hold#<source label>`: since when the consumer keeps the rules of a source it
+  has no snapshot of (TTL `expires_at`); `consumer#<cluster>` / `resync-answered`: when it last
+  answered resync requests.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Collection, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from schemas.audit import AuditEntry
 from schemas.events import MembershipSnapshot, parse_snapshot
-from schemas.ledger import EPOCH, RETIREMENT_PERIOD, LedgerEntry
+from schemas.ledger import EPOCH, RETIREMENT_PERIOD, LedgerEntry, Stored
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -34,6 +38,14 @@ def _state_key(cluster: str) -> str:
 
 def _events_key(cluster: str) -> str:
     return f"events#{cluster}"
+
+
+def _consumer_key(cluster: str) -> str:
+    return f"consumer#{cluster}"
+
+
+HOLD_PREFIX = "hold#"
+RESYNC_ANSWERED = "resync-answered"
 
 
 # BatchWriteItem takes at most 25 items; unprocessed ones are sent again a few times.
@@ -101,10 +113,12 @@ class Table:
             )
         )
 
-    def store_if_newer(self, snapshot: MembershipSnapshot) -> bool:
+    def store_if_newer(self, snapshot: MembershipSnapshot) -> Stored:
         """Replace the source's state unless the table already holds this version or a newer one."""
-        return self._conditional(
-            lambda: self._client.put_item(
+        replaced: dict[str, Any] = {}
+
+        def put() -> None:
+            response = self._client.put_item(
                 TableName=self._name,
                 Item={
                     "pk": {"S": _state_key(snapshot.cluster)},
@@ -116,12 +130,79 @@ class Table:
                 },
                 ConditionExpression="attribute_not_exists(pk) OR version < :version",
                 ExpressionAttributeValues={":version": {"N": str(snapshot.version)}},
+                # The item it replaced, in the same call: none means the table had no state of the source.
+                ReturnValues="ALL_OLD",
             )
-        )
+            replaced.update(response.get("Attributes", {}))
+
+        if not self._conditional(put):
+            return Stored.STALE
+        return Stored.NEWER if replaced else Stored.FIRST
 
     def stored_states(self, cluster: str) -> list[MembershipSnapshot]:
         """The newest applied snapshot of every source of the cluster."""
         return [parse_snapshot(item["snapshot"]["S"]) for item in self._query(_state_key(cluster))]
+
+    def forget_states(self, cluster: str, source_keys: Collection[str]) -> None:
+        """Delete the states of these sources (sources that are no longer peers)."""
+        self._batch_write([_delete(_state_key(cluster), key) for key in sorted(source_keys)])
+
+    def holds(self, cluster: str) -> dict[str, datetime]:
+        """Since when the consumer keeps the rules of each source it has no snapshot of, by label."""
+        return {
+            item["sk"]["S"].removeprefix(HOLD_PREFIX): datetime.fromisoformat(item["since"]["S"])
+            for item in self._query(_consumer_key(cluster), sort_key_prefix=HOLD_PREFIX)
+        }
+
+    def record_holds(
+        self,
+        cluster: str,
+        *,
+        start: Collection[str],
+        clear: Collection[str],
+        at: datetime,
+        keep_for: timedelta,
+    ) -> None:
+        """Start holds at `at` (a hold another consumer started first keeps its time), and clear others.
+
+        A hold expires from the table `keep_for` after it starts, should nothing clear it.
+        """
+        expires_at = str(int((at + keep_for).timestamp()))
+        for label in sorted(start):
+            item = {
+                "pk": {"S": _consumer_key(cluster)},
+                "sk": {"S": HOLD_PREFIX + label},
+                "since": {"S": at.isoformat()},
+                "expires_at": {"N": expires_at},
+            }
+            self._conditional(
+                partial(
+                    self._client.put_item,
+                    TableName=self._name,
+                    Item=item,
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+            )
+        self._batch_write([_delete(_consumer_key(cluster), HOLD_PREFIX + label) for label in sorted(clear)])
+
+    def resync_answers(self, cluster: str) -> list[datetime]:
+        """When this region's consumer last answered resync requests, the newest first."""
+        for item in self._query(_consumer_key(cluster), sort_key_prefix=RESYNC_ANSWERED):
+            if item["sk"]["S"] == RESYNC_ANSWERED:
+                return sorted((datetime.fromisoformat(at["S"]) for at in item["at"]["L"]), reverse=True)
+        return []
+
+    def record_resync_answers(self, cluster: str, answers: Sequence[datetime]) -> None:
+        """Replace the record of recent answers (two consumers answering at once: the last write wins,
+        which at worst lets one more answer through)."""
+        self._client.put_item(
+            TableName=self._name,
+            Item={
+                "pk": {"S": _consumer_key(cluster)},
+                "sk": {"S": RESYNC_ANSWERED},
+                "at": {"L": [{"S": at.isoformat()} for at in answers]},
+            },
+        )
 
     def record(self, cluster: str, entries: Sequence[AuditEntry], retention_days: int) -> None:
         """Append entries to the audit trail, in as few BatchWriteItem calls as the limit allows."""
@@ -138,15 +219,19 @@ class Table:
             }
             for entry in entries
         ]
+        self._batch_write(requests)
+
+    def _batch_write(self, requests: Sequence[Any]) -> None:
+        """Puts and deletes in as few BatchWriteItem calls as the limit allows (none for none)."""
         for start in range(0, len(requests), BATCH_WRITE_LIMIT):
-            batch = requests[start : start + BATCH_WRITE_LIMIT]
+            batch = list(requests[start : start + BATCH_WRITE_LIMIT])
             for _attempt in range(BATCH_WRITE_ATTEMPTS):
                 response = self._client.batch_write_item(RequestItems={self._name: batch})
                 batch = response.get("UnprocessedItems", {}).get(self._name, [])
                 if not batch:
                     break
             else:
-                raise RuntimeError(f"{len(batch)} audit entries stayed unprocessed in {self._name}")
+                raise RuntimeError(f"{len(batch)} writes stayed unprocessed in {self._name}")
 
     def audit_trail(self, cluster: str, limit: int, source: str | None = None) -> list[AuditEntry]:
         """The newest `limit` entries of the trail (of one source, if given), newest first."""
@@ -159,12 +244,18 @@ class Table:
                 break
         return entries
 
-    def _query(self, partition: str, *, newest_first: bool = False) -> Iterator[dict[str, Any]]:
+    def _query(
+        self, partition: str, *, newest_first: bool = False, sort_key_prefix: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        condition, values = "pk = :pk", {":pk": {"S": partition}}
+        if sort_key_prefix is not None:
+            condition += " AND begins_with(sk, :prefix)"
+            values[":prefix"] = {"S": sort_key_prefix}
         paginator = self._client.get_paginator("query")
         for page in paginator.paginate(
             TableName=self._name,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": partition}},
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
             ConsistentRead=True,
             ScanIndexForward=not newest_first,
         ):
@@ -183,3 +274,7 @@ class Table:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def _delete(partition: str, sort_key: str) -> dict[str, Any]:
+    return {"DeleteRequest": {"Key": {"pk": {"S": partition}, "sk": {"S": sort_key}}}}

@@ -1,10 +1,10 @@
-"""SNS adapter: publish a snapshot to this region's topic."""
+"""SNS adapter: publish an event (a snapshot, a resync request) to this region's topic."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from schemas.events import MembershipSnapshot
+from schemas.events import Event
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
@@ -15,14 +15,18 @@ class Topic:
         self._client = client
         self._arn = topic_arn
 
-    def publish(self, snapshot: MembershipSnapshot) -> str:
-        """Publish and return the message id; any failure raises so the invocation is retried."""
+    def publish(self, event: Event) -> str:
+        """Publish and return the message id; any failure raises so the invocation is retried.
+
+        The `type` attribute lets a subscription filter events without reading them (it is not signed:
+        consumers read the type from the message itself).
+        """
         response = self._client.publish(
             TopicArn=self._arn,
-            Message=snapshot.to_json(),
+            Message=event.to_json(),
             MessageAttributes={
-                "cluster": {"DataType": "String", "StringValue": snapshot.cluster},
-                "type": {"DataType": "String", "StringValue": snapshot.type},
+                "cluster": {"DataType": "String", "StringValue": event.cluster},
+                "type": {"DataType": "String", "StringValue": event.type},
             },
         )
         return response["MessageId"]

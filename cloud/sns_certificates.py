@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import time
 import urllib.error
 import urllib.request
 from collections import OrderedDict
@@ -16,6 +17,9 @@ CertificateFetch = Callable[[str], bytes]
 FETCH_TIMEOUT_SECONDS = 5.0
 # A signing certificate is ~2 KB of PEM; anything much larger is not one, and is not read whole.
 MAX_CERTIFICATE_BYTES = 16 * 1024
+# A failed fetch is not tried again for this long: about one invocation (the consumer's timeout is
+# 60 s), well under the queue's visibility timeout, so that a redelivered record fetches again.
+FAILURE_MEMORY_SECONDS = 60.0
 # SNS signs with one key for a long time, so a few URLs cover every peer topic; a bound keeps a stream
 # of distinct URLs from growing the cache without end.
 CACHE_SIZE = 64
@@ -65,24 +69,55 @@ def fetch_over_https(
 
 
 class CachedCertificates:
-    """Certificates by URL, fetched once each; the least recently used one leaves first when full."""
+    """Certificates by URL, fetched once each; the least recently used one leaves first when full.
 
-    def __init__(self, fetch: CertificateFetch, size: int = CACHE_SIZE) -> None:
+    A fetch that fails for want of an answer (CertificateUnavailableError) is remembered for
+    `failure_seconds`: the other records of the batch fail at once with the same error instead of
+    each waiting for its own timeout, and SQS retries them all after the visibility timeout (6
+    minutes), when the URL is fetched again.
+    """
+
+    def __init__(
+        self,
+        fetch: CertificateFetch,
+        size: int = CACHE_SIZE,
+        *,
+        failure_seconds: float = FAILURE_MEMORY_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._fetch = fetch
         self._size = size
+        self._failure_seconds = failure_seconds
+        self._clock = clock
         self._pems: OrderedDict[str, bytes] = OrderedDict()
+        self._failures: dict[str, tuple[float, CertificateUnavailableError]] = {}
 
     def __call__(self, url: str) -> bytes:
         pem = self._pems.get(url)
-        if pem is None:
-            # A failed fetch raises before anything is stored, so the next attempt fetches again.
-            pem = self._fetch(url)
-            self._pems[url] = pem
-            if len(self._pems) > self._size:
-                self._pems.popitem(last=False)
-        else:
+        if pem is not None:
             self._pems.move_to_end(url)
+            return pem
+        self._raise_recent_failure(url)
+        try:
+            pem = self._fetch(url)
+        except CertificateUnavailableError as error:
+            self._failures[url] = (self._clock(), error)
+            raise
+        self._failures.pop(url, None)
+        self._pems[url] = pem
+        if len(self._pems) > self._size:
+            self._pems.popitem(last=False)
         return pem
+
+    def _raise_recent_failure(self, url: str) -> None:
+        failed = self._failures.get(url)
+        if failed is None:
+            return
+        at, error = failed
+        if self._clock() - at >= self._failure_seconds:
+            del self._failures[url]
+            return
+        raise CertificateUnavailableError(f"{error} (remembered for {self._failure_seconds:.0f} s)")
 
 
 _installed: CachedCertificates | None = None

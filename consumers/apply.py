@@ -15,7 +15,7 @@ from batches.sqs import WholeBatchProcessor
 from cloud.clients import ClientFactory
 from consumers.bootstrap import apply_service, logger
 from consumers.metrics import metrics
-from schemas.events import MembershipSnapshot
+from schemas.events import Event
 
 
 def bind(
@@ -29,12 +29,11 @@ def bind(
         service = apply_service(environ, clients)
         throttled_before = clients.throttles.count
 
-        def accept(record: SQSRecord) -> MembershipSnapshot:
+        def accept(record: SQSRecord) -> Event:
             return service.accept(record.body, record.message_id)
 
-        def apply(snapshots: Sequence[MembershipSnapshot]) -> Sequence[MembershipSnapshot]:
-            service.apply(snapshots)
-            return ()
+        def apply(events: Sequence[Event]) -> Sequence[Event]:
+            return service.apply(events).retry
 
         response = process_partial_response(
             event=event,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.logging import Logger
@@ -12,11 +13,14 @@ from cloud.dynamodb import Table
 from cloud.ec2 import Ec2
 from cloud.prefix_lists import PrefixLists
 from cloud.service_quotas import RuleBudgetReader
+from cloud.sns import Topic
 from cloud.sns_certificates import certificate
-from consumers.group_targets import Counts, SecurityGroups, SecurityGroupTarget, ShardedTarget, StoredStates
+from consumers.group_targets import Counts, SecurityGroups, SecurityGroupTarget, ShardedTarget
 from consumers.metrics import EmfOutcomes, metrics
+from consumers.resync import Resync
 from consumers.service import ApplyService, Target
 from consumers.signatures import SignatureVerifier
+from consumers.sources import SourceRecords
 from schemas.settings import Settings, TargetMode, current_settings
 
 if TYPE_CHECKING:
@@ -39,6 +43,7 @@ def build(
     reader = budget or rule_budget(settings, clients)
     outcomes = EmfOutcomes(metrics, settings.cluster)
     ec2 = clients.ec2(settings.region)
+    own_topic = settings.own_topic_arn()
     return ApplyService(
         settings=settings,
         states=table,
@@ -57,18 +62,29 @@ def build(
         outcomes=outcomes,
         verify=SignatureVerifier(certificate).verify,
         logger=logger,
+        resync=Resync(
+            settings=settings,
+            # This region's topic only: a consumer never writes to another region.
+            topic=Topic(clients.sns(settings.region), own_topic) if own_topic else None,
+            states=table,
+            answers=table,
+            outcomes=outcomes,
+            logger=logger,
+            clock=lambda: datetime.now(UTC),
+        ),
     )
 
 
 def target(
     settings: Settings,
     *,
-    states: StoredStates,
+    states: SourceRecords,
     groups: SecurityGroups,
     lists: PrefixListApi,
     outcomes: Counts,
     logger: Logger,
     rule_quota: Callable[[], int],
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Target[Any]:
     """The target the settings choose, over the given ports (AWS's here, fakes in the tests)."""
     chosen: type[SecurityGroupTarget | PrefixListTarget]
@@ -87,6 +103,7 @@ def target(
         outcomes=outcomes,
         logger=logger,
         rule_quota=rule_quota,
+        clock=clock,
     )
 
 

@@ -8,7 +8,7 @@ from schemas.errors import PermanentError, RuleQuotaExceededError
 
 
 class ShardsFullError(RuleQuotaExceededError):
-    """The desired rules do not fit in the shard groups together; nothing was changed.
+    """The desired rules do not fit in the shard groups together; the addresses that fit nowhere wait.
 
     `quota` is each group's quota; `room` what the groups have together for sgmesh's rules of
     `family` (the quotas less the rules sgmesh does not manage); `unplaced` the addresses that fit in
@@ -34,7 +34,23 @@ class ShardsFullError(RuleQuotaExceededError):
             f"sharded security groups {self.group_id} would need {self.rules_needed} {self.family} "
             f"inbound rules (each address with all its rules in one group) and have room for {self.room} "
             f"(a quota of {self.quota} per group, less the rules sgmesh does not manage): "
-            f"{len(self.unplaced)} address(es) fit in no group, first {self.unplaced[0]}; nothing was changed"
+            f"{len(self.unplaced)} address(es) fit in no group and wait, first {self.unplaced[0]} "
+            "(removals went ahead)"
+        )
+
+
+class ListFullError(RuleQuotaExceededError):
+    """A prefix list cannot hold every member: the groups referencing it cannot hold it any bigger.
+
+    `group_id` is the list's id, `rules_needed` the entries it would need, `quota` the most it can have.
+    """
+
+    def _explain(self) -> str:
+        return (
+            f"prefix list {self.group_id} would need {self.rules_needed} {self.family} entries, and the "
+            f"security groups referencing it can hold it at {self.quota} (each reference weighs the "
+            "list's MaxEntries against the group's quota); the entries that do not fit wait "
+            "(removals went ahead)"
         )
 
 

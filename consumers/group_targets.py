@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aws_lambda_powertools.logging import Logger
 
 from consumers.metrics import Outcome
-from consumers.reconcile import Plan, desired_rules
+from consumers.reconcile import Plan, desired_rules, is_managed
 from consumers.sharding import GroupPlans, Shard, plan_every_group, plan_shards
+from consumers.sources import SourceBook, SourceRecords
 from schemas.errors import RuleConflictError
-from schemas.events import MembershipSnapshot
 from schemas.prefix_lists import PrefixListInfo, weigh_references
 from schemas.rules import DesiredRule, InboundRule, Permission
 from schemas.settings import Settings
-
-
-class StoredStates(Protocol):
-    def stored_states(self, cluster: str) -> list[MembershipSnapshot]: ...
 
 
 class SecurityGroups(Protocol):
@@ -56,15 +54,16 @@ class SecurityGroupTarget:
         self,
         *,
         settings: Settings,
-        states: StoredStates,
+        states: SourceRecords,
         groups: SecurityGroups,
         lists: PrefixListSizes,
         outcomes: Counts,
         logger: Logger,
         rule_quota: Callable[[], int],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._settings = settings
-        self._states = states
+        self._book = SourceBook(settings, states, clock)
         self._groups = groups
         self._lists = lists
         self._outcomes = outcomes
@@ -86,22 +85,33 @@ class SecurityGroupTarget:
             Shard(group_id, _read_group(self._groups, self._lists, group_id))
             for group_id in settings.security_group_ids
         ]
-        desired = desired_rules(
-            settings.cluster, self._states.stored_states(settings.cluster), settings.ports, settings.address
-        )
-        return self._plan(desired, shards, quota)
+        sources = self._book.read()
+        desired = desired_rules(settings.cluster, sources.counted, settings.ports, settings.address)
+        unwanted = {
+            rule.rule_id: rule.description
+            for shard in shards
+            for rule in shard.existing
+            if is_managed(rule, settings.cluster) and rule.allows not in desired
+        }
+        holding, facts = self._book.hold(sources, unwanted)
+        return replace(self._plan(desired, shards, quota, holding.keep), sources=facts)
 
     def execute(self, plan: GroupPlans, causes: Sequence[Mapping[str, Any]]) -> None:
         for step in plan.steps:
             self._apply(step, causes)
+        self._book.settle(plan.sources)
 
     def _plan(
-        self, desired: Mapping[Permission, DesiredRule], shards: Sequence[Shard], quota: int
+        self,
+        desired: Mapping[Permission, DesiredRule],
+        shards: Sequence[Shard],
+        quota: int,
+        keep: Collection[str],
     ) -> GroupPlans:
-        return plan_every_group(self._settings.cluster, desired, shards, quota)
+        return plan_every_group(self._settings.cluster, desired, shards, quota, keep)
 
     def _apply(self, step: Plan, causes: Sequence[Mapping[str, Any]]) -> None:
-        # Revoke first so a membership swap never needs more than the quota in between.
+        # Each step is a revoke or an authorize, in the order consumers.steps chose.
         if step.revoke:
             self._groups.revoke(step.group_id, step.revoke)
             self._outcomes.count(Outcome.RULES_REVOKED, len(step.revoke))
@@ -125,13 +135,19 @@ class ShardedTarget(SecurityGroupTarget):
     groups together hold more rules than one group's quota."""
 
     def execute(self, plan: GroupPlans, causes: Sequence[Mapping[str, Any]]) -> None:
-        super().execute(plan, causes)
+        for step in plan.steps:
+            self._apply(step, causes)
         self._check_moves_landed(plan.moved)
+        self._book.settle(plan.sources)
 
     def _plan(
-        self, desired: Mapping[Permission, DesiredRule], shards: Sequence[Shard], quota: int
+        self,
+        desired: Mapping[Permission, DesiredRule],
+        shards: Sequence[Shard],
+        quota: int,
+        keep: Collection[str],
     ) -> GroupPlans:
-        return plan_shards(self._settings.cluster, desired, shards, quota)
+        return plan_shards(self._settings.cluster, desired, shards, quota, keep)
 
     def _check_moves_landed(self, moved: frozenset[Permission]) -> None:
         """A rule moved between shard groups must be in some group once we are done.

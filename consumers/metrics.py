@@ -23,6 +23,10 @@ class Outcome(StrEnum):
     RETRIED = "RecordsRetried"
     RULES_AUTHORIZED = "RulesAuthorized"
     RULES_REVOKED = "RulesRevoked"
+    RESYNC_REQUESTED = "ResyncRequested"
+    # Snapshots re-published for resync requests, and requests dropped: answered too often this minute.
+    RESYNC_ANSWERED = "ResyncAnswers"
+    RESYNC_DROPPED = "ResyncRequestsDropped"
     # A gauge, not a count: the fewest rules any managed group can still take, in either family.
     RULE_HEADROOM = "RuleHeadroom"
 

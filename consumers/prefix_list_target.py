@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aws_lambda_powertools.logging import Logger
 
 from consumers.errors import PrefixListConfigError
-from consumers.group_targets import Counts, SecurityGroups, StoredStates
+from consumers.group_targets import Counts, SecurityGroups
 from consumers.metrics import Outcome
 from consumers.prefix_lists import ListPlan, TargetPlan, desired_entries, plan_target
+from consumers.reconcile import Plan, is_marked
 from consumers.review import GroupReview
+from consumers.sources import SourceBook, SourceRecords
 from schemas.prefix_lists import EntryBatch, PrefixListInfo, PrefixListState
 from schemas.settings import Settings
 
@@ -39,16 +43,17 @@ class PrefixListTarget:
         self,
         *,
         settings: Settings,
-        states: StoredStates,
+        states: SourceRecords,
         groups: SecurityGroups,
         lists: PrefixListApi,
         outcomes: Counts,
         logger: Logger,
         rule_quota: Callable[[], int],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         settings.require("security_group_ids", "ports", "prefix_list_ids")
         self._settings = settings
-        self._states = states
+        self._book = SourceBook(settings, states, clock)
         self._groups = groups
         self._lists = lists
         self._outcomes = outcomes
@@ -68,16 +73,31 @@ class PrefixListTarget:
         groups = {group_id: self._groups.ingress_rules(group_id) for group_id in settings.security_group_ids}
         quota = self._rule_quota()
         # Read after the lists, never before: see the class docstring.
-        desired = desired_entries(
-            settings.cluster, self._states.stored_states(settings.cluster), settings.address
-        )
+        sources = self._book.read()
+        desired = desired_entries(settings.cluster, sources.counted, settings.address)
+        wanted = {cidr for entries in desired.values() for cidr in entries}
+        # The entries and per-address rules no snapshot wants (`rule` and `entry` items apart).
+        unwanted = {
+            ("entry", entry.cidr): entry.description
+            for state in lists
+            for entry in state.entries
+            if entry.cidr not in wanted
+        } | {
+            ("rule", rule.rule_id): rule.description
+            for rules in groups.values()
+            for rule in rules
+            if rule.permission is not None
+            and is_marked(rule, settings.cluster)
+            and rule.permission.cidr not in wanted
+        }
+        holding, facts = self._book.hold(sources, unwanted)
         foreign_ids = {
             rule.reference.prefix_list_id
             for rules in groups.values()
             for rule in rules
             if rule.reference is not None and rule.reference.prefix_list_id not in infos
         }
-        return plan_target(
+        plan = plan_target(
             cluster=settings.cluster,
             ports=settings.ports,
             quota=quota,
@@ -85,14 +105,18 @@ class PrefixListTarget:
             lists=lists,
             groups=groups,
             foreign=self._lists.describe(foreign_ids),
+            keep_entries={key for kind, key in holding.keep if kind == "entry"},
+            keep_rules={key for kind, key in holding.keep if kind == "rule"},
         )
+        return replace(plan, sources=facts)
 
     def execute(self, plan: TargetPlan, causes: Sequence[Mapping[str, Any]]) -> None:
         # Lists first: a reference rule authorized below then admits every member at once.
         for item in plan.lists:
             self._write_list(item, plan.groups, causes)
-        for group in plan.groups:
-            self._write_group(group, causes)
+        for step in plan.steps:
+            self._write_group(step, causes)
+        self._book.settle(plan.sources)
         # Entries count as the rules they stand for here: one each, whatever the number of ports.
         authorized = sum(len(item.added) for item in plan.lists) + sum(
             len(g.plan.authorize) for g in plan.groups
@@ -130,22 +154,19 @@ class PrefixListTarget:
                 },
             )
 
-    def _write_group(self, group: GroupReview, causes: Sequence[Mapping[str, Any]]) -> None:
-        plan = group.plan
-        # References before revokes: per-address rules left by the security-group target go only
-        # once the references admit the same members.
-        if plan.authorize:
-            self._groups.authorize(plan.group_id, plan.authorize)
-        if plan.revoke:
-            self._groups.revoke(plan.group_id, plan.revoke)
-        if not plan.is_empty:
-            self._logger.info(
-                "security group reconciled",
-                extra={
-                    "group_id": plan.group_id,
-                    "authorized": [str(rule.allows) for rule in plan.authorize],
-                    "revoked": [str(rule.allows) for rule in plan.revoke],
-                    "weight": {family.value: count for family, count in group.rules_after.items()},
-                    "causes": list(causes),
-                },
-            )
+    def _write_group(self, step: Plan, causes: Sequence[Mapping[str, Any]]) -> None:
+        # Each step is a revoke or an authorize, in the order consumers.steps chose: references before
+        # the per-address rules they replace, unless the group cannot hold both.
+        if step.authorize:
+            self._groups.authorize(step.group_id, step.authorize)
+        if step.revoke:
+            self._groups.revoke(step.group_id, step.revoke)
+        self._logger.info(
+            "security group reconciled",
+            extra={
+                "group_id": step.group_id,
+                "authorized": [str(rule.allows) for rule in step.authorize],
+                "revoked": [str(rule.allows) for rule in step.revoke],
+                "causes": list(causes),
+            },
+        )

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
-from consumers.errors import PrefixListConfigError
-from consumers.reconcile import Plan, describe_rule, is_marked, marker, member_addresses
+from consumers.attribution import SourceFacts, describe_member, marker
+from consumers.budget import address_order, fit
+from consumers.errors import ListFullError, PrefixListConfigError
+from consumers.reconcile import Plan, is_marked, member_addresses
 from consumers.review import GroupReview, ListReview, Review
+from consumers.steps import schedule
+from schemas.errors import RuleQuotaExceededError
 from schemas.events import MembershipSnapshot
 from schemas.prefix_lists import (
     EntryBatch,
@@ -40,7 +44,7 @@ def desired_entries(
     desired: dict[Family, dict[str, PrefixListEntry]] = {}
     for snapshot in sorted(states, key=lambda state: state.source.key):
         for member in snapshot.members:
-            description = describe_rule(cluster, snapshot, member)
+            description = describe_member(cluster, snapshot.source, member.instance_id)
             for address in member_addresses(member, mode):
                 entry = PrefixListEntry(address, description)
                 desired.setdefault(Family.of(address), {}).setdefault(address, entry)
@@ -82,6 +86,8 @@ class ListPlan:
     grow_to: int | None
     batches: tuple[EntryBatch, ...]
     traffic: tuple[Traffic, ...]
+    # Entries the quota holds back: the groups referencing the list cannot hold it any bigger.
+    waiting: tuple[PrefixListEntry, ...] = ()
 
     @property
     def prefix_list_id(self) -> str:
@@ -119,31 +125,45 @@ class ListPlan:
             max_entries_before=self.state.info.max_entries,
             max_entries_after=self.max_entries_after,
             traffic=self.traffic,
+            waiting=self.waiting,
+        )
+
+    def quota_error(self) -> RuleQuotaExceededError | None:
+        if not self.waiting:
+            return None
+        needed = self.entries_after + len(self.waiting)
+        return ListFullError(
+            self.prefix_list_id, self.state.info.family.value, needed, self.max_entries_after
         )
 
 
 @dataclass(frozen=True)
 class TargetPlan:
-    """Every list's changes, then every group's: the references it gains and the rules it loses.
-
-    A group's references are authorized before anything is revoked, so at its peak it holds both.
-    """
+    """Every list's changes, then every group's calls (consumers.steps): the references it gains and
+    the rules it loses, the per-address rules they replace going once the references are in (or right
+    before, where the group cannot hold both)."""
 
     lists: tuple[ListPlan, ...]
     groups: tuple[GroupReview, ...]
+    steps: tuple[Plan, ...]
     quota: int
+    # What the target learned of the sources, recorded once the calls are made (consumers.sources).
+    sources: SourceFacts = field(default_factory=SourceFacts)
 
     @property
     def is_empty(self) -> bool:
         return all(plan.is_empty for plan in self.lists) and all(g.plan.is_empty for g in self.groups)
 
-    def check(self) -> None:
-        """Raise, naming the group, its weighted rule count and the quota, if any group would not fit."""
-        for group in self.groups:
-            group.check()
+    def quota_error(self) -> RuleQuotaExceededError | None:
+        """Why additions wait, if some do: a group's references, else a list's entries."""
+        errors = (
+            *(group.quota_error() for group in self.groups),
+            *(item.quota_error() for item in self.lists),
+        )
+        return next((error for error in errors if error is not None), None)
 
     def review(self) -> Review:
-        return Review(self.groups, tuple(item.review() for item in self.lists))
+        return Review(self.groups, tuple(item.review() for item in self.lists), sources=self.sources.counted)
 
 
 def reference_description(cluster: str, family: Family) -> str:
@@ -165,23 +185,38 @@ def desired_references(
 
 
 def plan_group_references(
-    group_id: str, cluster: str, desired: Mapping[Reference, DesiredRule], rules: Sequence[InboundRule]
+    group_id: str,
+    cluster: str,
+    desired: Mapping[Reference, DesiredRule],
+    rules: Sequence[InboundRule],
+    *,
+    listed: Collection[str] = frozenset(),
+    wanted: Collection[str] = frozenset(),
+    keep: Collection[str] = frozenset(),
 ) -> Plan:
     """authorize(desired - present); revoke every other managed rule, per-address rules included.
 
-    A per-address rule left from the security-group target is revoked only after the references
-    are in place (see TargetPlan), so switching targets never drops a member. Unmarked rules are
-    never touched, and an unmarked reference that already allows the same counts as present.
+    A per-address rule left from the other targets whose address the lists hold (`listed`, once this
+    reconcile's list writes are done) is replaced by the references: it goes once they are in. One
+    whose address is `wanted` but not listed (the list is full) stays, as do the rules in `keep` (a
+    source not heard from yet). Unmarked rules are never touched, and an unmarked reference that
+    already allows the same counts as present.
     """
     present = {rule.reference for rule in rules if rule.reference is not None}
     authorize = tuple(desired[ref] for ref in sorted(desired) if ref not in present)
-    revoke = tuple(
-        rule
-        for rule in rules
-        if is_marked(rule, cluster)
-        and (rule.permission is not None or (rule.reference is not None and rule.reference not in desired))
-    )
-    return Plan(group_id, authorize, revoke)
+    revoke: list[InboundRule] = []
+    replaced: list[InboundRule] = []
+    for rule in rules:
+        if not is_marked(rule, cluster) or rule.rule_id in keep:
+            continue
+        if rule.permission is None:
+            if rule.reference is not None and rule.reference not in desired:
+                revoke.append(rule)
+        elif rule.permission.cidr in listed:
+            replaced.append(rule)
+        elif rule.permission.cidr not in wanted:
+            revoke.append(rule)
+    return Plan(group_id, authorize, tuple(revoke + replaced), tuple(replaced))
 
 
 def plan_target(
@@ -193,31 +228,86 @@ def plan_target(
     lists: Sequence[PrefixListState],
     groups: Mapping[str, Sequence[InboundRule]],
     foreign: Mapping[str, PrefixListInfo],
+    keep_entries: Collection[str] = frozenset(),
+    keep_rules: Collection[str] = frozenset(),
 ) -> TargetPlan:
     """Everything the prefix-list target must change, with every group's weighted rule count.
 
     `foreign` describes the other lists the groups reference (an operator's), so that their weight
-    counts too. A list grows (with headroom, capped by what every referencing group can still hold)
-    only when the desired entries would not fit; it never shrinks on its own.
+    counts too; `keep_entries` (cidrs) and `keep_rules` (rule ids) are kept although no snapshot wants
+    them (consumers.attribution). A list grows (with headroom, capped by what every referencing group
+    can hold once its plan is applied) only when the entries it keeps and gains would not fit; it
+    never shrinks on its own. Entries that still do not fit wait, lowest address first in.
     """
     _check_lists(desired, lists)
     infos = {**foreign, **{state.prefix_list_id: state.info for state in lists}}
+    wanted = {cidr for entries in desired.values() for cidr in entries}
+
+    def growth_cap(state: PrefixListState, listed: Collection[str]) -> int:
+        plans = _plan_groups(cluster, ports, lists, groups, infos, listed, wanted, keep_rules)
+        return _growth_cap(state.info, plans, quota)
+
     list_plans = []
     for state in lists:
-        wanted = desired.get(state.info.family, {})
-        needed = max(len(wanted), len(state.entries))
-        grow_to = None
-        if needed > state.info.max_entries:
-            cap = _growth_cap(state.info, _plan_groups(cluster, ports, lists, groups, infos), quota)
-            grow_to = max(needed, min(with_headroom(needed), cap))
-            infos[state.prefix_list_id] = replace(state.info, max_entries=grow_to)
-        traffic = Traffic.for_specs(ports, state.info.family)
-        list_plans.append(ListPlan(state, grow_to, entry_batches(state.cidrs, wanted), traffic))
+        item = _plan_list(state, desired.get(state.info.family, {}), keep_entries, ports, growth_cap)
+        infos[state.prefix_list_id] = replace(state.info, max_entries=item.max_entries_after)
+        list_plans.append(item)
+    listed = {cidr for item in list_plans for cidr in (*item.state.cidrs, *(e.cidr for e in item.added))} - {
+        cidr for item in list_plans for cidr in item.removed
+    }
+    plans = [
+        (_references_that_fit(plan, rules, quota), rules)
+        for plan, rules in _plan_groups(cluster, ports, lists, groups, infos, listed, wanted, keep_rules)
+    ]
+    scheduled = schedule(plans, quota)
     reviews = tuple(
-        GroupReview.authorizing_first(plan, rules, quota)
-        for plan, rules in _plan_groups(cluster, ports, lists, groups, infos)
+        GroupReview.of(plan, rules, scheduled.peaks[plan.group_id], quota) for plan, rules in plans
     )
-    return TargetPlan(tuple(list_plans), reviews, quota)
+    return TargetPlan(tuple(list_plans), reviews, scheduled.steps, quota)
+
+
+def _plan_list(
+    state: PrefixListState,
+    entries: Mapping[str, PrefixListEntry],
+    keep: Collection[str],
+    ports: Sequence[PortSpec],
+    growth_cap: Callable[[PrefixListState, Collection[str]], int],
+) -> ListPlan:
+    """One list's plan: it keeps its wanted (and kept) entries, gains the others lowest address first,
+    grows (with headroom, up to `growth_cap`) only when they would not fit, and the rest wait."""
+    staying = {entry.cidr: entry for entry in state.entries if entry.cidr in entries or entry.cidr in keep}
+    additions = [entries[cidr] for cidr in sorted(entries.keys() - staying.keys(), key=address_order)]
+    needed = len(staying) + len(additions)
+    grow_to = None
+    if needed > state.info.max_entries:
+        cap = growth_cap(state, set(state.cidrs) | {entry.cidr for entry in additions})
+        grown = min(with_headroom(needed), max(state.info.max_entries, min(cap, LIST_ENTRIES_LIMIT)))
+        grow_to = grown if grown > state.info.max_entries else None
+    admitted = additions[: max(0, (grow_to or state.info.max_entries) - len(staying))]
+    final = {**staying, **{entry.cidr: entry for entry in admitted}}
+    traffic = Traffic.for_specs(ports, state.info.family)
+    waiting = tuple(additions[len(admitted) :])
+    return ListPlan(state, grow_to, entry_batches(state.cidrs, final), traffic, waiting)
+
+
+def _references_that_fit(plan: Plan, rules: Sequence[InboundRule], quota: int) -> Plan:
+    """The group's references that fit once its plan is applied; where a list's references wait, the
+    per-address rules they would have replaced stay (they still admit those members)."""
+    fitted = fit(plan, rules, quota)
+    # A reference weighs in its list's family alone.
+    waiting_families = {family for rule in fitted.waiting for family in rule.weight}
+    if not waiting_families:
+        return fitted
+    staying = {
+        rule.rule_id
+        for rule in fitted.replaced
+        if rule.permission and rule.permission.family in waiting_families
+    }
+    return replace(
+        fitted,
+        revoke=tuple(rule for rule in fitted.revoke if rule.rule_id not in staying),
+        replaced=tuple(rule for rule in fitted.replaced if rule.rule_id not in staying),
+    )
 
 
 def _check_lists(desired: DesiredEntries, lists: Sequence[PrefixListState]) -> None:
@@ -249,22 +339,32 @@ def _plan_groups(
     lists: Sequence[PrefixListState],
     groups: Mapping[str, Sequence[InboundRule]],
     infos: Mapping[str, PrefixListInfo],
+    listed: Collection[str],
+    wanted: Collection[str],
+    keep: Collection[str],
 ) -> list[tuple[Plan, tuple[InboundRule, ...]]]:
     """Each group's plan beside the rules it holds, every reference weighed as `infos` describe its list."""
     references = desired_references(cluster, ports, [infos[state.prefix_list_id] for state in lists])
     plans = []
     for group_id, rules in groups.items():
         weighed = weigh_references(rules, infos)
-        plans.append((plan_group_references(group_id, cluster, references, weighed), weighed))
+        plan = plan_group_references(
+            group_id, cluster, references, weighed, listed=listed, wanted=wanted, keep=keep
+        )
+        plans.append((plan, weighed))
     return plans
 
 
 def _growth_cap(info: PrefixListInfo, plans: Sequence[tuple[Plan, Sequence[InboundRule]]], quota: int) -> int:
-    """The largest MaxEntries every group referencing the list can hold within the quota, at the peak
-    of its plan (everything it holds, and the references it gains)."""
+    """The largest MaxEntries every group referencing the list can hold within the quota once its plan
+    is applied (the references it gains in, the rules they replace and its removals out)."""
     cap = LIST_ENTRIES_LIMIT
     for plan, rules in plans:
-        held: list[InboundRule | DesiredRule] = [*rules, *plan.authorize]
+        revoked = {rule.rule_id for rule in plan.revoke}
+        held: list[InboundRule | DesiredRule] = [
+            *(r for r in rules if r.rule_id not in revoked),
+            *plan.authorize,
+        ]
         referencing = [rule for rule in held if _references(rule, info.prefix_list_id)]
         if referencing:
             others = Weight.total(rule for rule in held if not _references(rule, info.prefix_list_id))

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from consumers.budget import waiting_error
 from consumers.reconcile import Plan
+from schemas.errors import RuleQuotaExceededError
 from schemas.prefix_lists import PrefixListEntry
 from schemas.quota import Family, Weight
 from schemas.rules import InboundRule, Traffic
@@ -14,7 +16,8 @@ from schemas.rules import InboundRule, Traffic
 @dataclass(frozen=True)
 class GroupReview:
     """A group's plan, and its inbound rules per address family as AWS counts the quota: now, at the
-    plan's peak (what the quota check weighs: EC2 refuses an authorize that would pass it), and after.
+    plan's peak (the most it holds at any step: consumers.steps keeps it within the quota), and after.
+    The plan's `waiting` additions are those the quota holds back (consumers.budget).
     """
 
     plan: Plan
@@ -24,16 +27,8 @@ class GroupReview:
     quota: int
 
     @classmethod
-    def revoking_first(cls, plan: Plan, existing: Sequence[InboundRule], quota: int) -> GroupReview:
-        """A plan applied as its revokes, then its authorizes: the group is at its peak once done."""
-        after = plan.weight_after(existing)
-        return cls(plan, Weight.total(existing), after, after, quota)
-
-    @classmethod
-    def authorizing_first(cls, plan: Plan, existing: Sequence[InboundRule], quota: int) -> GroupReview:
-        """A plan applied as its authorizes, then its revokes: at its peak the group holds both."""
-        before = Weight.total(existing)
-        return cls(plan, before, before + Weight.total(plan.authorize), plan.weight_after(existing), quota)
+    def of(cls, plan: Plan, existing: Sequence[InboundRule], peak: Weight, quota: int) -> GroupReview:
+        return cls(plan, Weight.total(existing), peak, plan.weight_after(existing), quota)
 
     @property
     def group_id(self) -> str:
@@ -41,16 +36,17 @@ class GroupReview:
 
     @property
     def over_quota(self) -> bool:
-        return any(count > self.quota for count in self.rules_peak.values())
+        """Whether additions wait: the whole plan would pass the quota."""
+        return bool(self.plan.waiting)
 
     @property
     def headroom(self) -> dict[Family, int]:
         """What the group can still take per family once the plan is applied (negative when over)."""
         return self.rules_after.headroom(self.quota)
 
-    def check(self) -> None:
-        """Raise RuleQuotaExceededError, naming the group and the family, if the plan passes the quota."""
-        self.rules_peak.check(self.group_id, self.quota)
+    def quota_error(self) -> RuleQuotaExceededError | None:
+        """Naming the group, the rules it would have needed and the quota, if additions wait."""
+        return waiting_error(self.plan, self.rules_after, self.quota)
 
 
 @dataclass(frozen=True)
@@ -69,6 +65,8 @@ class ListReview:
     max_entries_before: int
     max_entries_after: int
     traffic: tuple[Traffic, ...]
+    # Entries the quota holds back (the groups referencing the list cannot hold it bigger).
+    waiting: tuple[PrefixListEntry, ...] = ()
 
     @property
     def is_empty(self) -> bool:
@@ -91,6 +89,13 @@ class Review:
     groups: tuple[GroupReview, ...]
     lists: tuple[ListReview, ...] = ()
     headroom: int | None = None
+    # The sources (account/region/group) whose stored snapshots the desired state was built from.
+    sources: frozenset[str] = frozenset()
+
+    @property
+    def waiting(self) -> bool:
+        """Whether the quota holds additions back (a group's rules, or a list's entries)."""
+        return any(group.over_quota for group in self.groups) or any(item.waiting for item in self.lists)
 
     @property
     def is_empty(self) -> bool:

@@ -11,11 +11,13 @@ from typing import Any, Generic, Protocol, TypeVar
 from aws_lambda_powertools.logging import Logger
 
 from consumers.metrics import Outcome
+from consumers.resync import Resync
 from consumers.review import Review
 from consumers.state import newest_per_source
 from schemas.audit import AuditEntry, AuditKind
 from schemas.errors import InvalidRecordError, RuleConflictError, RuleQuotaExceededError
-from schemas.events import MembershipSnapshot, parse_snapshot
+from schemas.events import Event, MembershipSnapshot, ResyncReason, ResyncRequest, parse_event
+from schemas.ledger import Stored
 from schemas.names import topic_region_and_account
 from schemas.settings import Settings
 
@@ -24,7 +26,7 @@ CLOCK_SKEW = timedelta(minutes=5)
 
 
 class SourceStates(Protocol):
-    def store_if_newer(self, snapshot: MembershipSnapshot) -> bool: ...
+    def store_if_newer(self, snapshot: MembershipSnapshot) -> Stored: ...
 
     def stored_states(self, cluster: str) -> list[MembershipSnapshot]: ...
 
@@ -46,10 +48,10 @@ class Outcomes(Protocol):
 
 
 class Planned(Protocol):
-    """A target's plan: pure, checked against the budget before anything is written."""
+    """A target's plan: pure, fitted to the rule budget (consumers.budget) before anything is written."""
 
-    def check(self) -> None:
-        """Raise RuleQuotaExceededError (or a target's PermanentError) if the plan must not be applied."""
+    def quota_error(self) -> RuleQuotaExceededError | None:
+        """Why additions wait, if the quota holds some back (they are retried with the record)."""
         ...
 
     def review(self) -> Review: ...
@@ -77,6 +79,8 @@ class ApplyReport:
     applied: tuple[MembershipSnapshot, ...]
     stale: tuple[MembershipSnapshot, ...]
     review: Review
+    # Resync requests to deliver again (consumers.resync).
+    retry: tuple[ResyncRequest, ...] = ()
 
 
 class ApplyService(Generic[PlanT]):
@@ -92,11 +96,13 @@ class ApplyService(Generic[PlanT]):
         outcomes: Outcomes,
         verify: VerifyEnvelope,
         logger: Logger,
+        resync: Resync,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_conflict_retries: int = 3,
     ) -> None:
         settings.require("security_group_ids", "ports", "peer_topic_arns")
         self._target = target
+        self._resync = resync
         self._settings = settings
         self._states = states
         self._audit = audit
@@ -106,8 +112,8 @@ class ApplyService(Generic[PlanT]):
         self._clock = clock
         self._max_conflict_retries = max_conflict_retries
 
-    def accept(self, body: str, message_id: str) -> MembershipSnapshot:
-        """Validate one SQS body (an SNS envelope); reject anything this cluster must not apply."""
+    def accept(self, body: str, message_id: str) -> Event:
+        """Validate one SQS body (an SNS envelope); reject anything this cluster must not act on."""
         try:
             return self._validate(body)
         except InvalidRecordError as error:
@@ -118,31 +124,48 @@ class ApplyService(Generic[PlanT]):
             self._outcomes.count(Outcome.REJECTED, reason=error.reason)
             raise
 
-    def apply(self, snapshots: Sequence[MembershipSnapshot]) -> ApplyReport:
-        """Store the newest snapshot of each source (if newer than the table's), then reconcile once.
+    def apply(self, events: Sequence[Event]) -> ApplyReport:
+        """Store the newest snapshot of each source (if newer than the table's), reconcile once, then
+        ask for a resync if the table was empty, and answer the batch's resync requests.
 
-        Snapshots older than the maximum event age are dropped unapplied: the next true-up supersedes
-        anything merely delayed, and a captured message replayed later cannot act.
+        Events older than the maximum event age are dropped: the next true-up supersedes anything
+        merely delayed, and a captured message replayed later cannot act. Additions the quota holds
+        back fail the batch (RuleQuotaExceededError), once everything else is done.
         """
-        fresh = self._drop_expired(snapshots)
-        newest = newest_per_source(fresh)
-        applied: list[MembershipSnapshot] = []
-        stale: list[MembershipSnapshot] = []
-        for snapshot in newest.values():
-            stored = self._states.store_if_newer(snapshot)
-            (applied if stored else stale).append(snapshot)
+        fresh = self._drop_expired(events)
+        stored = self._store([event for event in fresh if isinstance(event, MembershipSnapshot)])
+        applied = [snapshot for snapshot, outcome in stored if outcome is not Stored.STALE]
+        review, waiting = self._reconcile(applied)
+        self._record(applied, review)
+        # The table had no state before this batch: it is new or was recreated. Its sources' next
+        # snapshots would take up to a true-up period; the mesh can send them now.
+        first = {snapshot.source.key for snapshot, outcome in stored if outcome is Stored.FIRST}
+        if first and len(first) == len(applied) and review.sources <= first:
+            self._resync.ask(ResyncReason.EMPTY_TABLE)
+        retry = self._resync.answer([event for event in fresh if isinstance(event, ResyncRequest)])
+        if waiting is not None:
+            raise waiting
+        stale = tuple(snapshot for snapshot, outcome in stored if outcome is Stored.STALE)
+        return ApplyReport(tuple(applied), stale, review, tuple(retry))
+
+    def _store(self, snapshots: Sequence[MembershipSnapshot]) -> list[tuple[MembershipSnapshot, Stored]]:
+        """Store the newest snapshot of each source, if newer than the table's; what each put did."""
+        newest = newest_per_source(snapshots)
+        stored = [(snapshot, self._states.store_if_newer(snapshot)) for snapshot in newest.values()]
+        for snapshot, outcome in stored:
             self._logger.info(
-                "snapshot applied" if stored else "snapshot stale; table already has this version or newer",
+                "snapshot stale; table already has this version or newer"
+                if outcome is Stored.STALE
+                else "snapshot applied",
                 extra=_snapshot_fields(snapshot),
             )
-        coalesced = len(fresh) - len(newest)
+        coalesced = len(snapshots) - len(newest)
         if coalesced:
             self._logger.info("older snapshots coalesced in batch", extra={"coalesced": coalesced})
-        self._outcomes.count(Outcome.APPLIED, len(applied))
-        self._outcomes.count(Outcome.STALE, len(stale) + coalesced)
-        review = self.reconcile(applied)
-        self._record(applied, review)
-        return ApplyReport(tuple(applied), tuple(stale), review)
+        stale = sum(1 for _snapshot, outcome in stored if outcome is Stored.STALE)
+        self._outcomes.count(Outcome.APPLIED, len(stored) - stale)
+        self._outcomes.count(Outcome.STALE, stale + coalesced)
+        return stored
 
     def count_invocation(self, *, retried: int, throttled: int) -> None:
         """Records SQS will deliver again, and AWS calls throttled (and retried by botocore) meanwhile."""
@@ -156,22 +179,24 @@ class ApplyService(Generic[PlanT]):
     def reconcile(self, causes: Iterable[MembershipSnapshot] = ()) -> Review:
         """Desired from the table, actual from the target; apply the difference, re-planning on conflicts.
 
-        The whole plan is checked against the quota before anything is written.
+        Removals always apply; additions that would pass the quota wait (the plan is fitted before
+        anything is written), and then the reconcile fails with RuleQuotaExceededError once the rest is
+        applied, so that the records are retried.
         """
+        review, waiting = self._reconcile(causes)
+        if waiting is not None:
+            raise waiting
+        return review
+
+    def _reconcile(
+        self, causes: Iterable[MembershipSnapshot]
+    ) -> tuple[Review, RuleQuotaExceededError | None]:
         cause_fields = [_snapshot_fields(snapshot) for snapshot in causes]
         for attempt in range(1, self._max_conflict_retries + 2):
             # Actual and then desired are re-read on every attempt: a conflict means another
             # consumer wrote, and it may have stored a newer snapshot first; a stale desired would
             # revoke the members that snapshot added.
             plan = self._target.observe()
-            try:
-                plan.check()
-            except RuleQuotaExceededError as error:
-                self._logger.error(
-                    "plan exceeds the rule quota; nothing was changed", extra={"error": str(error)}
-                )
-                self._outcomes.count(Outcome.QUOTA_EXCEEDED)
-                raise
             try:
                 self._target.execute(plan, cause_fields)
             except RuleConflictError as conflict:
@@ -183,24 +208,32 @@ class ApplyService(Generic[PlanT]):
             review = plan.review()
             if review.headroom is not None:
                 self._outcomes.gauge(Outcome.RULE_HEADROOM, review.headroom)
-            return review
+            waiting = plan.quota_error()
+            if waiting is not None:
+                self._logger.error(
+                    "additions wait: they would pass the rule quota; the rest was applied",
+                    extra={"error": str(waiting)},
+                )
+                self._outcomes.count(Outcome.QUOTA_EXCEEDED)
+            return review, waiting
         raise RuleConflictError(
             f"groups kept changing under us for {self._max_conflict_retries + 1} attempts; "
             "the record will be retried"
         )
 
-    def _drop_expired(self, snapshots: Sequence[MembershipSnapshot]) -> list[MembershipSnapshot]:
+    def _drop_expired(self, events: Sequence[Event]) -> list[Event]:
         oldest = self._clock() - timedelta(seconds=self._settings.max_event_age_seconds)
-        fresh = []
-        for snapshot in snapshots:
-            if snapshot.produced_at >= oldest:
-                fresh.append(snapshot)
+        fresh: list[Event] = []
+        for event in events:
+            if _made_at(event) >= oldest:
+                fresh.append(event)
                 continue
+            kind = "snapshot" if isinstance(event, MembershipSnapshot) else "resync request"
             self._logger.warning(
-                "snapshot dropped: older than SGMESH_MAX_EVENT_AGE_SECONDS",
-                extra={**_snapshot_fields(snapshot), "produced_at": snapshot.produced_at.isoformat()},
+                f"{kind} dropped: older than SGMESH_MAX_EVENT_AGE_SECONDS",
+                extra={**_event_fields(event), "made_at": _made_at(event).isoformat()},
             )
-        self._outcomes.count(Outcome.EXPIRED, len(snapshots) - len(fresh))
+        self._outcomes.count(Outcome.EXPIRED, len(events) - len(fresh))
         return fresh
 
     def _record(self, applied: Sequence[MembershipSnapshot], review: Review) -> None:
@@ -239,7 +272,7 @@ class ApplyService(Generic[PlanT]):
                 "audit trail write failed", extra={"error": str(error), "entries": len(entries)}
             )
 
-    def _validate(self, body: str) -> MembershipSnapshot:
+    def _validate(self, body: str) -> Event:
         try:
             envelope = json.loads(body)
         except json.JSONDecodeError as error:
@@ -259,23 +292,28 @@ class ApplyService(Generic[PlanT]):
         message = envelope.get("Message")
         if not isinstance(message, str):
             raise InvalidRecordError("SNS envelope has no Message string", "not-sns-envelope")
-        snapshot = parse_snapshot(message)
-        if snapshot.cluster != self._settings.cluster:
+        event = parse_event(message)
+        if event.cluster != self._settings.cluster:
             raise InvalidRecordError(
-                f"cluster {snapshot.cluster!r} is not this deployment's cluster {self._settings.cluster!r}",
+                f"cluster {event.cluster!r} is not this deployment's cluster {self._settings.cluster!r}",
                 "wrong-cluster",
             )
-        region, account = topic_region_and_account(topic_arn)
-        if (snapshot.source.region, snapshot.source.account) != (region, account):
-            raise InvalidRecordError(
-                f"source {snapshot.source.key!r} did not come from its own region's topic {topic_arn!r}",
-                "wrong-source",
+        origin = event.source if isinstance(event, MembershipSnapshot) else event.requester
+        if (origin.region, origin.account) != topic_region_and_account(topic_arn):
+            what = (
+                f"source {event.source.key!r}"
+                if isinstance(event, MembershipSnapshot)
+                else f"requester {origin.account}/{origin.region}"
             )
-        if snapshot.produced_at > self._clock() + CLOCK_SKEW:
             raise InvalidRecordError(
-                f"produced_at {snapshot.produced_at.isoformat()} is in the future", "produced-in-future"
+                f"{what} did not come from its own region's topic {topic_arn!r}", "wrong-source"
             )
-        return snapshot
+        if _made_at(event) > self._clock() + CLOCK_SKEW:
+            field = "produced_at" if isinstance(event, MembershipSnapshot) else "requested_at"
+            raise InvalidRecordError(
+                f"{field} {_made_at(event).isoformat()} is in the future", "produced-in-future"
+            )
+        return event
 
 
 def _changes(review: Review) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
@@ -293,6 +331,19 @@ def _changes(review: Review) -> list[tuple[str, tuple[str, ...], tuple[str, ...]
         for group in review.groups
     ]
     return lists + groups
+
+
+def _made_at(event: Event) -> datetime:
+    return event.produced_at if isinstance(event, MembershipSnapshot) else event.requested_at
+
+
+def _event_fields(event: Event) -> dict[str, Any]:
+    if isinstance(event, MembershipSnapshot):
+        return _snapshot_fields(event)
+    return {
+        "event_id": str(event.event_id),
+        "requester": f"{event.requester.account}/{event.requester.region}",
+    }
 
 
 def _cause_label(snapshot: MembershipSnapshot) -> str:

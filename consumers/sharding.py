@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from hashlib import blake2b
 
+from consumers.attribution import SourceFacts
+from consumers.budget import fit
 from consumers.errors import ShardsFullError
-from consumers.reconcile import Plan, is_managed, plan_group
+from consumers.reconcile import Plan, is_marked, plan_group
 from consumers.review import GroupReview, Review, least_headroom
+from consumers.steps import schedule
+from schemas.errors import RuleQuotaExceededError
 from schemas.quota import Family, Weight
-from schemas.rules import Allows, DesiredRule, InboundRule, Permission
+from schemas.rules import DesiredRule, InboundRule, Permission
 
 
 @dataclass(frozen=True)
@@ -26,8 +30,7 @@ class Shard:
 class Placement:
     """Which group each address lives in, and so each group's share of the desired rules.
 
-    An address no group has room for is still put in its first-choice group's share, so that the
-    group's plan shows the overflow; `check` refuses such a placement before anything is written.
+    `unplaced` are the addresses no group has room for: they are in no share, and wait.
     """
 
     group_ids: tuple[str, ...]
@@ -38,43 +41,47 @@ class Placement:
     room: Mapping[Family, int]
     quota: int
 
-    def check(self) -> None:
+    def quota_error(self) -> ShardsFullError | None:
+        """What the addresses that wait would have needed (None when every address has a home)."""
         if not self.unplaced:
-            return
+            return None
         family = min(Family.of(cidr) for cidr in self.unplaced)
         unplaced = [cidr for cidr in self.unplaced if Family.of(cidr) is family]
-        raise ShardsFullError(
+        return ShardsFullError(
             self.group_ids, family.value, self.needed[family], self.room[family], self.quota, unplaced
         )
 
 
 @dataclass(frozen=True)
 class GroupPlans:
-    """Every managed group's plan, with the rules it holds now, and the calls that apply them, in order.
-
-    Each group's plan is applied revokes first, so a group holds the most once its plan is done.
-    """
+    """Every managed group's plan, with the rules it holds now, and the calls that apply them, in order
+    (consumers.steps), with each group's most rules at any step."""
 
     plans: tuple[tuple[Plan, tuple[InboundRule, ...]], ...]
     steps: tuple[Plan, ...]
+    peaks: Mapping[str, Weight]
     quota: int
     placement: Placement | None = None
     # Wanted rules revoked from one group because they now live in another (sharded moves).
     moved: frozenset[Permission] = frozenset()
+    # What the target learned of the sources, recorded once the steps are done (consumers.sources).
+    sources: SourceFacts = field(default_factory=SourceFacts)
 
-    def check(self) -> None:
-        """Raise before any write if the shards cannot hold the rules or a group would pass its quota."""
-        if self.placement is not None:
-            self.placement.check()
-        for group in self._groups():
-            group.check()
+    def quota_error(self) -> RuleQuotaExceededError | None:
+        """Why additions wait, if some do: the shards' room, else the first group's quota."""
+        shards = self.placement.quota_error() if self.placement is not None else None
+        errors = (group.quota_error() for group in self._groups())
+        return shards or next((error for error in errors if error is not None), None)
 
     def review(self) -> Review:
         groups = self._groups()
-        return Review(groups, headroom=least_headroom(groups, self.quota))
+        return Review(groups, headroom=least_headroom(groups, self.quota), sources=self.sources.counted)
 
     def _groups(self) -> tuple[GroupReview, ...]:
-        return tuple(GroupReview.revoking_first(plan, existing, self.quota) for plan, existing in self.plans)
+        return tuple(
+            GroupReview.of(plan, existing, self.peaks[plan.group_id], self.quota)
+            for plan, existing in self.plans
+        )
 
 
 def score(group_id: str, cidr: str) -> int:
@@ -84,22 +91,28 @@ def score(group_id: str, cidr: str) -> int:
 
 
 def place(
-    cluster: str, desired: Mapping[Permission, DesiredRule], shards: Sequence[Shard], quota: int
+    cluster: str,
+    desired: Mapping[Permission, DesiredRule],
+    shards: Sequence[Shard],
+    quota: int,
+    keep: Collection[str] = frozenset(),
 ) -> Placement:
     """Give every desired address one home group, within each group's room per address family.
 
     An address stays where its rules are (sticky) unless that group is over its room; then the
     addresses that hash lowest for it leave first. Addresses without a home go, in address order, to
-    the group that hashes highest for them among those with room. All rules of an address share one
-    group, so a move is whole, and every address needs the same number of rules (one per port spec),
-    so this greedy fill fits whenever the room, counted in whole addresses, allows.
+    the group that hashes highest for them among those with room; one that fits nowhere is unplaced
+    (it waits, and the rules it has stay where they are: see plan_shards). All rules
+    of an address share one group, so a move is whole, and every address needs the same number of
+    rules (one per port spec), so this greedy fill fits whenever the room, counted in whole addresses,
+    allows. `keep` are the ids of managed rules kept although no snapshot wants them: they take room.
     """
     group_ids = tuple(shard.group_id for shard in shards)
     by_address: dict[str, dict[Permission, DesiredRule]] = {}
     for permission, rule in desired.items():
         by_address.setdefault(permission.cidr, {})[permission] = rule
     weights = {cidr: Weight.total(rules.values()) for cidr, rules in by_address.items()}
-    room = {shard.group_id: _room(shard, cluster, quota) for shard in shards}
+    room = {shard.group_id: _room(shard, cluster, quota, keep) for shard in shards}
     load = dict.fromkeys(group_ids, Weight())
     homes = _sticky_homes(by_address, shards)
     for group_id in sorted(group_ids):
@@ -120,7 +133,7 @@ def place(
         home = next((g for g in ranked if (load[g] + weights[cidr])[family] <= room[g][family]), None)
         if home is None:
             unplaced.append(cidr)
-            home = ranked[0]
+            continue
         homes[cidr] = home
         load[home] += weights[cidr]
     shares: dict[str, dict[Permission, DesiredRule]] = {group_id: {} for group_id in group_ids}
@@ -133,151 +146,79 @@ def place(
 
 
 def plan_every_group(
-    cluster: str, desired: Mapping[Permission, DesiredRule], shards: Sequence[Shard], quota: int
+    cluster: str,
+    desired: Mapping[Permission, DesiredRule],
+    shards: Sequence[Shard],
+    quota: int,
+    keep: Collection[str] = frozenset(),
 ) -> GroupPlans:
-    """`security-group` mode: every group gets every desired rule, each group's plan in one step."""
-    plans = tuple((plan_group(s.group_id, cluster, desired, s.existing), s.existing) for s in shards)
-    return GroupPlans(plans, tuple(plan for plan, _existing in plans), quota)
+    """`security-group` mode: every group gets every desired rule (as many whole addresses as fit)."""
+    plans = tuple(
+        (fit(plan_group(s.group_id, cluster, desired, s.existing, keep), s.existing, quota), s.existing)
+        for s in shards
+    )
+    scheduled = schedule(plans, quota)
+    return GroupPlans(plans, scheduled.steps, scheduled.peaks, quota)
 
 
 def plan_shards(
-    cluster: str, desired: Mapping[Permission, DesiredRule], shards: Sequence[Shard], quota: int
+    cluster: str,
+    desired: Mapping[Permission, DesiredRule],
+    shards: Sequence[Shard],
+    quota: int,
+    keep: Collection[str] = frozenset(),
 ) -> GroupPlans:
     """`sharded` mode: each group's plan against its share, in an order that never drops a member."""
-    placement = place(cluster, desired, shards, quota)
-    plans = tuple(
-        (plan_group(s.group_id, cluster, placement.shares[s.group_id], s.existing), s.existing)
-        for s in shards
-    )
+    placement = place(cluster, desired, shards, quota, keep)
+    planned = [
+        plan_group(s.group_id, cluster, placement.shares[s.group_id], s.existing, keep) for s in shards
+    ]
+    # A wanted rule goes from a group only to land in another: the rules of an unplaced address, and
+    # those of an addition the quota holds back, stay where they are. Keeping them may leave less room
+    # for other additions, which then wait too, until nothing changes.
+    stuck = {rule for cidr in placement.unplaced for rule in desired if rule.cidr == cidr}
+    while True:
+        plans = tuple(
+            (fit(replace(plan, revoke=_unstuck(plan.revoke, stuck)), shard.existing, quota), shard.existing)
+            for plan, shard in zip(planned, shards, strict=True)
+        )
+        waiting = {
+            p for plan, _existing in plans for rule in plan.waiting if (p := rule.permission) is not None
+        }
+        if waiting <= stuck:
+            break
+        stuck |= waiting
     moved = frozenset(
         rule.permission
         for plan, _existing in plans
         for rule in plan.revoke
         if rule.permission is not None and rule.permission in desired
     )
-    return GroupPlans(plans, ordered_steps(placement, plans, desired), quota, placement, moved)
+    scheduled = schedule(plans, quota, homes=placement.homes, desired=desired)
+    return GroupPlans(
+        _show_unplaced(plans, placement, desired), scheduled.steps, scheduled.peaks, quota, placement, moved
+    )
 
 
-def ordered_steps(
-    placement: Placement,
+def _unstuck(revoke: Sequence[InboundRule], stuck: Collection[Permission]) -> tuple[InboundRule, ...]:
+    return tuple(rule for rule in revoke if rule.permission not in stuck)
+
+
+def _show_unplaced(
     plans: Sequence[tuple[Plan, tuple[InboundRule, ...]]],
+    placement: Placement,
     desired: Mapping[Permission, DesiredRule],
-) -> tuple[Plan, ...]:
-    """The plans as calls, in an order where no member is ever absent from every group."""
-    return StepSchedule(placement, plans, desired).run()
-
-
-@dataclass(frozen=True)
-class Move:
-    """A wanted rule that leaves its group for `home`, which does not hold it yet."""
-
-    rule: InboundRule
-    home: str
-
-
-class StepSchedule:
-    """Orders the groups' plans into calls so that no member is ever absent from every group.
-
-    Revokes nobody needs go first: they make room. Then, in rounds: every authorize that fits now,
-    and every moving rule's revoke once its new group holds it. Usually that is one round; a group
-    that must lose a moving rule before it has room for its own authorize waits one more. Only a
-    cycle of full groups swapping addresses stalls the rounds; then the moving rules are revoked
-    first, a brief gap rather than a plan that can never apply.
-    """
-
-    def __init__(
-        self,
-        placement: Placement,
-        plans: Sequence[tuple[Plan, tuple[InboundRule, ...]]],
-        desired: Mapping[Permission, DesiredRule],
-    ) -> None:
-        self._quota = placement.quota
-        # What each group holds as the calls go: what its rules allow, and their weight.
-        self._held = {plan.group_id: {rule.allows for rule in existing} for plan, existing in plans}
-        self._weight = {plan.group_id: Weight.total(existing) for plan, existing in plans}
-        self._steps: list[Plan] = []
-        self._waiting: dict[str, tuple[DesiredRule, ...]] = {}
-        self._moving: dict[str, list[Move]] = {}
-        for plan, _existing in plans:
-            staying, moves = _split_revokes(plan, placement.homes, desired, self._held)
-            if staying:
-                self._revoke(plan.group_id, staying)
-            if moves:
-                self._moving[plan.group_id] = moves
-            if plan.authorize:
-                self._waiting[plan.group_id] = plan.authorize
-
-    def run(self) -> tuple[Plan, ...]:
-        while self._waiting or self._moving:
-            authorized = self._authorize_what_fits()
-            revoked = self._revoke_moves_landed()
-            if not (authorized or revoked):
-                self._break_stall()
-        return tuple(self._steps)
-
-    def _authorize_what_fits(self) -> bool:
-        fitting = [
-            group_id
-            for group_id, rules in self._waiting.items()
-            if self._weight[group_id].fits(Weight.total(rules), self._quota)
-        ]
-        for group_id in fitting:
-            self._authorize(group_id, self._waiting.pop(group_id))
-        return bool(fitting)
-
-    def _revoke_moves_landed(self) -> bool:
-        landed_any = False
-        for group_id, moves in list(self._moving.items()):
-            landed = [move for move in moves if move.rule.allows in self._held[move.home]]
-            if landed:
-                self._revoke(group_id, [move.rule for move in landed])
-                landed_any = True
-            still = [move for move in moves if move.rule.allows not in self._held[move.home]]
-            if still:
-                self._moving[group_id] = still
-            else:
-                del self._moving[group_id]
-        return landed_any
-
-    def _break_stall(self) -> None:
-        """Nothing could go this round: a cycle of full groups swapping addresses."""
-        if self._moving:
-            for group_id, moves in self._moving.items():
-                self._revoke(group_id, [move.rule for move in moves])
-            self._moving.clear()
-            return
-        # Only a plan over the quota gets here, and `GroupPlans.check` refuses those first.
-        for group_id, rules in self._waiting.items():
-            self._authorize(group_id, rules)
-        self._waiting.clear()
-
-    def _revoke(self, group_id: str, rules: Sequence[InboundRule]) -> None:
-        self._steps.append(Plan(group_id, (), tuple(rules)))
-        self._weight[group_id] -= Weight.total(rules)
-
-    def _authorize(self, group_id: str, rules: tuple[DesiredRule, ...]) -> None:
-        self._steps.append(Plan(group_id, rules, ()))
-        self._weight[group_id] += Weight.total(rules)
-        self._held[group_id].update(rule.allows for rule in rules)
-
-
-def _split_revokes(
-    plan: Plan,
-    homes: Mapping[str, str],
-    desired: Mapping[Permission, DesiredRule],
-    held: Mapping[str, set[Allows]],
-) -> tuple[list[InboundRule], list[Move]]:
-    """The plan's revokes nobody needs, and the moves: wanted rules their new home does not hold yet."""
-    staying: list[InboundRule] = []
-    moves: list[Move] = []
-    for rule in plan.revoke:
-        permission = rule.permission
-        home = homes.get(permission.cidr) if permission is not None else None
-        if permission in desired and home is not None and permission not in held[home]:
-            moves.append(Move(rule, home))
-        else:
-            staying.append(rule)
-    return staying, moves
+) -> tuple[tuple[Plan, tuple[InboundRule, ...]], ...]:
+    """The plans with each address no group has room for waiting in its first-choice group, so that
+    the group's review (`sgmesh plan`) shows it."""
+    waiting: dict[str, list[DesiredRule]] = {}
+    for cidr in placement.unplaced:
+        first = max(placement.group_ids, key=lambda group_id: (score(group_id, cidr), group_id))
+        waiting.setdefault(first, []).extend(rule for p, rule in sorted(desired.items()) if p.cidr == cidr)
+    return tuple(
+        (replace(plan, waiting=plan.waiting + tuple(waiting.get(plan.group_id, ()))), existing)
+        for plan, existing in plans
+    )
 
 
 def _sticky_homes(
@@ -301,7 +242,10 @@ def _sticky_homes(
     }
 
 
-def _room(shard: Shard, cluster: str, quota: int) -> dict[Family, int]:
-    """The quota per family, less the rules sgmesh does not manage."""
-    unmanaged = Weight.total(rule for rule in shard.existing if not is_managed(rule, cluster))
-    return {family: max(0, left) for family, left in unmanaged.headroom(quota).items()}
+def _room(shard: Shard, cluster: str, quota: int, keep: Collection[str]) -> dict[Family, int]:
+    """The quota per family, less the rules that stay whatever the placement: the ones sgmesh does not
+    manage, and the managed ones kept for a source not heard from yet."""
+    staying = Weight.total(
+        rule for rule in shard.existing if not is_marked(rule, cluster) or rule.rule_id in keep
+    )
+    return {family: max(0, left) for family, left in staying.headroom(quota).items()}

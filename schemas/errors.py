@@ -35,9 +35,9 @@ class InvalidEventError(PermanentError):
 
 
 class RuleQuotaExceededError(PermanentError):
-    """Applying a plan would push a group past its rule quota; nothing was changed.
+    """Applying a whole plan would push a group past its rule quota: the additions that do not fit wait.
 
-    `rules_needed` is the group's inbound rules of `family` at the plan's peak, `quota` its quota.
+    `rules_needed` is the group's inbound rules of `family` had every addition gone in, `quota` its quota.
     """
 
     def __init__(self, group_id: str, family: str, rules_needed: int, quota: int) -> None:
@@ -50,7 +50,7 @@ class RuleQuotaExceededError(PermanentError):
     def _explain(self) -> str:
         return (
             f"security group {self.group_id} would need {self.rules_needed} {self.family} inbound rules, "
-            f"over its quota of {self.quota}; nothing was changed"
+            f"over its quota of {self.quota}; the additions that do not fit wait (removals went ahead)"
         )
 
 

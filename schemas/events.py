@@ -1,4 +1,5 @@
-"""The membership snapshot event (v2), how it is written, and the one seam that reads any version."""
+"""The events: the membership snapshot (v2), how it is written, the one seam that reads any version,
+and the resync request (v1) a consumer publishes to ask the mesh for every source's snapshot."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from schemas.names import AccountId, ClusterName, GroupName, InstanceId, RegionN
 
 SNAPSHOT_TYPE: Final = "sgmesh.membership-snapshot"
 SCHEMA_VERSION: Final = 2
+RESYNC_REQUEST_TYPE: Final = "sgmesh.resync-request"
+RESYNC_SCHEMA_VERSION: Final = 1
 MAX_MEMBERS = 1000
 # SNS takes a Message of at most 262,144 bytes, attributes included (docs.aws.amazon.com/sns/latest/dg/
 # large-message-payloads.html), and SQS stores at most 262,144 bytes by default (MaximumMessageSize,
@@ -39,6 +42,7 @@ EVENT_CONFIG = ConfigDict(strict=True, frozen=True, extra="ignore")
 # Metric labels (InvalidRecordError.reason) of a snapshot whose schema version this release cannot read.
 NEWER_SCHEMA_VERSION = "newer-schema-version"
 UNKNOWN_SCHEMA_VERSION = "unknown-schema-version"
+INVALID_RESYNC_REQUEST = "invalid-resync-request"
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -184,6 +188,79 @@ def _json(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+class Requester(BaseModel):
+    """The consumer asking for a resync: its region, of its account (its own topic's)."""
+
+    model_config = EVENT_CONFIG
+
+    account: AccountId
+    region: RegionName
+
+
+class ResyncReason(StrEnum):
+    EMPTY_TABLE = "empty-table"  # a consumer found its table without any state: new or recreated
+    OPERATOR = "operator"  # `sgmesh resync --region R`
+
+
+class ResyncRequest(BaseModel):
+    """Asks every consumer of the cluster to re-publish, on its own region's topic, the newest stored
+    snapshot of each of its region's sources, so that the requester's table catches up at once.
+
+    Published on the requester's own region's topic; its own type, versioned like the snapshot.
+    """
+
+    model_config = EVENT_CONFIG
+
+    type: Literal["sgmesh.resync-request"] = RESYNC_REQUEST_TYPE
+    schema_version: Literal[1] = RESYNC_SCHEMA_VERSION
+    event_id: UUID
+    cluster: ClusterName
+    requester: Requester
+    requested_at: AwareDatetime
+    reason: ResyncReason
+
+    def to_json(self) -> str:
+        return self.model_dump_json(exclude_none=True)
+
+
+# What travels on the topics.
+Event = MembershipSnapshot | ResyncRequest
+
+
+def parse_event(raw: str | bytes) -> Event:
+    """A snapshot (parse_snapshot) or a resync request, by the `type` the message declares."""
+    try:
+        return parse_snapshot(raw)
+    except InvalidRecordError:
+        if _declared(raw).get("type") != RESYNC_REQUEST_TYPE:
+            raise
+    return parse_resync_request(raw)
+
+
+def parse_resync_request(raw: str | bytes) -> ResyncRequest:
+    """Validate a resync request; a newer schema version is refused (there is no older one)."""
+    try:
+        return ResyncRequest.model_validate_json(raw)
+    except ValidationError as error:
+        version = _declared(raw).get("schema_version")
+        if isinstance(version, int) and not isinstance(version, bool) and version > RESYNC_SCHEMA_VERSION:
+            raise InvalidRecordError(
+                f"not a valid resync request: schema_version: {version} is newer than "
+                f"{RESYNC_SCHEMA_VERSION}, the newest this release reads",
+                NEWER_SCHEMA_VERSION,
+            ) from None
+        raise _invalid(error, "resync request", INVALID_RESYNC_REQUEST) from None
+
+
+def _declared(raw: str | bytes) -> dict[str, Any]:
+    """The JSON object a message holds, or an empty one."""
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
 def parse_snapshot(raw: str | bytes, upcasters: Mapping[int, Upcaster] = UPCASTERS) -> MembershipSnapshot:
     """Validate a snapshot from JSON, upcasting an older schema version and unpacking packed members
     first; errors name the field and the offending value."""
@@ -257,10 +334,12 @@ def _document_to_convert(raw: str | bytes) -> dict[str, Any] | None:
     return document
 
 
-def _invalid(error: ValidationError) -> InvalidRecordError:
+def _invalid(
+    error: ValidationError, kind: str = "membership snapshot", reason: str = "invalid-snapshot"
+) -> InvalidRecordError:
     problems = "; ".join(
-        f"{'.'.join(str(part) for part in issue['loc']) or 'snapshot'}: {issue['msg']}"
+        f"{'.'.join(str(part) for part in issue['loc']) or kind}: {issue['msg']}"
         + (f" (got {issue['input']!r})" if not isinstance(issue["input"], dict | list) else "")
         for issue in error.errors(include_url=False)
     )
-    return InvalidRecordError(f"not a valid membership snapshot: {problems}")
+    return InvalidRecordError(f"not a valid {kind}: {problems}", reason)

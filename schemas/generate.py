@@ -6,7 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from schemas.events import PACKED_MEMBERS, SCHEMA_VERSION, MembershipSnapshot
+from schemas.events import (
+    PACKED_MEMBERS,
+    RESYNC_SCHEMA_VERSION,
+    SCHEMA_VERSION,
+    MembershipSnapshot,
+    ResyncRequest,
+)
 from schemas.settings import ENVIRONMENT_NAMES, Settings
 
 HERE = Path(__file__).parent
@@ -29,6 +35,12 @@ def snapshot_schema() -> dict[str, Any]:
     return schema
 
 
+def resync_request_schema() -> dict[str, Any]:
+    schema = ResyncRequest.model_json_schema(mode="validation")
+    schema["$id"] = f"https://sgmesh.dev/schemas/resync-request.v{RESYNC_SCHEMA_VERSION}.schema.json"
+    return schema
+
+
 def settings_schema() -> dict[str, Any]:
     """The settings model, each property annotated with the environment variable that sets it."""
     schema = Settings.model_json_schema(mode="validation")
@@ -41,6 +53,7 @@ def settings_schema() -> dict[str, Any]:
 def rendered() -> dict[Path, str]:
     return {
         HERE / f"membership-snapshot.v{SCHEMA_VERSION}.schema.json": _dump(snapshot_schema()),
+        HERE / f"resync-request.v{RESYNC_SCHEMA_VERSION}.schema.json": _dump(resync_request_schema()),
         HERE / "settings.schema.json": _dump(settings_schema()),
     }
 

@@ -1,9 +1,11 @@
-"""The producer's ledger of one group: versions claimed and published, and its retirement."""
+"""The tables' records: the producer's ledger of one group (versions claimed and published, and its
+retirement), and what storing a snapshot did."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # How long a group the settings no longer name has its retirement published again by every true-up:
@@ -46,3 +48,11 @@ class LedgerEntry:
     def retirement_due(self, now: datetime) -> bool:
         """Whether a true-up publishes the group's retirement (again), once the settings dropped it."""
         return self.retired_at is None or now < self.retired_at + RETIREMENT_PERIOD
+
+
+class Stored(StrEnum):
+    """What a consumer's conditional put of a snapshot did to its source's state."""
+
+    FIRST = "first"  # the table had no state of the source: a new source, or a new or recreated table
+    NEWER = "newer"  # it replaced an older version
+    STALE = "stale"  # nothing: the table holds this version or a newer one

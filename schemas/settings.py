@@ -19,6 +19,7 @@ from schemas.names import (
     SecurityGroupId,
     TableName,
     TopicArn,
+    topic_region_and_account,
 )
 
 PORT_SPEC = re.compile(
@@ -219,6 +220,14 @@ class Settings(ClusterSettings):
         if missing:
             raise SettingsError(f"missing setting(s): {', '.join(missing)}")
         return self
+
+    def own_topic_arn(self) -> str | None:
+        """This region's topic: SGMESH_TOPIC_ARN, or else the one peer topic of this region (None when
+        there is none, or several: accounts of a cross-account cluster in one region)."""
+        if self.topic_arn:
+            return self.topic_arn
+        here = [arn for arn in self.peer_topic_arns if topic_region_and_account(arn)[0] == self.region]
+        return here[0] if len(here) == 1 else None
 
     def to_env(self) -> dict[str, str]:
         """The variables `from_env` reads back into these settings (unset ones left out)."""

@@ -91,7 +91,10 @@ def _parser() -> argparse.ArgumentParser:
         "replay", _replay, "rebuild a region's desired state from its table and reconcile", mesh
     ).add_argument("--region", required=True)
     command(
-        "resync", _resync, "ask every source to re-publish, for a new or recovered region", mesh
+        "resync",
+        _resync,
+        "publish a resync request on the region's topic: every region re-publishes its sources to it",
+        mesh,
     ).add_argument("--region", required=True)
     events = command("events", _events, "a region's audit trail: applied snapshots and rule changes", mesh)
     events.add_argument("--region", required=True)
@@ -147,7 +150,9 @@ def _replay(args: argparse.Namespace, console: Console) -> int:
 
 
 def _resync(args: argparse.Namespace, console: Console) -> int:
-    return _show_published(args, console, _operator(args).resync(args.region))
+    requested = _operator(args).resync(args.region)
+    render.print_json(console, requested) if args.json else render.resync_table(console, requested)
+    return EXIT_OK
 
 
 def _show_review(args: argparse.Namespace, console: Console, review: Review, label: str) -> int:

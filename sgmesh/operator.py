@@ -5,18 +5,23 @@ from __future__ import annotations
 import logging
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import uuid4
 
 from aws_lambda_powertools.logging import Logger
 
 from cloud.clients import ClientFactory
 from cloud.dynamodb import Table
 from cloud.service_quotas import RuleBudgetReader
+from cloud.sns import Topic
 from consumers.bootstrap import build as build_consumer
 from consumers.review import GroupReview, ListReview, Review
 from producers.bootstrap import build as build_producer
 from producers.service import Published
 from schemas.audit import AuditEntry
+from schemas.events import Requester, ResyncReason, ResyncRequest
 from schemas.lifecycle import TrueupRequest
+from schemas.names import topic_region_and_account
 from schemas.quota import Family, QuotaOrigin, RuleBudget
 from sgmesh.meshfile import MeshFile
 
@@ -76,6 +81,16 @@ class ListStatus:
     @property
     def in_sync(self) -> bool:
         return self.to_add == 0 and self.to_remove == 0 and self.max_entries_before == self.max_entries_after
+
+
+@dataclass(frozen=True)
+class RequestedResync:
+    """A resync request published on a region's topic."""
+
+    region: str
+    topic_arn: str
+    event_id: str
+    message_id: str
 
 
 @dataclass(frozen=True)
@@ -143,17 +158,27 @@ class Operator:
         consumer.reconcile()
         return before
 
-    def trueup(self, regions: list[str] | None = None, *, resync: bool = False) -> list[Published]:
+    def trueup(self, regions: list[str] | None = None) -> list[Published]:
         published: list[Published] = []
         for region in regions or list(self.mesh.regions):
             producer = build_producer(self.mesh.settings(region), self.clients)
-            published += producer.trueup(TrueupRequest(resync=resync))
+            published += producer.trueup(TrueupRequest())
         return published
 
-    def resync(self, region: str) -> list[Published]:
-        """Ask every source to re-publish, so a new or recovered `region` catches up from its queue."""
-        self.mesh.region(region)
-        return self.trueup(resync=True)
+    def resync(self, region: str) -> RequestedResync:
+        """Publish a resync request on `region`'s own topic, as its consumer does when its table is
+        empty: every region's consumer re-publishes its own sources, and `region` catches up."""
+        topic_arn = self.mesh.region(region).topic_arn
+        account = topic_region_and_account(topic_arn)[1]
+        request = ResyncRequest(
+            event_id=uuid4(),
+            cluster=self.mesh.cluster,
+            requester=Requester(account=account, region=region),
+            requested_at=datetime.now(UTC),
+            reason=ResyncReason.OPERATOR,
+        )
+        message_id = Topic(self.clients.sns(region), topic_arn).publish(request)
+        return RequestedResync(region, topic_arn, str(request.event_id), message_id)
 
     def events(self, region: str, source: str | None = None, limit: int = 50) -> list[AuditEntry]:
         entry = self.mesh.region(region)

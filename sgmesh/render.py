@@ -16,7 +16,7 @@ from consumers.review import GroupReview, ListReview, Review
 from producers.service import Published
 from schemas.audit import AuditEntry
 from schemas.quota import Family, QuotaOrigin, RuleBudget
-from sgmesh.operator import RegionStatus
+from sgmesh.operator import RegionStatus, RequestedResync
 
 
 def to_jsonable(value: Any) -> Any:
@@ -45,6 +45,7 @@ def _group_json(review: GroupReview) -> dict[str, Any]:
         "rules_after": {family.value: count for family, count in review.rules_after.items()},
         "quota": review.quota,
         "over_quota": review.over_quota,
+        "waiting": [str(rule.allows) for rule in review.plan.waiting],
     }
 
 
@@ -58,6 +59,7 @@ def _list_json(review: ListReview) -> dict[str, Any]:
         "entries_after": review.entries_after,
         "max_entries_before": review.max_entries_before,
         "max_entries_after": review.max_entries_after,
+        "waiting": [entry.cidr for entry in review.waiting],
     }
 
 
@@ -154,15 +156,16 @@ def plan_table(console: Console, region: str, review: Review, title: str) -> Non
             table.add_row(item.prefix_list_id, "[red]- remove[/]", entry.cidr, entry.description)
         for entry in item.added:
             table.add_row(item.prefix_list_id, "[green]+ add[/]", entry.cidr, entry.description)
+        for entry in item.waiting:
+            table.add_row(item.prefix_list_id, "[red]waits (quota)[/]", entry.cidr, entry.description)
     for group in review.groups:
         for rule in group.plan.revoke:
             table.add_row(group.group_id, "[red]- revoke[/]", str(rule.allows), rule.description)
         for desired in group.plan.authorize:
             table.add_row(group.group_id, "[green]+ authorize[/]", str(desired.allows), desired.description)
-        if group.over_quota:
-            counts = ", ".join(f"{family} {count}" for family, count in group.rules_peak.items())
-            table.add_row(group.group_id, "[red]over quota[/]", f"{counts} > {group.quota}", "")
-    if review.is_empty:
+        for desired in group.plan.waiting:
+            table.add_row(group.group_id, "[red]waits (quota)[/]", str(desired.allows), desired.description)
+    if review.is_empty and not review.waiting:
         table.add_row("", "[green]no changes[/]", "", "")
     console.print(table)
 
@@ -177,6 +180,14 @@ def published_table(console: Console, published: list[Published]) -> None:
         table.add_column(column)
     for item in published:
         table.add_row(item.group, str(item.version), str(item.members), item.event_id)
+    console.print(table)
+
+
+def resync_table(console: Console, requested: RequestedResync) -> None:
+    table = Table(title=f"{requested.region}: resync requested", title_justify="left")
+    for column in ("topic", "event id", "message id"):
+        table.add_column(column)
+    table.add_row(requested.topic_arn, requested.event_id, requested.message_id)
     console.print(table)
 
 

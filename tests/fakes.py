@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import count
@@ -18,8 +18,10 @@ from consumers.bootstrap import target
 from consumers.group_targets import SecurityGroups
 from consumers.metrics import Outcome
 from consumers.prefix_list_target import PrefixListApi
+from consumers.resync import AnswerLedger, EventTopic, Resync
 from consumers.service import ApplyService, AuditLog, Outcomes, SourceStates, VerifyEnvelope
 from consumers.signatures import SignatureVerifier
+from consumers.sources import SourceRecords
 from producers.metrics import ProducerOutcome
 from producers.service import (
     AddressDirectory,
@@ -31,9 +33,19 @@ from producers.service import (
 )
 from schemas.audit import AuditEntry
 from schemas.errors import RuleConflictError
-from schemas.events import MAX_MEMBERS, Cause, CauseKind, Member, MembershipSnapshot, Source, parse_snapshot
+from schemas.events import (
+    MAX_MEMBERS,
+    Cause,
+    CauseKind,
+    Event,
+    Member,
+    MembershipSnapshot,
+    Source,
+    parse_event,
+    parse_snapshot,
+)
 from schemas.inventory import GroupInstance, InstanceAddresses
-from schemas.ledger import LedgerEntry
+from schemas.ledger import LedgerEntry, Stored
 from schemas.lifecycle import LifecycleAction
 from schemas.prefix_lists import EntryBatch, PrefixListEntry, PrefixListInfo, PrefixListState
 from schemas.quota import Family
@@ -44,8 +56,9 @@ from tests.support.sns_signing import certificate_url_for, sns_signer
 # --- consumer ports (consumers/service.py, consumers/group_targets.py, consumers/prefix_list_target.py) --
 
 
-class FakeSourceStates(SourceStates):
-    """The consumer's table: a put conditioned on `attribute_not_exists(pk) OR version < :v`.
+class FakeSourceStates(SourceStates, SourceRecords, AnswerLedger):
+    """The consumer's table: a put conditioned on `attribute_not_exists(pk) OR version < :v`, and the
+    consumer's holds (a hold starts once: `attribute_not_exists(pk)`).
 
     Snapshots are stored as JSON and parsed on read, as the DynamoDB adapter does.
     """
@@ -55,15 +68,18 @@ class FakeSourceStates(SourceStates):
         self.writes = 0
         # Run once each, in order, right after a read has been taken: another writer acting then.
         self.after_read: list[Callable[[], object]] = []
+        self.hold_records: dict[tuple[str, str], datetime] = {}
+        self.hold_reads = 0
+        self.answers: dict[str, list[datetime]] = {}
 
-    def store_if_newer(self, snapshot: MembershipSnapshot) -> bool:
+    def store_if_newer(self, snapshot: MembershipSnapshot) -> Stored:
         key = (snapshot.cluster, snapshot.source.key)
         stored = self.items.get(key)
         if stored is not None and not stored[0] < snapshot.version:
-            return False
+            return Stored.STALE
         self.items[key] = (snapshot.version, snapshot.to_json())
         self.writes += 1
-        return True
+        return Stored.FIRST if stored is None else Stored.NEWER
 
     def stored_states(self, cluster: str) -> list[MembershipSnapshot]:
         states = [
@@ -77,6 +93,49 @@ class FakeSourceStates(SourceStates):
         return {
             source: version for (owner, source), (version, _raw) in self.items.items() if owner == cluster
         }
+
+    def forget_states(self, cluster: str, source_keys: Collection[str]) -> None:
+        for source in source_keys:
+            self.items.pop((cluster, source), None)
+
+    def holds(self, cluster: str) -> dict[str, datetime]:
+        self.hold_reads += 1
+        return {label: since for (owner, label), since in self.hold_records.items() if owner == cluster}
+
+    def record_holds(
+        self,
+        cluster: str,
+        *,
+        start: Collection[str],
+        clear: Collection[str],
+        at: datetime,
+        keep_for: timedelta,
+    ) -> None:
+        for label in start:
+            self.hold_records.setdefault((cluster, label), at)
+        for label in clear:
+            self.hold_records.pop((cluster, label), None)
+
+    def resync_answers(self, cluster: str) -> list[datetime]:
+        return sorted(self.answers.get(cluster, []), reverse=True)
+
+    def record_resync_answers(self, cluster: str, answers: Sequence[datetime]) -> None:
+        self.answers[cluster] = list(answers)
+
+
+class FakeEventTopic(EventTopic):
+    """This region's topic, as the consumer publishes to it: records each event; `failure` makes every
+    publish raise it."""
+
+    def __init__(self) -> None:
+        self.published: list[Event] = []
+        self.failure: Exception | None = None
+
+    def publish(self, event: Event) -> str:
+        if self.failure is not None:
+            raise self.failure
+        self.published.append(parse_event(event.to_json()))
+        return f"message-{len(self.published)}"
 
 
 class FakeAuditLog(AuditLog):
@@ -486,9 +545,11 @@ def fake_consumer(
     clock: Callable[[], datetime] = lambda: RECEIVED_AT,
     max_conflict_retries: int = 3,
     verify: VerifyEnvelope | None = None,
+    topic: FakeEventTopic | None = None,
 ) -> ApplyService[Any]:
     """The consumer over in-memory ports, with the target its settings choose, trusting the tests'
-    SNS key unless `verify` says otherwise, its clock just after PRODUCED_AT."""
+    SNS key unless `verify` says otherwise, its clock just after PRODUCED_AT; what it publishes to its
+    own topic (resync requests and answers) goes to `topic`."""
     states = states or FakeSourceStates()
     outcomes = outcomes or FakeOutcomes()
     logger = Logger(service="test")
@@ -503,11 +564,21 @@ def fake_consumer(
             outcomes=outcomes,
             logger=logger,
             rule_quota=lambda: settings.rule_quota,
+            clock=clock,
         ),
         audit=audit or FakeAuditLog(),
         outcomes=outcomes,
         verify=verify or verify_with_test_key(),
         logger=logger,
+        resync=Resync(
+            settings=settings,
+            topic=topic or FakeEventTopic(),
+            states=states,
+            answers=states,
+            outcomes=outcomes,
+            logger=logger,
+            clock=clock,
+        ),
         clock=clock,
         max_conflict_retries=max_conflict_retries,
     )

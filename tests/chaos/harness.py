@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from schemas.errors import InvalidRecordError
 from schemas.events import parse_snapshot
 from sgmesh.local.mesh import DEFAULT_REGIONS
-from sgmesh.local.stack import StackSpec
+from sgmesh.local.stack import RegionStack, StackSpec
 from tests.chaos.faults import DeliveryFaults, Faults, FaultyEventSourceMapping, HandlerCrash
 from tests.support.mesh import Mesh
 
@@ -40,17 +40,20 @@ class ChaosMesh(Mesh):
 
     def provision(self, instances_per_region: int = 2) -> ChaosMesh:
         super().provision(instances_per_region)
-        for index, (region, stack) in enumerate(self.stacks.items()):
-            self.mappings[region] = FaultyEventSourceMapping(
-                self.session,
-                stack,
-                self.spec,
-                self.clock,
-                partial(self.consume, region),
-                self.delivery,
-                self.seed + index,
-            )
+        for region, stack in self.stacks.items():
+            self.mappings[region] = self._mapping(region, stack)
         return self
+
+    def _mapping(self, region: str, stack: RegionStack) -> FaultyEventSourceMapping:
+        return FaultyEventSourceMapping(
+            self.session,
+            stack,
+            self.spec,
+            self.clock,
+            partial(self.consume, region),
+            self.delivery,
+            self.seed + self.regions.index(region),
+        )
 
     def faulty_mappings(self) -> list[FaultyEventSourceMapping]:
         return [m for m in self.mappings.values() if isinstance(m, FaultyEventSourceMapping)]

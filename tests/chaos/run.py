@@ -28,6 +28,9 @@ SIZES = {
     "lifecycle_completion": 2,
     "group_retired": 3,
     "table_recreated": 3,
+    "region_readded": 3,
+    "consumer_table_recreated": 3,
+    "quota_pressure": 3,
 }
 
 

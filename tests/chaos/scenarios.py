@@ -461,6 +461,153 @@ def lifecycle_completion(mesh: ChaosMesh, size: int) -> Report:
     )
 
 
+class AdmissionWatch:
+    """Samples every region's admitted addresses and notes any member that lost admission while still a
+    member (a newcomer not admitted yet is not lost), and any leaver still admitted once its region's
+    snapshots have all been applied."""
+
+    def __init__(self, mesh: ChaosMesh) -> None:
+        self._mesh = mesh
+        self._admitted: dict[str, set[str]] = {}
+        self.violations: list[str] = []
+
+    def sample(self) -> None:
+        members = {cidr for *_ports, cidr in self._mesh.expected_permissions()}
+        for region in self._mesh.regions:
+            now = {cidr for *_ports, cidr in self._mesh.managed_permissions(region)}
+            dropped = (self._admitted.get(region, set()) & members) - now
+            if dropped:
+                self.violations.append(f"{region} dropped members {sorted(dropped)}")
+            self._admitted[region] = now
+
+    def leavers_gone(self, leavers: set[str]) -> None:
+        for region in self._mesh.regions:
+            kept = leavers & {cidr for *_ports, cidr in self._mesh.managed_permissions(region)}
+            if kept:
+                self.violations.append(f"{region} kept leavers {sorted(kept)}")
+
+
+def addresses(mesh: ChaosMesh, region: str) -> set[str]:
+    return {f"{ip}/32" for ip in mesh.members(region).values()}
+
+
+def region_readded(mesh: ChaosMesh, size: int) -> Report:
+    """(k) eu-west-1 is removed from the mesh (its instances keep running), the others scale, and it
+    is deployed again with an empty table, `size` times: at the first reconcile after each removal no
+    region admits its members; re-added, it catches up through its resync request within minutes, not a
+    true-up period, and no member loses admission meanwhile."""
+    start(mesh)
+    watch = AdmissionWatch(mesh)
+    violations = watch.violations
+    for round_ in range(size):
+        removed = addresses(mesh, EU)
+        mesh.remove_region(EU)
+        mesh.trueup(EAST)
+        mesh.settle()
+        watch.leavers_gone(removed)
+        watch.sample()
+        mesh.scale(WEST, 1 + (round_ + 1) % 3)
+        mesh.run_until_converged(on_progress=watch.sample)
+        mesh.readd_region(EU)
+        mesh.trueup(EU)
+        outcome = mesh.run_until_converged(
+            max_sim_seconds=mesh.spec.trueup_interval_seconds - 60, on_progress=watch.sample
+        )
+        if not outcome.converged:
+            violations.append(f"round {round_}: re-added {EU} needed a true-up period to catch up")
+    return measure(
+        mesh,
+        "k. region removed and re-added",
+        f"{EU} removed and re-added {size} times, {size} scalings",
+        converged=mesh.converged(),
+        violations=violations,
+    )
+
+
+def consumer_table_recreated(mesh: ChaosMesh, size: int) -> Report:
+    """(l) us-west-2's table is deleted and created again while the others scale, `size` times: no
+    member loses admission anywhere, leavers go, and the table catches up through its resync request."""
+    start(mesh)
+    watch = AdmissionWatch(mesh)
+    for round_ in range(size):
+        mesh.recreate_table(WEST)
+        before = addresses(mesh, EAST)
+        mesh.scale(EAST, 1 + (round_ + 2) % 4)
+        outcome = mesh.run_until_converged(
+            max_sim_seconds=mesh.spec.trueup_interval_seconds - 60, on_progress=watch.sample
+        )
+        watch.leavers_gone(before - addresses(mesh, EAST))
+        if not outcome.converged:
+            watch.violations.append(f"round {round_}: {WEST} needed a true-up period to catch up")
+    return measure(
+        mesh,
+        "l. consumer table recreated",
+        f"{WEST}'s table recreated {size} times, {size} scalings",
+        converged=mesh.converged(),
+        violations=watch.violations,
+    )
+
+
+# The operator's rule and 6 members on 2 port specs fill a group exactly.
+TIGHT_QUOTA = 13
+
+
+def quota_pressure(mesh: ChaosMesh, size: int) -> Report:
+    """(m) A rule quota that holds 6 members; in each of `size` rounds us-east-1 grows past it while
+    us-west-2 loses a member, then both shrink back: leavers go everywhere at once, admitted members are
+    never dropped for newcomers, and no group passes the quota at any write."""
+    mesh.set_environment(SGMESH_RULE_QUOTA=str(TIGHT_QUOTA))
+    start(mesh)
+    watch = AdmissionWatch(mesh)
+    first = mesh.calls.mark()
+    for round_ in range(size):
+        west = addresses(mesh, WEST)
+        mesh.scale(EAST, 4 + round_ % 2)
+        mesh.scale(WEST, 1)
+        mesh.run_for(2 * mesh.spec.visibility_timeout_seconds)
+        watch.sample()
+        watch.leavers_gone(west - addresses(mesh, WEST))
+        mesh.scale(EAST, 2)
+        mesh.scale(WEST, 2)
+        mesh.run_until_converged(on_progress=watch.sample)
+    over = [
+        f"{call.params['GroupId']} at {count} rules"
+        for call, count in group_sizes(mesh, mesh.calls.since(first))
+        if count > TIGHT_QUOTA
+    ]
+    return measure(
+        mesh,
+        "m. quota pressure with churn",
+        f"{size} rounds past a {TIGHT_QUOTA}-rule quota, {size} leavers",
+        converged=mesh.converged(),
+        violations=watch.violations + over,
+    )
+
+
+def group_sizes(mesh: ChaosMesh, calls: list[Any]) -> list[tuple[Any, int]]:
+    """Each product write to a security group, with the group's inbound rules once it is done."""
+    sizes = {stack.security_group_id: len(mesh.ingress(region)) for region, stack in mesh.stacks.items()}
+    # Replayed from the writes: start from the sizes the writes explain backwards.
+    writes = [
+        c for c in calls if c.operation.endswith("SecurityGroupIngress") and c.params["GroupId"] in sizes
+    ]
+    for call in reversed(writes):
+        sizes[call.params["GroupId"]] -= _delta(call)
+    result = []
+    for call in writes:
+        sizes[call.params["GroupId"]] += _delta(call)
+        result.append((call, sizes[call.params["GroupId"]]))
+    return result
+
+
+def _delta(call: Any) -> int:
+    if call.operation == "RevokeSecurityGroupIngress":
+        return -len(call.params["SecurityGroupRuleIds"])
+    return sum(
+        len(p.get("IpRanges", [])) + len(p.get("Ipv6Ranges", [])) for p in call.params["IpPermissions"]
+    )
+
+
 SCENARIOS = {
     "region_outage": (region_outage, tuple[str, ...]((EAST, WEST, EU))),
     "crash_points": (crash_points, TWO_REGIONS),
@@ -472,4 +619,7 @@ SCENARIOS = {
     "leaving_by_hand": (leaving_by_hand, TWO_REGIONS),
     "group_retired": (group_retired, tuple[str, ...]((EAST, WEST, EU))),
     "table_recreated": (table_recreated, tuple[str, ...]((EAST, WEST, EU))),
+    "region_readded": (region_readded, tuple[str, ...]((EAST, WEST, EU))),
+    "consumer_table_recreated": (consumer_table_recreated, tuple[str, ...]((EAST, WEST, EU))),
+    "quota_pressure": (quota_pressure, tuple[str, ...]((EAST, WEST, EU))),
 }

@@ -20,6 +20,9 @@ SIZES = {
     "lifecycle_completion": 1,
     "group_retired": 1,
     "table_recreated": 1,
+    "region_readded": 1,
+    "consumer_table_recreated": 1,
+    "quota_pressure": 1,
 }
 
 

@@ -9,6 +9,7 @@ import boto3
 import pytest
 
 from sgmesh.local.mesh import LocalMesh
+from sgmesh.local.stack import create_table
 from tests.cli.conftest import Run
 from tests.support.environment import point_nowhere
 
@@ -99,17 +100,32 @@ def test_trueup_publishes_every_group_of_the_named_region(sgmesh: Run, mesh_file
     assert published[0]["version"] > before["published_version"]
 
 
-def test_resync_makes_every_source_publish_and_the_recovered_region_catches_up(
+def test_resync_asks_every_region_for_its_sources_and_a_recreated_table_catches_up(
     sgmesh: Run, mesh_file: Path, local_mesh: LocalMesh
 ) -> None:
-    published = sgmesh.json("resync", "--mesh", str(mesh_file), "--region", WEST)
-    assert sorted(item["group"] for item in published) == sorted(
-        [f"sgmesh-demo-{EAST}", f"sgmesh-demo-{WEST}"]
-    )
+    # GIVEN eu-west-1's table deleted and created again (empty), its group untouched
+    table = local_mesh.stacks[WEST].table_name
+    boto3.client("dynamodb", region_name=WEST).delete_table(TableName=table)
+    create_table(local_mesh.session, WEST, table)
+    before = local_mesh.managed_permissions(WEST)
+    (east,) = sgmesh.json("status", "--mesh", str(mesh_file), "--region", EAST)
+    east_version = next(s["published_version"] for s in east["sources"] if s["source"] == source_key(EAST))
 
+    # WHEN the operator asks for a resync of eu-west-1
+    requested = sgmesh.json("resync", "--mesh", str(mesh_file), "--region", WEST)
+
+    # THEN a request went on eu-west-1's own topic; us-east-1's consumer answered with its source's
+    # snapshot, which eu-west-1 now stores at the version it had, and no rule changed meanwhile
+    assert (requested["region"], requested["topic_arn"]) == (WEST, local_mesh.stacks[WEST].topic_arn)
     assert local_mesh.run_until_converged().converged
-    events = sgmesh.json("events", "--mesh", str(mesh_file), "--region", WEST, "--limit", "2")
-    assert {event["cause"] for event in events} == {"resync"}
+    (west,) = sgmesh.json("status", "--mesh", str(mesh_file), "--region", WEST)
+    assert {source["source"]: source["applied_version"] for source in west["sources"]} == {
+        source_key(EAST): east_version
+    }
+    assert local_mesh.managed_permissions(WEST) == before
+    code, output = sgmesh("resync", "--mesh", str(mesh_file), "--region", WEST)
+    assert code == 0
+    assert "resync requested" in output
 
 
 def test_events_show_applied_snapshots_and_rule_changes_with_their_causes(

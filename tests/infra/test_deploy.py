@@ -178,6 +178,7 @@ def test_functions_run_the_template_settings(deployed: Deployed) -> None:
         "SGMESH_CLUSTER": CLUSTER,
         "SGMESH_TABLE_NAME": stack.physical_ids["Table"],
         "SGMESH_ADDRESS": "public",
+        "SGMESH_TOPIC_ARN": topic("eu-west-1"),
         "SGMESH_SECURITY_GROUP_IDS": deployed.security_groups["eu-west-1"],
         "SGMESH_PORTS": "tcp:7000-7001,tcp:9042",
         "SGMESH_PEER_TOPIC_ARNS": stack.parameters["TopicArns"],

@@ -1,173 +1,270 @@
-"""The mesh through its own life, on three regions: a group retired while its instances run, a
-region's table recreated, an instance of a VPC numbered outside RFC 1918, and the largest snapshot
-through a real SNS-to-SQS delivery."""
+"""The mesh's own life on three regions: a region removed and re-added, a table recreated, a region
+growing past the quota while another shrinks, and a switch of target on a full group. Through each,
+every member stays admitted (or waits, counted, where the quota allows no more), every leaver goes,
+and no function writes outside its region."""
 
 from __future__ import annotations
 
-import json
+from collections import Counter
+from collections.abc import Iterable
+from ipaddress import IPv4Network
 from typing import Any
 
-import pytest
-
-from cloud.sns import Topic
-from schemas.events import PACKED_MEMBERS, parse_snapshot
+from sgmesh.local.clients import ApiCall
 from sgmesh.local.stack import StackSpec
-from tests.fakes import largest_snapshot
 from tests.support.mesh import Mesh, Provisioner
 
 EAST, WEST, EU = "us-east-1", "us-west-2", "eu-west-1"
-EXTRA = "cassandra-analytics"
+# The stack's default ports: 2 port specs, so 2 rules per member (or 2 references per list).
+SPECS = 2
 
 
-def settle_everywhere(mesh: Mesh) -> None:
-    mesh.settle()
-    mesh.assert_converged()
-    assert mesh.cross_region_writes() == []
+def start(mesh: Mesh) -> None:
+    mesh.trueup_everywhere()
+    assert mesh.run_until_converged().converged
 
 
-def described_instances(mesh: Mesh, region: str) -> set[str]:
-    """The instances every region's managed rules name (a rule's description ends with its instance)."""
-    marker = f"sgmesh:{mesh.spec.cluster}"
-    return {
-        rule["Description"].rsplit("/", 1)[1]
-        for rule in mesh.ingress(region)
-        if rule.get("Description", "").split(" ")[0] == marker
-    }
+def admitted(mesh: Mesh, region: str) -> dict[str, int]:
+    """Each address the region's group admits through sgmesh's per-address rules, with its rule count."""
+    return dict(Counter(cidr for *_ports, cidr in mesh.managed_permissions(region)))
 
 
-def published(mesh: Mesh, region: str) -> list[dict[str, Any]]:
-    """Every snapshot the region's functions published, in order, as documents."""
+def addresses_of(mesh: Mesh, *regions: str) -> set[str]:
+    return {f"{ip}/32" for region in regions for ip in mesh.members(region).values()}
+
+
+def applies_since(mesh: Mesh, region: str, first: int) -> list[Any]:
+    return mesh.handled(region, "apply")[first:]
+
+
+def published_by_consumers(mesh: Mesh, since: int = 0) -> list[tuple[str, str]]:
+    """(region of the consumer, topic region) of every Publish a consumer made."""
     return [
-        parse_snapshot(call.params["Message"]).model_dump(mode="json")
-        for invocation in mesh.invocations
-        if invocation.region == region
+        (invocation.region, call.params["TopicArn"].split(":")[3])
+        for invocation in mesh.invocations[since:]
+        if invocation.handler == "apply"
         for call in invocation.calls
         if call.operation == "Publish"
     ]
 
 
-def test_a_group_dropped_from_a_regions_settings_is_retired_everywhere_by_its_next_true_up(
+def state_sources(mesh: Mesh, region: str) -> set[str]:
+    items = mesh.dynamodb(region).query(
+        TableName=mesh.stacks[region].table_name,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"state#{mesh.spec.cluster}"}},
+    )["Items"]
+    return {item["sk"]["S"].split("/")[1] for item in items}
+
+
+# --- a region removed, then re-added with a fresh table --------------------------------------------
+
+
+def test_a_removed_region_is_revoked_everywhere_at_the_next_reconcile_and_re_added_catches_up_at_once(
     mesh: Mesh,
 ) -> None:
-    # GIVEN a converged mesh where us-east-1 also names a second group, admitted everywhere
-    for region in mesh.regions:
-        mesh.trueup(region)
-    extra = mesh.add_group(EAST, EXTRA, instances=2)
+    # GIVEN three regions converged
+    start(mesh)
+    eu_members = addresses_of(mesh, EU)
+
+    # WHEN eu-west-1 is removed (the others stop accepting its topic; its stack is deleted, its
+    # instances keep running) and the next snapshot anywhere starts a reconcile
+    mesh.remove_region(EU)
+    before = {region: len(mesh.handled(region, "apply")) for region in mesh.regions}
     mesh.trueup(EAST)
-    settle_everywhere(mesh)
-    assert all(set(extra) <= described_instances(mesh, region) for region in mesh.regions)
-
-    # WHEN the stack is deployed without it (its instances keep running) and the region's true-up runs
-    mesh.drop_group(EAST, EXTRA)
-    mesh.trueup(EAST)
-    retiring = mesh.handled(EAST, "trueup")[-1]
-    settle_everywhere(mesh)
-
-    # THEN every region stopped admitting its members, and kept every other member and the operator's rule
-    assert {mesh.instance_state(EAST, instance) for instance in extra} == {"running"}
-    for region in mesh.regions:
-        assert described_instances(mesh, region).isdisjoint(extra), region
-    # ... because us-east-1 published its final snapshot: empty, cause retired, above its last version
-    of_extra = [s for s in published(mesh, EAST) if s["source"]["group"] == EXTRA]
-    assert [(s["cause"]["kind"], len(s["members"])) for s in of_extra] == [("trueup", 2), ("retired", 0)]
-    assert of_extra[0]["version"] < of_extra[1]["version"]
-    # ... at the cost of a claim, a publish and its record: no describe, no other ledger read
-    assert [call.operation for call in retiring.calls] == [
-        "Query",
-        "DescribeAutoScalingGroups",
-        "DescribeInstances",
-        *("UpdateItem", "Publish", "UpdateItem") * 2,
-    ]
-
-
-def test_a_retired_group_named_again_is_admitted_again(mesh: Mesh) -> None:
-    extra = mesh.add_group(EAST, EXTRA, instances=1)
-    for region in mesh.regions:
-        mesh.trueup(region)
-    mesh.drop_group(EAST, EXTRA)
-    mesh.trueup(EAST)
-    settle_everywhere(mesh)
-
-    # WHEN it is named again
-    mesh.stacks[EAST].environment["SGMESH_ASG_NAMES"] += f",{EXTRA}"
-    mesh.trueup(EAST)
-    settle_everywhere(mesh)
-
-    # THEN its next snapshot is above its retirement, so every region admits it again
-    assert all(set(extra) <= described_instances(mesh, region) for region in mesh.regions)
-
-
-def test_after_a_region_recreates_its_table_its_next_changes_are_applied_everywhere(mesh: Mesh) -> None:
-    # GIVEN a converged mesh in which us-east-1 has published a few versions
-    for region in mesh.regions:
-        mesh.trueup(region)
-    mesh.scale(EAST, 3)
-    mesh.deliver_lifecycle_events(EAST, 1)
-    settle_everywhere(mesh)
-    applied_before = {region: mesh.stored_version(region, EAST) for region in (WEST, EU)}
-
-    # WHEN its table is recreated, then a member leaves us-east-1
-    mesh.delete_table(EAST)
-    mesh.create_table(EAST)
-    (leaving,) = mesh.scale(EAST, 2)
-    mesh.deliver_lifecycle_events(EAST, 1)
     mesh.settle()
 
-    # THEN the other regions applied the change (none dropped it as stale): the leaver is gone there
-    for region in (WEST, EU):
-        assert (mesh.stored_version(region, EAST) or 0) > (applied_before[region] or 0), region
-        assert leaving not in described_instances(mesh, region), region
-    # AND once every source has published again (us-east-1's consumer table is new as well), all agree
-    for region in (WEST, EU):
-        mesh.trueup(region)
-    settle_everywhere(mesh)
+    # THEN that first reconcile revoked eu-west-1's members in both remaining regions, and forgot its state
+    for region in (EAST, WEST):
+        (reconcile,) = applies_since(mesh, region, before[region])
+        assert any(call.operation == "RevokeSecurityGroupIngress" for call in reconcile.calls)
+        assert not eu_members & set(admitted(mesh, region)), region
+        assert EU not in state_sources(mesh, region)
+    mesh.assert_converged()
+
+    # WHEN the west scales out meanwhile, and eu-west-1 is deployed again: a new, empty table, and its
+    # group's old rules still in place (its stack never owned them)
+    mesh.scale(WEST, 3)
+    assert mesh.run_until_converged().converged
+    mesh.readd_region(EU)
+    since = len(mesh.invocations)
+    mesh.trueup(EU)
+    outcome = mesh.run_until_converged()
+
+    # THEN it converges within seconds, not a true-up period: its empty table asked for a resync on its
+    # own topic, and the others answered on theirs; everyone admits everyone again
+    assert outcome.converged
+    assert outcome.sim_seconds < mesh.spec.trueup_interval_seconds
+    assert (EU, EU) in published_by_consumers(mesh, since)
+    assert {(EAST, EAST), (WEST, WEST)} <= set(published_by_consumers(mesh, since))
+    mesh.assert_converged()
+    assert mesh.cross_region_writes() == []
 
 
-@pytest.mark.parametrize("address", ["public", "private"])
-def test_an_instance_of_a_vpc_numbered_in_11_0_0_0_16_is_a_member_beside_the_usual_ones(
-    aws: str, provisioned: Provisioner, address: str
+# --- a consumer's table recreated --------------------------------------------------------------------
+
+
+def test_a_recreated_table_keeps_every_member_admitted_and_catches_up_through_a_resync_request(
+    mesh: Mesh,
 ) -> None:
-    # GIVEN us-east-1's group launching its next instance into a VPC numbered 11.0.0.0/16, which AWS
-    # allows (no RFC 1918 range), beside the usual ones
-    mesh = provisioned(Mesh(aws, spec=StackSpec(address=address)))
-    for region in mesh.regions:
-        mesh.trueup(region)
-    settle_everywhere(mesh)
-    ec2, stack = mesh.ec2(EAST), mesh.stacks[EAST]
-    vpc = ec2.create_vpc(CidrBlock="11.0.0.0/16")["Vpc"]["VpcId"]
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="11.0.3.0/24")["Subnet"]["SubnetId"]
-    ec2.modify_subnet_attribute(SubnetId=subnet, MapPublicIpOnLaunch={"Value": True})
-    mesh.autoscaling(EAST).update_auto_scaling_group(
-        AutoScalingGroupName=stack.group_name, VPCZoneIdentifier=subnet
-    )
+    # GIVEN three regions converged, then us-west-2's table deleted and created again, empty
+    start(mesh)
+    mesh.recreate_table(WEST)
+    everyone = addresses_of(mesh, EAST, WEST, EU)
 
-    # WHEN it scales out (its launch hook fires) and every region applies what us-east-1 publishes
-    (odd,) = mesh.scale(EAST, 3)
+    # WHEN us-east-1 loses a member, and us-west-2's consumer gets only that snapshot first
+    east = mesh.members(EAST)
+    (leaver,) = mesh.scale(EAST, 1)
+    leaver_address = f"{east[leaver]}/32"
     mesh.deliver_lifecycle_events(EAST, 1)
-    settle_everywhere(mesh)
+    messages = [m for m in mesh.drain(WEST) if "membership-snapshot" in m["Body"]]
+    since = len(mesh.invocations)
+    mesh.deliver(WEST, messages)
 
-    # THEN it is a member everywhere, by the address the mode uses, and the hook was continued
-    (reservation,) = ec2.describe_instances(InstanceIds=[odd])["Reservations"]
-    private = reservation["Instances"][0]["PrivateIpAddress"]
-    assert private.startswith("11.0.3.")
+    # THEN us-west-2 revokes the leaver, keeps eu-west-1's and its own members (it has no snapshot of
+    # them, so nothing says they left), and asks the mesh for a resync on its own topic
+    west = set(admitted(mesh, WEST))
+    remaining = addresses_of(mesh, EAST, WEST, EU)
+    assert remaining <= west
+    assert west - remaining <= {leaver_address}
+    assert everyone - {leaver_address} == remaining
+    assert published_by_consumers(mesh, since) == [(WEST, WEST)]
+
+    # WHEN the mesh runs: the request reaches every consumer, which answers with its own sources
+    outcome = mesh.run_until_converged()
+
+    # THEN us-west-2 has eu-west-1's and us-east-1's states again, within seconds, every region converged
+    assert outcome.converged
+    assert outcome.sim_seconds < mesh.spec.trueup_interval_seconds
+    assert {EAST, EU} <= state_sources(mesh, WEST)
+    assert mesh.cross_region_writes() == []
+
+
+# --- a region grows past the quota while another loses a member --------------------------------------
+
+
+def group_sizes(mesh: Mesh, calls: Iterable[ApiCall], start_sizes: dict[str, int]) -> dict[str, list[int]]:
+    """Each group's inbound rules after each of the product's writes, from the writes themselves."""
+    sizes = {group: [size] for group, size in start_sizes.items()}
+    for call in calls:
+        group = call.params.get("GroupId")
+        if group not in sizes:
+            continue
+        if call.operation == "AuthorizeSecurityGroupIngress":
+            added = sum(
+                len(p.get("IpRanges", [])) + len(p.get("Ipv6Ranges", []))
+                for p in call.params["IpPermissions"]
+            )
+            sizes[group].append(sizes[group][-1] + added)
+        elif call.operation == "RevokeSecurityGroupIngress":
+            sizes[group].append(sizes[group][-1] - len(call.params["SecurityGroupRuleIds"]))
+    return sizes
+
+
+def test_a_region_growing_past_the_quota_still_loses_its_leavers_and_no_group_passes_its_quota(
+    aws: str, provisioned: Provisioner
+) -> None:
+    # GIVEN a quota of 13 rules: the operator's rule and 6 members x 2 port specs fill every group
+    mesh = provisioned(Mesh(aws, spec=StackSpec(rule_quota=13)))
+    start(mesh)
+    sizes = {mesh.stacks[r].security_group_id: len(mesh.ingress(r)) for r in mesh.regions}
+    assert set(sizes.values()) == {13}
+    before = addresses_of(mesh, EAST, WEST, EU)
+    first = mesh.calls.mark()
+
+    # WHEN us-east-1 grows to 4 members (8 in all: 17 rules) while us-west-2 loses one (7: 15 rules)
+    mesh.scale(EAST, 4)
+    mesh.scale(WEST, 1)
+    mesh.run_for(2 * mesh.spec.visibility_timeout_seconds)
+
+    # THEN every region revoked the leaver, kept the 5 members that stay, and took the newcomer with
+    # the lower address, whole; the other waits (the records are retried), and no group ever held more
+    # than 13 rules
+    members = addresses_of(mesh, EAST, WEST, EU)
+    stayed, joined = members & before, sorted(members - before, key=IPv4Network)
+    assert (len(stayed), len(joined)) == (5, 2)
     for region in mesh.regions:
-        assert odd in described_instances(mesh, region), region
-    (snapshot,) = [s for s in published(mesh, EAST) if s["cause"].get("instance_id") == odd]
-    (member,) = [m for m in snapshot["members"] if m["instance_id"] == odd]
-    assert member["private_ipv4"] == f"{private}/32"
-    assert [c.instance_id for c in mesh.hooks.completions if c.result == "CONTINUE"] == [odd]
+        assert admitted(mesh, region) == dict.fromkeys(stayed | {joined[0]}, SPECS), region
+        assert mesh.has_operator_rule(region)
+    for group, steps in group_sizes(mesh, mesh.calls.since(first), sizes).items():
+        assert max(steps) <= 13, (group, steps)
+    failed = [
+        i
+        for r in mesh.regions
+        for i in mesh.handled(r, "apply")
+        if i.result and i.result["batchItemFailures"]
+    ]
+    assert failed, "the records whose members wait are retried"
+    assert mesh.cross_region_writes() == []
 
 
-def test_the_largest_snapshot_travels_through_sns_and_sqs_within_their_limits(mesh: Mesh) -> None:
-    # GIVEN the documented maximum: 1,000 members, every field, 4 IPv6 addresses each
-    snapshot = largest_snapshot()
+# --- a switch from security-group to prefix-list on a full group -------------------------------------
 
-    # WHEN the producer's SNS adapter publishes it to us-east-1's topic and eu-west-1's queue gets it
-    message_id = Topic(mesh.sns(EAST), mesh.stacks[EAST].topic_arn).publish(snapshot)
-    (delivered,) = [m for m in mesh.drain(EU) if json.loads(m["Body"])["MessageId"] == message_id]
 
-    # THEN the envelope SQS holds is within the queue's default 262,144 bytes, and reads back whole
-    assert len(delivered["Body"].encode()) < 262_144
-    message = json.loads(delivered["Body"])["Message"]
-    assert PACKED_MEMBERS in json.loads(message)
-    assert parse_snapshot(message) == snapshot
+def prefix_lists(mesh: Mesh, max_entries: int) -> dict[str, str]:
+    """One IPv4 list per region, as the template creates it for the prefix-list target."""
+    return {
+        region: mesh.ec2(region).create_managed_prefix_list(
+            PrefixListName=f"{mesh.spec.name}-ipv4", AddressFamily="IPv4", MaxEntries=max_entries
+        )["PrefixList"]["PrefixListId"]
+        for region in mesh.regions
+    }
+
+
+def listed(mesh: Mesh, region: str, prefix_list_id: str) -> set[str]:
+    entries = mesh.ec2(region).get_managed_prefix_list_entries(PrefixListId=prefix_list_id)["Entries"]
+    return {entry["Cidr"] for entry in entries}
+
+
+def references(mesh: Mesh, region: str) -> set[str]:
+    return {rule["PrefixListId"] for rule in mesh.ingress(region) if "PrefixListId" in rule}
+
+
+def test_a_full_group_switches_to_prefix_lists_and_back_each_within_one_reconcile(
+    aws: str, provisioned: Provisioner
+) -> None:
+    # GIVEN a quota of 13: the operator's rule and 6 members x 2 port specs fill every group; lists of
+    # 6 entries, whose 2 references weigh 12: the group cannot hold both shapes at once
+    mesh = provisioned(Mesh(aws, spec=StackSpec(rule_quota=13)))
+    start(mesh)
+    lists = prefix_lists(mesh, max_entries=6)
+    everyone = addresses_of(mesh, EAST, WEST, EU)
+
+    # WHEN a deploy switches every region to the prefix-list target, and a true-up starts a reconcile
+    for region, prefix_list_id in lists.items():
+        mesh.stacks[region].environment.update(
+            SGMESH_TARGET="prefix-list", SGMESH_PREFIX_LIST_IDS=prefix_list_id
+        )
+    since = {region: len(mesh.handled(region, "apply")) for region in mesh.regions}
+    mesh.trueup(EAST)
+    mesh.settle()
+
+    # THEN in one reconcile each list is filled, the per-address rules go right before the references
+    # come in (a gap within that reconcile only), and every member is admitted through its list
+    for region, prefix_list_id in lists.items():
+        switch = applies_since(mesh, region, since[region])[0]
+        writes = [c.operation for c in switch.calls if c.service == "ec2" and c.mutating]
+        assert writes == [
+            "ModifyManagedPrefixList",
+            "RevokeSecurityGroupIngress",
+            "AuthorizeSecurityGroupIngress",
+        ], region
+        assert listed(mesh, region, prefix_list_id) == everyone
+        assert references(mesh, region) == {prefix_list_id}
+        assert admitted(mesh, region) == {}
+        assert mesh.has_operator_rule(region)
+
+    # WHEN switched back to the security-group target
+    mesh.set_environment(SGMESH_TARGET="security-group", SGMESH_PREFIX_LIST_IDS="")
+    since = {region: len(mesh.handled(region, "apply")) for region in mesh.regions}
+    mesh.trueup(EAST)
+    mesh.settle()
+
+    # THEN in one reconcile the references go right before the per-address rules come in
+    for region in mesh.regions:
+        switch = applies_since(mesh, region, since[region])[0]
+        writes = [c.operation for c in switch.calls if c.service == "ec2" and c.mutating]
+        assert writes == ["RevokeSecurityGroupIngress", "AuthorizeSecurityGroupIngress"], region
+        assert references(mesh, region) == set()
+    mesh.assert_converged()
+    assert mesh.cross_region_writes() == []

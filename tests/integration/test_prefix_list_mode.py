@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from datetime import UTC, datetime
+from ipaddress import IPv4Network
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
@@ -158,7 +159,8 @@ def test_a_3_region_cluster_of_400_members_on_3_ports_converges_in_prefix_list_m
     for region, prefix_list_id in lists.items():
         # ... each list grew once, with 10% headroom: 2 references x 440 = 880 weighted rules <= 1,000
         assert max_entries(mesh, region, prefix_list_id) == 440
-        calls = consumer_calls(mesh, region)
+        initial, *resync = mesh.handled(region, "apply")
+        calls = Counter(call.operation for call in initial.calls)
         # ... in a bounded number of calls: one resize, 4 batches of 100, one Authorize, three reads
         assert calls["ModifyManagedPrefixList"] == 1 + math.ceil(400 / 100)
         assert calls["AuthorizeSecurityGroupIngress"] == 1
@@ -166,6 +168,8 @@ def test_a_3_region_cluster_of_400_members_on_3_ports_converges_in_prefix_list_m
         assert calls["DescribeManagedPrefixLists"] == 1
         assert calls["GetManagedPrefixListEntries"] == 1
         assert calls["DescribeSecurityGroupRules"] == 1
+        # ... and the resync its empty table asked for, answered with snapshots it had, wrote nothing
+        assert [c for i in resync for c in i.calls if c.service == "ec2" and c.mutating] == []
     assert mesh.cross_region_writes() == []
 
     # WHEN one region loses 50 members and gains 30 (a new snapshot version)
@@ -186,7 +190,7 @@ def test_a_3_region_cluster_of_400_members_on_3_ports_converges_in_prefix_list_m
         assert max_entries(mesh, region, prefix_list_id) == 440
 
 
-def test_400_members_on_3_port_specs_are_refused_before_any_write_as_no_group_can_hold_them(
+def test_400_members_on_3_port_specs_fill_what_the_groups_can_hold_and_the_rest_wait(
     mesh: Mesh, checks: PrefixListChecks
 ) -> None:
     # GIVEN 3 port specs: 3 references weigh 3 x 400 = 1,200 rules, over the largest quota AWS grants
@@ -195,20 +199,23 @@ def test_400_members_on_3_port_specs_are_refused_before_any_write_as_no_group_ca
         mesh, max_entries=5, SGMESH_RULE_QUOTA="1000", SGMESH_PORTS="tcp:7000,tcp:7001,tcp:9042"
     )
     region = mesh.regions[0]
-    publish(mesh, region, 1, members(0, 400))
+    cluster = members(0, 400)
+    publish(mesh, region, 1, cluster)
     messages = mesh.drain(region)
 
     # WHEN the consumer gets the snapshot
     response = mesh.deliver(region, messages)
 
-    # THEN the record fails (to be retried, then dead-lettered), and nothing was written
+    # THEN the list grows to the 333 entries 3 references can weigh in 1,000 rules, the lowest 333
+    # addresses go in and are admitted, and the record fails (to be retried) for the 67 that wait
     assert [failure["itemIdentifier"] for failure in response["batchItemFailures"]] == [
         message["MessageId"] for message in messages
     ]
-    calls = consumer_calls(mesh, region)
-    assert calls["ModifyManagedPrefixList"] == calls["AuthorizeSecurityGroupIngress"] == 0
-    assert entries(mesh, region, lists[region]) == set()
-    assert max_entries(mesh, region, lists[region]) == 5
+    addresses = sorted((m.public_ipv4 for m in cluster if m.public_ipv4), key=lambda cidr: IPv4Network(cidr))
+    assert max_entries(mesh, region, lists[region]) == 333
+    assert entries(mesh, region, lists[region]) == set(addresses[:333])
+    assert len(references(mesh, region)) == 3
+    assert not checks.rejected
 
 
 # --- MaxEntries growth ------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
-"""Bad input is rejected record by record and never reaches a table or a group; plans over the rule
-quota change nothing; a failed publish raises and never completes (let alone abandons) a launch."""
+"""Bad input is rejected record by record and never reaches a table or a group; over the rule quota,
+whole members go in lowest address first and the rest wait; a failed publish raises and never
+completes (let alone abandons) a launch."""
 
 from __future__ import annotations
 
 import json
 import uuid
+from ipaddress import IPv4Network
 from typing import Any
 
 import pytest
@@ -142,7 +144,15 @@ def with_extra_member(message: dict[str, Any]) -> dict[str, Any]:
     return tampered(message, members=[*snapshot["members"], extra])
 
 
-def test_a_plan_over_the_rule_quota_changes_nothing(
+def admitted_on(mesh: Mesh, region: str) -> dict[str, int]:
+    """Each address the region's group admits through sgmesh's rules, with the number of its rules."""
+    counts: dict[str, int] = {}
+    for _protocol, _low, _high, cidr in mesh.managed_permissions(region):
+        counts[cidr] = counts.get(cidr, 0) + 1
+    return counts
+
+
+def test_a_plan_over_the_rule_quota_admits_whole_members_lowest_address_first_and_fails_for_the_rest(
     aws: str, provisioned: Provisioner, caplog: pytest.LogCaptureFixture
 ) -> None:
     # GIVEN a quota of 10 rules and a mesh that needs 6 members x 2 ports, beside the operator's rule
@@ -151,23 +161,23 @@ def test_a_plan_over_the_rule_quota_changes_nothing(
     for region in mesh.regions:
         mesh.trueup(region)
     messages = mesh.drain("eu-west-1")
-    before = mesh.ingress("eu-west-1")
     caplog.clear()
 
     # WHEN the consumer applies them
     response = mesh.deliver("eu-west-1", messages)
 
-    # THEN every record fails (to be retried), the group is untouched, and the error says why
+    # THEN every record fails (to be retried), the 4 lowest addresses went in whole (1 + 4 x 2 = 9
+    # rules; a fifth would make 11), and the error says what the rest would have needed
     assert len(response["batchItemFailures"]) == len(messages) == 3
-    assert mesh.ingress("eu-west-1") == before
-    ec2_writes = [c for c in mesh.invocations[-1].calls if c.service == "ec2" and c.mutating]
-    assert ec2_writes == []
+    addresses = sorted({cidr for *_ports, cidr in mesh.expected_permissions()}, key=IPv4Network)
+    assert len(addresses) == 6
+    assert admitted_on(mesh, "eu-west-1") == dict.fromkeys(addresses[:4], 2)
     group_id = mesh.stacks["eu-west-1"].security_group_id
     errors = [
         extra(r, "error") for r in caplog.records if r.getMessage().startswith("applying the batch failed")
     ]
     needed = f"security group {group_id} would need 13 ipv4 inbound rules, over its quota of 10"
-    assert errors == [f"{needed}; nothing was changed"]
+    assert errors == [f"{needed}; the additions that do not fit wait (removals went ahead)"]
 
 
 def test_a_failed_publish_fails_the_buffered_event_and_leaves_the_hook_pending(mesh: Mesh) -> None:
@@ -230,11 +240,12 @@ def test_an_operators_prefix_list_reference_weighs_its_max_entries_against_the_q
     # WHEN the consumer applies 6 members x 2 port specs (12 rules; 50 + 1 + 12 = 63 > 60)
     response = mesh.deliver(region, messages)
 
-    # THEN nothing is written and the error counts the reference by its weight
+    # THEN 4 members go in (51 + 8 = 59 rules), and the error counts the reference by its weight
     assert len(response["batchItemFailures"]) == len(messages)
-    assert mesh.ingress(region) == before
+    assert len(mesh.ingress(region)) == len(before) + 8
+    assert sorted(admitted_on(mesh, region).values()) == [2] * 4
     errors = [
         extra(r, "error") for r in caplog.records if r.getMessage().startswith("applying the batch failed")
     ]
     needed = f"security group {group_id} would need 63 ipv4 inbound rules, over its quota of 60"
-    assert errors == [f"{needed}; nothing was changed"]
+    assert errors == [f"{needed}; the additions that do not fit wait (removals went ahead)"]

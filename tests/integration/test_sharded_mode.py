@@ -170,7 +170,7 @@ def test_400_members_on_3_ports_converge_sharded_and_a_change_moves_no_other_mem
         assert {c: g for c, g in grown[region].items() if c != joined} == after[region]
 
 
-def test_a_sharded_mesh_that_does_not_fit_fails_before_touching_any_group(
+def test_a_sharded_mesh_that_does_not_fit_places_what_fits_and_fails_for_the_rest(
     aws: str, provisioned: Provisioner, caplog: pytest.LogCaptureFixture
 ) -> None:
     # GIVEN 6 members x 3 ports (18 rules) over two groups of quota 9, one of them with the operator's
@@ -180,16 +180,19 @@ def test_a_sharded_mesh_that_does_not_fit_fails_before_touching_any_group(
     for region in mesh.regions:
         mesh.trueup(region)
     messages = mesh.drain("eu-west-1")
-    before = managed_by_group(mesh, "eu-west-1")
     caplog.clear()
 
     # WHEN the consumer applies them
     response = mesh.deliver("eu-west-1", messages)
 
-    # THEN every record fails (to be retried), no group is written, and the error names both groups
+    # THEN every record fails (to be retried), 5 whole addresses are placed within each group's
+    # quota, the operator's rule stays, and the error names both groups and the one that waits
     assert len(response["batchItemFailures"]) == len(messages) == 3
-    assert [c for c in mesh.invocations[-1].calls if c.service == "ec2" and c.mutating] == []
-    assert managed_by_group(mesh, "eu-west-1") == before
+    by_group = managed_by_group(mesh, "eu-west-1")
+    placed = [cidr for permissions in by_group.values() for *_ports, cidr in permissions]
+    assert len(set(placed)) == 5
+    assert sorted(Counter(placed).values()) == [3] * 5
+    assert all(len(permissions) <= 9 for permissions in by_group.values())
     assert mesh.has_operator_rule("eu-west-1")
     (error,) = [
         extra(r, "error") for r in caplog.records if r.getMessage().startswith("applying the batch failed")
@@ -198,9 +201,9 @@ def test_a_sharded_mesh_that_does_not_fit_fails_before_touching_any_group(
     assert error.startswith(
         f"sharded security groups {groups} would need 18 ipv4 inbound rules (each address with all its "
         "rules in one group) and have room for 17 (a quota of 9 per group, less the rules sgmesh does not "
-        "manage): 1 address(es) fit in no group, first "
+        "manage): 1 address(es) fit in no group and wait, first "
     )
-    assert error.endswith("/32; nothing was changed")
+    assert error.endswith("/32 (removals went ahead)")
 
 
 def test_a_group_pushed_over_its_room_moves_one_member_authorizing_before_revoking(

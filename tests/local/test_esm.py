@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 from sgmesh.local.stack import ACCOUNT
@@ -43,10 +44,23 @@ def test_given_more_messages_than_a_batch_then_they_are_handed_over_ten_at_most_
     # WHEN the event source mappings run
     assert mesh.run_until_converged().converged
 
-    # THEN each queue's messages went to its consumer in batches of at most ten, none lost
+    # THEN each queue's messages went to its consumer in batches of at most ten, none lost: every
+    # message published on any topic (the 24 snapshots, and what each region's empty table set off:
+    # its resync request, and the answers that re-published the answering region's own source)
+    published = Counter(
+        json.loads(call.params["Message"])["type"]
+        for invocation in mesh.invocations
+        for call in invocation.calls
+        if call.operation == "Publish"
+    )
+    assert published["sgmesh.membership-snapshot"] > 24
+    assert published["sgmesh.resync-request"] == len(mesh.regions)
     for region in mesh.regions:
         batches = [invocation.event["Records"] for invocation in mesh.handled(region, "apply")]
-        assert sum(len(batch) for batch in batches) == 24
+        kinds = Counter(
+            json.loads(json.loads(r["body"])["Message"])["type"] for batch in batches for r in batch
+        )
+        assert kinds == published
         assert max(len(batch) for batch in batches) == 10
         assert all(
             invocation.result == {"batchItemFailures": []} for invocation in mesh.handled(region, "apply")

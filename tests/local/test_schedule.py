@@ -68,7 +68,7 @@ def test_given_a_rule_quota_too_small_then_run_until_converged_gives_up_unconver
     aws: str,
     provisioned: Provisioner,
 ) -> None:
-    # GIVEN a mesh that needs 4 members x 2 ports = 8 rules per group, allowed 5
+    # GIVEN a mesh that needs 4 members x 2 ports = 8 rules per group, allowed 5 (with the operator's)
     mesh = provisioned(Mesh(aws, TWO_REGIONS, StackSpec(rule_quota=5)))
     mesh.trueup_everywhere()
 
@@ -76,9 +76,10 @@ def test_given_a_rule_quota_too_small_then_run_until_converged_gives_up_unconver
     limit = mesh.spec.visibility_timeout_seconds + 40
     convergence = mesh.run_until_converged(max_sim_seconds=limit)
 
-    # THEN it reports that it did not converge, having used exactly the time allowed, and changed nothing
+    # THEN it reports that it did not converge, having used exactly the time allowed; two whole members
+    # went in (1 + 2 x 2 = 5 rules) and the batch failed for the others, every time
     assert not convergence.converged
     assert convergence.sim_seconds == limit
-    assert len(mesh.handled("us-east-1", "apply")) >= 2, "the failed batch was retried"
-    assert all(mesh.managed_permissions(region) == set() for region in mesh.regions)
-    assert all(i.result["batchItemFailures"] for i in mesh.handled("us-east-1", "apply"))
+    snapshots = [i for i in mesh.handled("us-east-1", "apply") if i.result["batchItemFailures"]]
+    assert len(snapshots) >= 2, "the failed batch was retried"
+    assert all(len(mesh.managed_permissions(region)) == 4 for region in mesh.regions)

@@ -16,10 +16,10 @@ from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from sgmesh.local.clients import ApiCall
-from sgmesh.local.esm import sqs_event
+from sgmesh.local.esm import EventSourceMapping, sqs_event
 from sgmesh.local.lifecycle import PendingAction
 from sgmesh.local.mesh import DEFAULT_REGIONS, LocalMesh
-from sgmesh.local.stack import ACCOUNT, StackSpec, create_table
+from sgmesh.local.stack import ACCOUNT, RegionStack, StackSpec, create_table
 
 OPERATOR_RULE = ("tcp", 22, 22, "203.0.113.7/32")
 TWO_REGIONS = ("us-east-1", "us-west-2")
@@ -50,6 +50,8 @@ class Mesh(LocalMesh):
     ) -> None:
         super().__init__(endpoint, regions, spec)
         self.invocations: list[Invocation] = []
+        self._every_region = regions
+        self._removed: dict[str, RegionStack] = {}
 
     def provision(self, instances_per_region: int = 2) -> Mesh:
         super().provision(instances_per_region)
@@ -67,6 +69,70 @@ class Mesh(LocalMesh):
                 ],
             )
         return self
+
+    # -- the mesh's own life: what operators do to it over a year ------------------------------------
+
+    def recreate_table(self, region: str) -> None:
+        """The region's table deleted and created again, empty (the stack's own table, as it creates it)."""
+        table = self.stacks[region].table_name
+        self.dynamodb(region).delete_table(TableName=table)
+        create_table(self.session, region, table)
+
+    def remove_region(self, region: str) -> None:
+        """`make deploy` without the region, then its stack deleted: the other regions' consumers stop
+        accepting its topic and their queues unsubscribe from it; its functions and table are gone. Its
+        Auto Scaling group and security group are the user's: they stay, instances running."""
+        stack = self.stacks.pop(region)
+        self._removed[region] = stack
+        self.mappings.pop(region)
+        self.buffers.pop(region, None)
+        self.regions = tuple(r for r in self.regions if r != region)
+        self._unsubscribe(stack)
+        self._drain(stack)
+        self.dynamodb(region).delete_table(TableName=stack.table_name)
+        self._set_peers()
+
+    def readd_region(self, region: str) -> None:
+        """`make deploy` with the region again: a new stack (an empty table), subscribed to every topic,
+        and every region's consumer accepting its topic again."""
+        stack = self._removed.pop(region)
+        create_table(self.session, region, stack.table_name)
+        self.stacks[region] = stack
+        self.regions = tuple(r for r in self._every_region if r in self.stacks)
+        for other in self.stacks.values():
+            self._subscribe(other, stack.topic_arn)
+            if other is not stack:
+                self._subscribe(stack, other.topic_arn)
+        self.mappings[region] = self._mapping(region, stack)
+        self._set_peers()
+
+    def set_environment(self, **settings: str) -> None:
+        """A deploy that changes settings in every region (a new `target`, say)."""
+        for stack in self.stacks.values():
+            stack.environment.update(settings)
+
+    def _mapping(self, region: str, stack: RegionStack) -> EventSourceMapping:
+        return EventSourceMapping(self.session, stack, self.spec, self.clock, partial(self.consume, region))
+
+    def _set_peers(self) -> None:
+        topics = ",".join(stack.topic_arn for stack in self.stacks.values())
+        self.set_environment(SGMESH_PEER_TOPIC_ARNS=topics)
+
+    def _subscribe(self, subscriber: RegionStack, topic_arn: str) -> None:
+        self.sns(topic_arn.split(":")[3]).subscribe(
+            TopicArn=topic_arn,
+            Protocol="sqs",
+            Endpoint=subscriber.queue_arn,
+            Attributes={"RawMessageDelivery": "false"},
+        )
+
+    def _unsubscribe(self, removed: RegionStack) -> None:
+        """Every subscription of the removed region's queue, and every subscription to its topic."""
+        for stack in [*self.stacks.values(), removed]:
+            sns = self.sns(stack.region)
+            for subscription in sns.list_subscriptions_by_topic(TopicArn=stack.topic_arn)["Subscriptions"]:
+                if stack is removed or subscription["Endpoint"] == removed.queue_arn:
+                    sns.unsubscribe(SubscriptionArn=subscription["SubscriptionArn"])
 
     # -- harness clients (not recorded: they play AWS and the operator, not the product) ----------
 
@@ -153,8 +219,11 @@ class Mesh(LocalMesh):
     # -- deliveries, by hand -----------------------------------------------------------------------
 
     def receive(self, region: str, max_messages: int = 10) -> list[dict[str, Any]]:
-        response = self.sqs(region).receive_message(
-            QueueUrl=self.stacks[region].queue_url,
+        return self._receive(self.stacks[region], max_messages)
+
+    def _receive(self, stack: RegionStack, max_messages: int = 10) -> list[dict[str, Any]]:
+        response = self.sqs(stack.region).receive_message(
+            QueueUrl=stack.queue_url,
             MaxNumberOfMessages=max_messages,
             AttributeNames=["All"],
             VisibilityTimeout=0,
@@ -164,11 +233,13 @@ class Mesh(LocalMesh):
 
     def drain(self, region: str) -> list[dict[str, Any]]:
         """Take every message off the region's queue (moto scans the whole queue: keep it shallow)."""
-        stack = self.stacks[region]
+        return self._drain(self.stacks[region])
+
+    def _drain(self, stack: RegionStack) -> list[dict[str, Any]]:
         taken: list[dict[str, Any]] = []
-        while messages := self.receive(region):
+        while messages := self._receive(stack):
             taken.extend(messages)
-            self.sqs(region).delete_message_batch(
+            self.sqs(stack.region).delete_message_batch(
                 QueueUrl=stack.queue_url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
             )

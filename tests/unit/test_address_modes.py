@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from consumers.budget import fit
 from consumers.reconcile import desired_rules, plan_group
 from consumers.review import GroupReview
 from producers.snapshot import select_members
@@ -239,17 +240,23 @@ def test_given_40_dual_stack_members_when_checked_then_80_rules_fit_a_60_rule_qu
     plan = plan_group(GROUP, "prod", desired, [])
 
     assert len(plan.authorize) == 80
-    GroupReview.revoking_first(plan, [], 60).check()
+    assert fit(plan, [], 60) == plan
 
 
-def test_given_61_dual_stack_members_when_checked_then_over_quota_names_a_family() -> None:
+def test_given_61_dual_stack_members_when_fitted_then_one_address_of_each_family_waits() -> None:
     desired = desired_rules(
         "prod", [make_snapshot(EU, 1, dual_stack_members(61))], [TCP], AddressMode.DUAL_STACK
     )
-    plan = plan_group(GROUP, "prod", desired, [])
 
-    with pytest.raises(RuleQuotaExceededError, match="61 ipv4"):
-        GroupReview.revoking_first(plan, [], 60).check()
+    fitted = fit(plan_group(GROUP, "prod", desired, []), [], 60)
+
+    assert Counter(Family.of(p.cidr) for rule in fitted.waiting if (p := rule.permission)) == {
+        Family.IPV4: 1,
+        Family.IPV6: 1,
+    }
+    error = GroupReview.of(fitted, [], fitted.weight_after([]), 60).quota_error()
+    assert isinstance(error, RuleQuotaExceededError)
+    assert "would need 61 ipv4 inbound rules, over its quota of 60" in str(error)
 
 
 def test_given_icmp_and_all_for_dual_stack_member_when_counted_then_each_family_gets_its_own() -> None:

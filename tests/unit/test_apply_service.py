@@ -238,21 +238,27 @@ def test_given_member_leaves_when_applied_then_its_rules_are_revoked_in_one_call
 # --- quota --------------------------------------------------------------------------------------------
 
 
-def test_given_second_group_would_exceed_quota_when_applied_then_no_group_changes_and_it_fails_loudly() -> (
+def test_given_second_group_would_exceed_quota_when_applied_then_what_fits_applies_and_it_fails_loudly() -> (
     None
 ):
+    # GIVEN the second group holds 57 operator rules (room for one member on two ports, not two)
     service, _states, groups = new_service()
     for n in range(57):
         groups.add_rule(GROUP_IDS[1], Permission("tcp", 22, 22, f"203.0.113.{n + 1}/32"), "operator")
-    before = {group_id: groups.rules(group_id) for group_id in GROUP_IDS}
 
+    # WHEN two members arrive
     with pytest.raises(RuleQuotaExceededError) as raised:
         service.apply([snapshot_of(0, 1, {0, 1})])
 
-    assert raised.value.group_id == GROUP_IDS[1]
-    assert raised.value.rules_needed == 61
-    assert groups.mutating_calls == 0
-    assert {group_id: groups.rules(group_id) for group_id in GROUP_IDS} == before
+    # THEN the error names the full group and what it would have needed; the first group took both
+    # members, the second the lowest address whole, and no group passed its quota
+    assert (raised.value.group_id, raised.value.rules_needed) == (GROUP_IDS[1], 61)
+    both = expected_permissions([snapshot_of(0, 1, {0, 1})], AddressMode.PUBLIC)
+    assert managed_permissions(groups, GROUP_IDS[0]) == both
+    assert managed_permissions(groups, GROUP_IDS[1]) == expected_permissions(
+        [snapshot_of(0, 1, {0})], AddressMode.PUBLIC
+    )
+    assert len(groups.rules(GROUP_IDS[1])) == 59
 
 
 def test_given_ipv6_rules_when_applied_then_they_do_not_count_against_the_ipv4_quota() -> None:

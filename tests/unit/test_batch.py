@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from batches.sqs import WholeBatchProcessor
 from consumers.service import ApplyService
 from schemas.errors import RuleConflictError
-from schemas.events import MembershipSnapshot, Source
+from schemas.events import Event, MembershipSnapshot, Source
 from schemas.rules import Permission
 from schemas.settings import Settings
 from tests.fakes import (
@@ -97,7 +97,7 @@ def run(
 ) -> list[str]:
     """The consumer handler's wiring: accept each record, apply the accepted ones once."""
 
-    def accept(record: SQSRecord) -> MembershipSnapshot:
+    def accept(record: SQSRecord) -> Event:
         return service.accept(record.body, record.message_id)
 
     def act(snapshots: Sequence[MembershipSnapshot]) -> Sequence[MembershipSnapshot]:
@@ -228,7 +228,7 @@ def test_given_the_function_dies_mid_batch_then_nothing_is_acted_on_and_the_deat
     acted: list[Sequence[MembershipSnapshot]] = []
     event = sqs_event(("good-eu", good(EU, 3, "54.1.0.1/32")), ("good-us", good(US, 7, "54.2.0.1/32")))
 
-    def accept_then_die(record: SQSRecord) -> MembershipSnapshot:
+    def accept_then_die(record: SQSRecord) -> Event:
         if record.message_id == "good-us":
             raise FunctionDied
         return service.accept(record.body, record.message_id)

@@ -16,6 +16,8 @@ PRODUCT_PACKAGES = ("schemas", "cloud", "producers", "consumers", "sgmesh", "inf
 # The planning modules: decisions over plain data, no I/O, no clock, no logging. Every module under
 # schemas/ is pure as well and is found on its own. Keep this list up to date when modules move.
 PURE_MODULES = (
+    "consumers.attribution",
+    "consumers.budget",
     "consumers.errors",
     "consumers.prefix_lists",
     "consumers.reconcile",
@@ -23,6 +25,7 @@ PURE_MODULES = (
     "consumers.sharding",
     "consumers.signatures",
     "consumers.state",
+    "consumers.steps",
     "producers.snapshot",
 )
 # What a pure module must not load: the AWS SDK and the Lambda toolkit.

@@ -12,7 +12,7 @@ from aws_lambda_powertools.metrics import Metrics
 from consumers.metrics import NAMESPACE, SERVICE, EmfOutcomes, Outcome
 from consumers.service import ApplyService
 from schemas.errors import InvalidRecordError, RuleConflictError, RuleQuotaExceededError
-from schemas.events import Member, Source
+from schemas.events import Member, MembershipSnapshot, Source
 from schemas.rules import Permission
 from schemas.settings import Settings
 from tests.fakes import (
@@ -99,7 +99,9 @@ def test_a_snapshot_within_the_clock_skew_is_accepted() -> None:
     service, outcomes, _states, _groups = consumer(now=timedelta(minutes=-4))
     body = sns_body(make_snapshot(SOURCE, 1, members(1)).to_json(), topic_arn(SOURCE))
 
-    assert service.accept(body, "m-1").version == 1
+    accepted = service.accept(body, "m-1")
+    assert isinstance(accepted, MembershipSnapshot)
+    assert accepted.version == 1
     assert outcomes.counts[Outcome.REJECTED] == 0
 
 
@@ -127,14 +129,14 @@ def test_the_rule_headroom_is_the_fewest_rules_any_group_can_still_take() -> Non
     assert outcomes.gauges[Outcome.RULE_HEADROOM] == 6
 
 
-def test_a_plan_over_the_quota_is_counted_once_and_changes_nothing() -> None:
+def test_a_plan_over_the_quota_is_counted_once_and_what_fits_applies() -> None:
     service, outcomes, _states, groups = consumer(quota=2)
 
     with pytest.raises(RuleQuotaExceededError):
         service.apply([make_snapshot(SOURCE, 1, members(3))])
 
     assert outcomes.counts[Outcome.QUOTA_EXCEEDED] == 1
-    assert groups.rules(GROUP) == []
+    assert len(groups.rules(GROUP)) == 2
 
 
 def test_every_conflict_retry_is_counted() -> None:

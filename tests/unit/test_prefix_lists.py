@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from ipaddress import IPv4Network
 from typing import Any
 
 import boto3
@@ -13,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cloud.prefix_lists import PrefixLists
-from consumers.errors import PrefixListConfigError
+from consumers.errors import ListFullError, PrefixListConfigError
 from consumers.group_targets import SecurityGroups
 from consumers.prefix_list_target import PrefixListApi, PrefixListTarget
 from consumers.prefix_lists import (
@@ -25,7 +26,7 @@ from consumers.prefix_lists import (
     plan_target,
 )
 from consumers.service import ApplyService
-from schemas.errors import PrefixListModifyFailedError, RuleConflictError, RuleQuotaExceededError
+from schemas.errors import PrefixListModifyFailedError, RuleConflictError
 from schemas.events import MembershipSnapshot, Source
 from schemas.prefix_lists import (
     EntryBatch,
@@ -151,7 +152,7 @@ def test_given_members_when_desired_entries_then_one_entry_per_address_described
     assert desired == {
         Family.IPV4: {
             "54.1.1.1/32": PrefixListEntry(
-                "54.1.1.1/32", "sgmesh:prod eu-west-1/cassandra/i-00000000000000001"
+                "54.1.1.1/32", "sgmesh:prod 111111111111/eu-west-1/cassandra/i-00000000000000001"
             )
         }
     }
@@ -190,20 +191,27 @@ def test_given_a_tight_quota_when_growing_then_headroom_is_capped_by_what_each_g
 
     (item,) = result.lists
     assert item.grow_to == 113
-    result.check()
+    assert result.quota_error() is None
 
 
-def test_given_a_growth_no_group_can_hold_when_checked_then_refused_naming_group_weight_and_quota() -> None:
+def test_given_a_growth_no_group_can_hold_when_planned_then_it_grows_to_what_it_can_and_the_rest_wait() -> (
+    None
+):
     # 400 members on 3 ports weigh at least 1,200 rules: over the highest quota AWS grants (1,000)
     desired = {f"54.0.{n // 200}.{n % 200 + 1}/32" for n in range(400)}
 
     result = plan(desired, state(set(), max_entries=50), quota=1000)
 
-    with pytest.raises(RuleQuotaExceededError) as refused:
-        result.check()
-    assert refused.value.group_id == GROUP
-    assert refused.value.rules_needed == 3 * 400
-    assert refused.value.quota == 1000
+    # THEN the list grows to the 333 entries 3 references can weigh, the lowest 333 addresses go in, the
+    # rest wait, and the error names the list, the entries it needs and the most it can have
+    (item,) = result.lists
+    assert (item.grow_to, len(item.added), len(item.waiting)) == (333, 333, 67)
+    assert max(IPv4Network(e.cidr) for e in item.added) < min(IPv4Network(e.cidr) for e in item.waiting)
+    (group,) = result.groups
+    assert group.rules_peak == {Family.IPV4: 3 * 333}
+    error = result.quota_error()
+    assert isinstance(error, ListFullError)
+    assert (error.group_id, error.rules_needed, error.quota) == (LIST, 400, 333)
 
 
 def test_an_operators_reference_to_another_list_weighs_its_max_entries() -> None:
@@ -266,8 +274,14 @@ def test_given_a_switch_from_per_address_rules_when_planned_then_managed_cidr_ru
         "tcp9042",
     }
     assert {rule.rule_id for rule in group.plan.revoke} == {"sgr-old", "sgr-stale"}
-    # ... and the peak (references added before anything is revoked) is what the quota check weighs
-    assert group.rules_peak == {Family.IPV4: 1 + 20 + 1 + 20 + 2 * 20}
+    # ... the stale reference goes first (it admits nobody wanted), the references next, and the
+    # per-address rule they replace last: at its peak the group holds both, and no more
+    assert [(step.authorize != (), [r.rule_id for r in step.revoke]) for step in result.steps] == [
+        (False, ["sgr-stale"]),
+        (True, []),
+        (False, ["sgr-old"]),
+    ]
+    assert group.rules_peak == {Family.IPV4: 1 + 1 + 20 + 2 * 20}
     assert group.rules_after == {Family.IPV4: 1 + 20 + 2 * 20}
 
 
@@ -448,16 +462,20 @@ def test_given_a_racing_writer_when_reconciled_then_the_stale_write_is_replanned
     }
 
 
-def test_given_a_growth_over_the_quota_when_reconciled_then_refused_before_any_write() -> None:
+def test_given_a_growth_over_the_quota_when_reconciled_then_what_fits_goes_in_and_the_rest_wait() -> None:
+    # GIVEN 30 members on 3 ports, a quota of 60 and a list of 10 entries
     states = FakeSourceStates()
     states.store_if_newer(snapshot_of(1, 30))
     api = FakePrefixListApi(max_entries=10)
 
-    with pytest.raises(
-        RuleQuotaExceededError, match="would need 90 ipv4 inbound rules, over its quota of 60"
-    ):
+    # WHEN reconciled
+    with pytest.raises(ListFullError, match=r"would need 30 ipv4 entries.*can hold it at 20"):
         consumer_for(api, states, quota=60).reconcile()
-    assert api.writes == []
+
+    # THEN the list grows to the 20 entries 3 references can weigh in 60 rules, the lowest 20 addresses
+    # go in, the references follow, and the other 10 wait (the record is retried)
+    assert api.writes == ["resize 20", "modify +20 -0", "authorize 3"]
+    assert set(api.entries) == {f"54.0.0.{n}/32" for n in range(1, 21)}
 
 
 def test_plan_reports_the_list_changes_as_rules_and_each_groups_weight_against_the_quota() -> None:

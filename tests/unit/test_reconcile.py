@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from consumers.budget import fit
 from consumers.reconcile import Plan, desired_rules, plan_group
 from consumers.review import GroupReview
 from schemas.errors import RuleQuotaExceededError
@@ -39,8 +40,10 @@ def managed(rule_id: str, permission: Permission, cluster: str = "prod") -> Inbo
     return InboundRule(rule_id, permission, f"sgmesh:{cluster} eu-west-1/cassandra/i-00000000000000001")
 
 
-def check_quota(plan: Plan, existing: list[InboundRule], quota: int) -> None:
-    GroupReview.revoking_first(plan, existing, quota).check()
+def quota_error(plan: Plan, existing: list[InboundRule], quota: int) -> RuleQuotaExceededError | None:
+    """Why additions wait once the plan is fitted to the quota (consumers.budget), if some do."""
+    fitted = fit(plan, existing, quota)
+    return GroupReview.of(fitted, existing, fitted.weight_after(existing), quota).quota_error()
 
 
 def v4_rules(count: int, description: str = "operator", first: int = 0) -> list[InboundRule]:
@@ -110,7 +113,7 @@ def test_given_member_when_described_then_marker_first_then_source_and_instance(
 
     descriptions = {rule.description for rule in desired.values()}
 
-    assert descriptions == {"sgmesh:prod eu-west-1/cassandra/i-00000000000000001"}
+    assert descriptions == {"sgmesh:prod 111111111111/eu-west-1/cassandra/i-00000000000000001"}
 
 
 def test_given_group_name_with_forbidden_and_too_many_characters_when_described_then_aws_accepts_it() -> None:
@@ -119,7 +122,7 @@ def test_given_group_name_with_forbidden_and_too_many_characters_when_described_
 
     (rule, *_) = desired_rules("prod-eu.1", [snapshot], PORTS, AddressMode.PUBLIC).values()
 
-    assert rule.description.startswith("sgmesh:prod-eu.1 eu-west-1/cassandra")
+    assert rule.description.startswith("sgmesh:prod-eu.1 111111111111/eu-west-1/cassandra")
     assert len(rule.description) <= 255
     assert AWS_DESCRIPTION.match(rule.description)
 
@@ -200,37 +203,42 @@ def test_given_group_that_matches_when_planned_then_plan_is_empty() -> None:
 # --- quota --------------------------------------------------------------------------------------------
 
 
-def test_given_plan_over_quota_when_checked_then_error_names_group_rules_needed_and_quota() -> None:
+def test_given_plan_over_quota_when_fitted_then_the_address_waits_and_the_error_names_group_and_rules() -> (
+    None
+):
     existing = v4_rules(59)
     plan = plan_group(GROUP, "prod", desired_for("54.1.1.1/32"), existing)
 
-    with pytest.raises(RuleQuotaExceededError) as raised:
-        check_quota(plan, existing, 60)
+    error = quota_error(plan, existing, 60)
 
-    error = raised.value
+    assert error is not None
     assert (error.group_id, error.family, error.rules_needed, error.quota) == (GROUP, "ipv4", 61, 60)
-    assert GROUP in str(error)
-    assert "61" in str(error)
-    assert "60" in str(error)
+    assert str(error) == (
+        f"security group {GROUP} would need 61 ipv4 inbound rules, over its quota of 60; "
+        "the additions that do not fit wait (removals went ahead)"
+    )
 
 
-def test_given_59_ipv4_and_2_ipv6_rules_when_checked_then_within_quota() -> None:
+def test_given_59_ipv4_and_2_ipv6_rules_when_fitted_then_within_quota() -> None:
     existing = [*v4_rules(57), *v6_rules(2)]
     plan = plan_group(GROUP, "prod", desired_for("54.1.1.1/32"), existing)
 
     assert len(plan.authorize) == 2
-    check_quota(plan, existing, 60)
+    assert quota_error(plan, existing, 60) is None
 
 
-def test_given_61_ipv6_rules_when_checked_then_ipv6_is_over_quota() -> None:
-    existing = [*v4_rules(10), *v6_rules(61)]
-    plan = plan_group(GROUP, "prod", {}, existing)
+def test_given_61_ipv6_rules_when_fitted_then_ipv6_is_over_quota() -> None:
+    existing = [*v4_rules(10), *v6_rules(59)]
+    address = "2600:1f18::99/128"
+    desired = {
+        p: DesiredRule(p, "sgmesh:prod x") for p in (tcp(address), Permission("udp", 7002, 7002, address))
+    }
+    plan = plan_group(GROUP, "prod", desired, existing)
 
-    with pytest.raises(RuleQuotaExceededError, match="61 ipv6"):
-        check_quota(plan, existing, 60)
+    assert "61 ipv6" in str(quota_error(plan, existing, 60))
 
 
-def test_given_full_group_whose_members_are_replaced_when_checked_then_revokes_make_room() -> None:
+def test_given_full_group_whose_members_are_replaced_when_fitted_then_revokes_make_room() -> None:
     existing = [managed(f"sgr-{n}", tcp(f"54.9.{n}.1/32", 7000, 7000)) for n in range(60)]
     desired = {
         tcp(f"54.1.{n}.1/32", 7000, 7000): DesiredRule(tcp(f"54.1.{n}.1/32", 7000, 7000), "sgmesh:prod x")
@@ -239,10 +247,10 @@ def test_given_full_group_whose_members_are_replaced_when_checked_then_revokes_m
     plan = plan_group(GROUP, "prod", desired, existing)
 
     assert len(plan.revoke) == len(plan.authorize) == 60
-    check_quota(plan, existing, 60)
+    assert fit(plan, existing, 60) == plan
 
 
-def test_given_group_reference_rule_when_checked_then_it_counts_against_the_quota() -> None:
+def test_given_group_reference_rule_when_fitted_then_it_counts_against_the_quota() -> None:
     existing = [*v4_rules(58), InboundRule("sgr-ref", BASTION_GROUP, "from the bastion group")]
     plan = plan_group(
         GROUP,
@@ -254,8 +262,11 @@ def test_given_group_reference_rule_when_checked_then_it_counts_against_the_quot
         existing,
     )
 
-    with pytest.raises(RuleQuotaExceededError, match="61 ipv4"):
-        check_quota(plan, existing, 60)
+    fitted = fit(plan, existing, 60)
+
+    assert [rule.allows for rule in fitted.authorize] == [tcp("54.1.1.1/32")]
+    assert [rule.allows for rule in fitted.waiting] == [tcp("54.1.1.2/32")]
+    assert "61 ipv4" in str(quota_error(plan, existing, 60))
 
 
 # --- property: applying the plan converges ------------------------------------------------------------

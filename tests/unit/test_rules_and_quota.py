@@ -11,6 +11,7 @@ from botocore.stub import Stubber
 from cloud.ec2 import Ec2
 from consumers.reconcile import Plan
 from consumers.review import GroupReview
+from consumers.steps import schedule
 from schemas.errors import RuleConflictError, RuleQuotaExceededError
 from schemas.events import Source
 from schemas.prefix_lists import PrefixListInfo, weigh_references
@@ -124,33 +125,35 @@ def test_a_rule_weighs_what_its_source_tells_and_a_described_list_its_max_entrie
     assert [rule.reference for rule in weighed][3:] == [SSH.from_list(V6_LIST), SSH.from_list(V4_LIST)]
 
 
-def test_a_plan_authorizing_first_peaks_with_both_and_one_revoking_first_once_done() -> None:
+def test_a_replacing_rule_goes_after_its_replacement_where_the_group_holds_both_else_right_before() -> None:
+    # GIVEN a group holding a per-address rule and an operator's, and a plan that replaces the
+    # per-address rule with a reference to a list of 5 entries (weighing 5)
     existing = (
         InboundRule("sgr-old", Permission("tcp", 7000, 7001, "54.0.0.1/32"), "sgmesh:prod x"),
         InboundRule("sgr-op", SSH.from_cidr("203.0.113.7/32"), "bastion"),
     )
-    reference = DesiredRule(Traffic("tcp", 7000, 7001).from_list(V4_LIST), "sgmesh:prod prefix-list ipv4")
-    plan = Plan(
-        GROUP,
-        (DesiredRule(reference.allows, reference.description, Weight({Family.IPV4: 5})),),
-        (existing[0],),
+    reference = DesiredRule(
+        Traffic("tcp", 7000, 7001).from_list(V4_LIST),
+        "sgmesh:prod prefix-list ipv4",
+        Weight({Family.IPV4: 5}),
     )
+    plan = Plan(GROUP, (reference,), (existing[0],), replaced=(existing[0],))
 
-    by_reference = GroupReview.authorizing_first(plan, existing, quota=6)
-    by_address = GroupReview.revoking_first(plan, existing, quota=6)
+    # WHEN ordered with room for both (quota 7), and without (quota 6)
+    roomy, tight = (schedule([(plan, existing)], quota) for quota in (7, 6))
 
-    assert (
-        dict(by_reference.rules_before),
-        dict(by_reference.rules_peak),
-        dict(by_reference.rules_after),
-    ) == (
+    # THEN with room the reference goes in first and the group peaks at 7; without, the old rule goes
+    # first (a gap within the reconcile) and the group never passes 6
+    assert [(bool(s.authorize), bool(s.revoke)) for s in roomy.steps] == [(True, False), (False, True)]
+    assert [(bool(s.authorize), bool(s.revoke)) for s in tight.steps] == [(False, True), (True, False)]
+    assert (dict(roomy.peaks[GROUP]), dict(tight.peaks[GROUP])) == ({Family.IPV4: 7}, {Family.IPV4: 6})
+    review = GroupReview.of(plan, existing, tight.peaks[GROUP], quota=6)
+    assert (dict(review.rules_before), dict(review.rules_after), review.over_quota) == (
         {Family.IPV4: 2},
-        {Family.IPV4: 7},
         {Family.IPV4: 6},
+        False,
     )
-    assert by_reference.over_quota
-    assert (dict(by_address.rules_peak), by_address.over_quota) == ({Family.IPV4: 6}, False)
-    assert by_address.headroom == {Family.IPV4: 0, Family.IPV6: 6}
+    assert review.headroom == {Family.IPV4: 0, Family.IPV6: 6}
 
 
 def test_in_security_group_mode_an_ipv6_list_reference_does_not_count_against_the_ipv4_quota() -> None:

@@ -143,7 +143,7 @@ def test_given_a_quota_without_a_value_then_the_setting_is_the_budget(logger: Lo
     assert "SERVICE_QUOTA_NOT_AVAILABLE_ERROR" in budget.unreadable
 
 
-def test_given_a_setting_above_the_account_quota_then_the_consumer_refuses_a_plan_over_the_account_quota(
+def test_given_a_setting_above_the_account_quota_then_the_consumer_holds_back_what_passes_the_account_quota(
     aws: str,
     provisioned: Provisioner,
 ) -> None:
@@ -157,10 +157,14 @@ def test_given_a_setting_above_the_account_quota_then_the_consumer_refuses_a_pla
     # WHEN the consumer gets the snapshots, twice (a retry, in the same warm process)
     messages = mesh.drain(EAST)
     refused = [mesh.deliver(EAST, messages) for _ in range(2)]
-    # THEN it refuses the plan against the account's 60 before any write, and asked Service Quotas once
+    # THEN against the account's 60, three members go in whole (1 + 3 x 16 = 49 rules) and the fourth
+    # waits: each delivery fails for a retry, the second writes nothing new, and Service Quotas was
+    # asked once
     assert all(response["batchItemFailures"] for response in refused)
     calls = mesh.calls.since(first)
-    assert [call.operation for call in calls if call.service == "ec2" and call.mutating] == []
+    writes = [call.operation for call in calls if call.service == "ec2" and call.mutating]
+    assert writes == ["AuthorizeSecurityGroupIngress"]
     assert [(c.region, c.params) for c in calls if c.operation == "GetServiceQuota"] == [(EAST, EXPECTED)]
     (review,) = Operator(mesh.mesh_file(None), mesh.factory).plan(EAST).groups
-    assert (review.quota, review.over_quota, review.rules_after[Family.IPV4]) == (60, True, 65)
+    assert (review.quota, review.over_quota, review.rules_after[Family.IPV4]) == (60, True, 49)
+    assert len(review.plan.waiting) == 16

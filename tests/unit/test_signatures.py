@@ -261,8 +261,10 @@ def test_certificates_are_fetched_once_per_url_and_the_least_recently_used_leave
     assert fetched == ["a", "b", "c", "b"]
 
 
-def test_a_failed_fetch_is_not_cached() -> None:
+def test_a_failed_fetch_is_remembered_briefly_then_fetched_again() -> None:
+    # GIVEN an SNS endpoint that times out once, then answers
     attempts: list[str] = []
+    now = [0.0]
 
     def flaky(url: str) -> bytes:
         attempts.append(url)
@@ -270,11 +272,41 @@ def test_a_failed_fetch_is_not_cached() -> None:
             raise CertificateUnavailableError("timed out")
         return b"pem"
 
-    cache = CachedCertificates(flaky)
-    with pytest.raises(CertificateUnavailableError):
-        cache("u")
+    cache = CachedCertificates(flaky, failure_seconds=60, clock=lambda: now[0])
+
+    # WHEN the ten records of a batch ask for the certificate within the minute
+    for _record in range(10):
+        with pytest.raises(CertificateUnavailableError, match="timed out"):
+            cache("u")
+
+    # THEN each fails (to be retried), but only the first waited for the endpoint; a minute later the
+    # URL is fetched again
+    assert attempts == ["u"]
+    now[0] = 60.0
     assert cache("u") == b"pem"
     assert attempts == ["u", "u"]
+
+
+def test_a_remembered_failure_is_per_url_and_a_refusal_is_not_remembered() -> None:
+    # GIVEN one URL whose endpoint is down and one whose certificate SNS does not serve
+    attempts: list[str] = []
+
+    def fetch(url: str) -> bytes:
+        attempts.append(url)
+        if url == "down":
+            raise CertificateUnavailableError("timed out")
+        raise InvalidRecordError("no such certificate", "bad-signature")
+
+    cache = CachedCertificates(fetch, clock=lambda: 0.0)
+
+    # WHEN each is asked for twice
+    for url, error in (("down", CertificateUnavailableError), ("forged", InvalidRecordError)) * 2:
+        with pytest.raises(error):
+            cache(url)
+
+    # THEN the outage is remembered for its URL only; a refusal says something of the message, so each
+    # message's own URL is fetched
+    assert attempts == ["down", "forged", "forged"]
 
 
 def test_an_installed_source_replaces_the_trust_anchor_and_its_cache() -> None:
