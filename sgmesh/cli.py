@@ -93,6 +93,19 @@ def _parser() -> argparse.ArgumentParser:
     command(
         "resync", _resync, "ask every source to re-publish, for a new or recovered region", mesh
     ).add_argument("--region", required=True)
+    doctor = command(
+        "doctor",
+        _doctor,
+        "check every region's wiring (subscriptions, queue and topic policies, hooks, lifecycle rule); "
+        "exit 1 when it is broken",
+        mesh,
+    )
+    doctor.add_argument("--region", action="append", help="only this region (repeatable)")
+    doctor.add_argument(
+        "--repair",
+        action="store_true",
+        help="re-create lost subscriptions, reset their attributes to the template's, then check again",
+    )
     events = command("events", _events, "a region's audit trail: applied snapshots and rule changes", mesh)
     events.add_argument("--region", required=True)
     events.add_argument("--source", help="only events of this source (account/region/group)")
@@ -161,6 +174,15 @@ def _show_review(args: argparse.Namespace, console: Console, review: Review, lab
 def _show_published(args: argparse.Namespace, console: Console, published: list[Published]) -> int:
     render.print_json(console, published) if args.json else render.published_table(console, published)
     return EXIT_OK
+
+
+def _doctor(args: argparse.Namespace, console: Console) -> int:
+    diagnosis = _operator(args).doctor(args.region, repair=args.repair)
+    if args.json:
+        render.print_json(console, render.diagnosis_json(diagnosis))
+    else:
+        render.diagnosis_table(console, diagnosis)
+    return EXIT_OK if diagnosis.healthy else EXIT_FAILED
 
 
 def _events(args: argparse.Namespace, console: Console) -> int:

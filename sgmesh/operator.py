@@ -18,7 +18,9 @@ from producers.service import Published
 from schemas.audit import AuditEntry
 from schemas.lifecycle import TrueupRequest
 from schemas.quota import Family, QuotaOrigin, RuleBudget
+from sgmesh.doctor import Doctor
 from sgmesh.meshfile import MeshFile
+from sgmesh.wiring import Diagnosis
 
 # A fallback warning goes to stderr, so that `--json` output stays parseable.
 _logger = Logger(service="sgmesh-operator", logger_handler=logging.StreamHandler(sys.stderr))
@@ -155,6 +157,12 @@ class Operator:
         """Ask every source to re-publish, so a new or recovered `region` catches up from its queue."""
         self.mesh.region(region)
         return self.trueup(resync=True)
+
+    def doctor(self, regions: list[str] | None = None, *, repair: bool = False) -> Diagnosis:
+        """Every region's wiring checked against the cluster's; with `repair`, lost subscriptions
+        re-created (and their attributes set back), then checked again."""
+        diagnosis = Doctor(self.mesh, self.clients).diagnose(regions)
+        return Doctor(self.mesh, self.clients).repair(diagnosis) if repair else diagnosis
 
     def events(self, region: str, source: str | None = None, limit: int = 50) -> list[AuditEntry]:
         entry = self.mesh.region(region)
