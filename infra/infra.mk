@@ -19,7 +19,8 @@ build: $(STAMP)
 	$(BIN)/python -m infra.build
 
 # Deploys (or updates) the cluster's stack in every region of REGIONS, in order. Checks credentials
-# first, then builds the artifacts, then deploys: topics first, then every queue onto every topic.
+# first, then builds the artifacts, then deploys: topics first, then every queue onto every topic;
+# then subscribes again what SNS lost, and ends with the doctor's verdict (exit 1 when broken).
 deploy: $(STAMP)
 	@test -n "$(REGIONS)" || { echo "usage: make deploy REGIONS=us-east-1,us-west-2,eu-west-1 [CONFIG=$(CONFIG)]" >&2; exit 2; }
 	$(BIN)/python -m infra.deploy --config $(CONFIG) --regions $(REGIONS)

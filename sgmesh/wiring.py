@@ -491,7 +491,7 @@ class Diagnosis:
     def lines(self) -> list[str]:
         """One line per finding, then the verdict (what `make deploy` prints)."""
         described = [
-            f"{f.region}: {f.part.value} {f.subject}: {f.problem} ({f.fix})".replace("  ", " ")
+            f"{f.region}: {' '.join(filter(None, (f.part.value, f.subject)))}: {f.problem} ({f.fix})"
             for f in self.findings
         ]
         return [*described, self.verdict()]

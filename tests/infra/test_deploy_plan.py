@@ -145,8 +145,10 @@ def test_a_cross_account_first_deploy_names_no_dead_letter_queue_before_it_exist
     peer = peer_topic("us-west-2", "xacct")
     config = deploy_file(tmp_path, "xacct", regions, peer_accounts=[PEER], peer_topic_arns=[peer])
 
-    subscribed = Deployment(config, regions, deploys, lambda _line: None).run(
-        IDENTITY, lambda: fake_artifacts
+    subscribed = (
+        Deployment(config, regions, deploys, lambda _line: None)
+        .run(IDENTITY, lambda: fake_artifacts)
+        .subscribed
     )
 
     assert recorder.unready_dead_letters == []
