@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from botocore.exceptions import ClientError
 
 from cloud.clients import ClientFactory
-from schemas.names import queue_arn, topic_region_and_account
-from sgmesh.meshfile import MeshFile, RegionEntry
+from schemas.names import queue_arn, stack_name, topic_region_and_account
+from sgmesh.meshfile import MeshFile
 from sgmesh.wiring import (
     Diagnosis,
     Expected,
@@ -48,10 +48,6 @@ DENIED = frozenset(
 )
 
 
-def stack_name(cluster: str) -> str:
-    return f"sgmesh-{cluster}"
-
-
 @dataclass(frozen=True)
 class Located:
     """A region's wiring, and the URLs its queues are read through."""
@@ -82,8 +78,8 @@ class Doctor:
             self._mesh.region(region)
         located: list[Located] = []
         findings: list[Finding] = []
-        for region, entry in self._mesh.regions.items():
-            found = self._locate(region, entry)
+        for region in self._mesh.regions:
+            found = self.locate(region)
             if isinstance(found, Located):
                 located.append(found)
             elif region in selected:
@@ -129,7 +125,9 @@ class Doctor:
 
     # -- where each region's stack put its parts -------------------------------------------------------
 
-    def _locate(self, region: str, entry: RegionEntry) -> Located | Finding:
+    def locate(self, region: str) -> Located | Finding:
+        """The region's wiring, from the mesh file or its stack's outputs; a finding when neither has it."""
+        entry = self._mesh.region(region)
         urls = {key: getattr(entry, key) for key in OUTPUT_KEYS}
         if not all(urls.values()):
             outputs = self._stack_outputs(region)

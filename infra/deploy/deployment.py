@@ -18,13 +18,13 @@ from infra.deploy.config import ClusterConfig
 from infra.deploy.errors import DeployError
 from infra.deploy.identity import Identity
 from infra.deploy.meshview import mesh_of
-from infra.deploy.names import stack_name, topic_arn
+from infra.deploy.names import topic_arn
 from infra.deploy.plan import first_pass
 from infra.deploy.sns import topic_exists
 from infra.deploy.subscriptions import subscription_steps, topic_order
 from infra.deploy.template import load_template, stack_parameters
 from infra.deploy.transform import transform
-from schemas.names import queue_arn, topic_region_and_account
+from schemas.names import queue_arn, stack_name, topic_region_and_account
 from sgmesh.doctor import Doctor
 from sgmesh.meshfile import MeshFile
 from sgmesh.wiring import Diagnosis

@@ -8,7 +8,7 @@ import boto3
 
 from infra.deploy.cloudformation import stack_outputs, stack_status
 from infra.deploy.config import ClusterConfig
-from infra.deploy.names import stack_name
+from schemas.names import stack_name
 from sgmesh.meshfile import MeshFile, RegionEntry
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import boto3
 
-from infra.deploy.names import stack_name
+from schemas.names import stack_name
 from tests.infra.intrinsics import Resolver
 
 ACCOUNT = "123456789012"

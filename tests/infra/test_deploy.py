@@ -16,7 +16,7 @@ import requests
 from infra.deploy.config import ClusterConfig
 from infra.deploy.deployment import Deployment
 from infra.deploy.identity import caller_identity
-from infra.deploy.names import stack_name
+from schemas.names import stack_name
 from tests.infra.stacks import ACCOUNT, DeployedStack
 
 CLUSTER = "demo"

@@ -17,9 +17,10 @@ from infra.deploy.config import ClusterConfig
 from infra.deploy.deployment import Deployment
 from infra.deploy.errors import DeployError
 from infra.deploy.identity import Identity
-from infra.deploy.names import stack_name, topic_arn
+from infra.deploy.names import topic_arn
 from infra.deploy.plan import Step, first_pass
 from infra.deploy.template import load_template
+from schemas.names import stack_name
 from tests.infra.stacks import ACCOUNT, DeployedStack
 
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning")
