@@ -2,7 +2,8 @@
 
 Items (string keys `pk`, `sk`):
 - `producer#<cluster>` / `<group>`: the last version a producer of this region claimed for a group,
-  and the last one it published.
+  the last one it published, and, once the settings no longer name the group, when its retirement
+  was first published (the item then expires by TTL, `expires_at`).
 - `state#<cluster>` / `<account>/<region>/<group>`: the newest snapshot applied for a source.
 - `events#<cluster>` / `<time>#<kind>#...`: the audit trail, dropped by TTL (`expires_at`).
 """
@@ -17,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from schemas.audit import AuditEntry
 from schemas.events import MembershipSnapshot, parse_snapshot
-from schemas.ledger import LedgerEntry
+from schemas.ledger import EPOCH, RETIREMENT_PERIOD, LedgerEntry
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -46,31 +47,41 @@ class Table:
         self._name = table_name
 
     def ledger(self, cluster: str) -> dict[str, LedgerEntry]:
-        """Every local group's claimed and published versions (one consistent query)."""
+        """Every group's claimed and published versions, retired ones included (one consistent query)."""
         return {
             item["sk"]["S"]: LedgerEntry(
                 claimed=int(item.get("version", {}).get("N", "0")),
                 published=int(item["published_version"]["N"]) if "published_version" in item else None,
                 published_digest=item.get("published_digest", {}).get("S"),
+                retired_at=datetime.fromisoformat(item["retired_at"]["S"]) if "retired_at" in item else None,
             )
             for item in self._query(_producer_key(cluster))
         }
 
-    def mark_published(self, cluster: str, group: str, version: int, digest: str) -> None:
-        """Record a successful publish; a racing producer's older version never moves it back."""
+    def mark_published(
+        self, cluster: str, group: str, version: int, digest: str, *, at: datetime, retired: bool
+    ) -> None:
+        """Record a successful publish; a racing producer's older version never moves it back.
+
+        The first retirement published sets when the group retired, and the TTL that forgets the group
+        once its retirement period is over; any other publish (the group named again) clears both.
+        """
+        values = {":v": {"N": str(version)}, ":digest": {"S": digest}, ":at": {"S": at.isoformat()}}
+        update = "SET published_version = :v, published_digest = :digest, published_at = :at"
+        if retired:
+            expires = (at + RETIREMENT_PERIOD - EPOCH).total_seconds()
+            values[":expires"] = {"N": str(int(expires))}
+            update += ", retired_at = if_not_exists(retired_at, :at)"
+            update += ", expires_at = if_not_exists(expires_at, :expires)"
+        else:
+            update += " REMOVE retired_at, expires_at"
         self._conditional(
             lambda: self._client.update_item(
                 TableName=self._name,
                 Key={"pk": {"S": _producer_key(cluster)}, "sk": {"S": group}},
-                UpdateExpression=(
-                    "SET published_version = :v, published_digest = :digest, published_at = :now"
-                ),
+                UpdateExpression=update,
                 ConditionExpression="attribute_not_exists(published_version) OR published_version < :v",
-                ExpressionAttributeValues={
-                    ":v": {"N": str(version)},
-                    ":digest": {"S": digest},
-                    ":now": {"S": _now()},
-                },
+                ExpressionAttributeValues=values,
             )
         )
 

@@ -11,6 +11,7 @@ from cloud.clients import ClientFactory
 from cloud.dynamodb import Table
 from cloud.ec2 import Ec2
 from cloud.sns import Topic
+from producers.metrics import EmfOutcomes
 from producers.service import SnapshotService
 from schemas.settings import Settings, current_settings
 
@@ -29,6 +30,7 @@ def build(settings: Settings, clients: ClientFactory) -> SnapshotService:
         ledger=Table(clients.dynamodb(region), settings.table_name),
         topic=Topic(clients.sns(region), settings.topic_arn or ""),
         hooks=autoscaling,
+        outcomes=EmfOutcomes(settings.cluster),
         logger=logger,
     )
 

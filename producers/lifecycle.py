@@ -31,7 +31,7 @@ def bind(
         if is_sqs_batch(event):
 
             def act(actions: Sequence[LifecycleAction]) -> Sequence[LifecycleAction]:
-                return service.on_lifecycle_actions(actions).not_ready
+                return service.on_lifecycle_actions(actions).to_retry
 
             response = process_partial_response(
                 event=event,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -10,8 +10,9 @@ from uuid import UUID, uuid4
 
 from aws_lambda_powertools.logging import Logger
 
-from producers.snapshot import membership_digest, select_members
-from schemas.errors import AddressNotAssignedError, VersionConflictError
+from producers.metrics import ProducerOutcome
+from producers.snapshot import Selection, is_member_state, membership_digest, select_members
+from schemas.errors import AddressNotAssignedError, SnapshotsNotPublishedError, VersionConflictError
 from schemas.events import Cause, CauseKind, Member, MembershipSnapshot, Source
 from schemas.inventory import GroupInstance, InstanceAddresses
 from schemas.ledger import LedgerEntry
@@ -33,7 +34,9 @@ class VersionLedger(Protocol):
 
     def claim_version(self, cluster: str, group: str, expected: int, claimed: int) -> bool: ...
 
-    def mark_published(self, cluster: str, group: str, version: int, digest: str) -> None: ...
+    def mark_published(
+        self, cluster: str, group: str, version: int, digest: str, *, at: datetime, retired: bool
+    ) -> None: ...
 
 
 class SnapshotTopic(Protocol):
@@ -42,6 +45,12 @@ class SnapshotTopic(Protocol):
 
 class LifecycleHooks(Protocol):
     def complete(self, action: LifecycleAction) -> bool: ...
+
+
+class ProducerOutcomes(Protocol):
+    """Where the producer counts what an operator must hear of (EMF metrics in Lambda)."""
+
+    def count(self, outcome: ProducerOutcome, value: int = 1) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -61,15 +70,27 @@ class LifecycleOutcome:
     completed: list[LifecycleAction] = field(default_factory=list)
     # Launches whose instance has no address yet: not completed, to be retried.
     not_ready: list[LifecycleAction] = field(default_factory=list)
+    # Actions of groups whose snapshot could not be published: not completed, to be retried.
+    failed: list[LifecycleAction] = field(default_factory=list)
+    # Why each of those groups failed.
+    errors: dict[str, Exception] = field(default_factory=dict)
+
+    @property
+    def to_retry(self) -> list[LifecycleAction]:
+        return self.not_ready + self.failed
 
 
 @dataclass(frozen=True)
 class _Described:
     group: str
     ledger: LedgerEntry
-    members: tuple[Member, ...]
-    # Every instance the group lists, members or not (pending, leaving, warmed).
-    listed: frozenset[str]
+    selection: Selection
+    # Every instance the group lists, members or not (pending, leaving, warmed), and its state.
+    listed: Mapping[str, str]
+
+    @property
+    def members(self) -> tuple[Member, ...]:
+        return self.selection.members
 
     @property
     def digest(self) -> str:
@@ -78,6 +99,38 @@ class _Described:
     @property
     def member_ids(self) -> frozenset[str]:
         return frozenset(member.instance_id for member in self.members)
+
+    def may_become_member(self, instance_id: str) -> bool:
+        """Listed in a state that keeps it in the group, not a member yet, and not left out for good."""
+        state = self.listed.get(instance_id)
+        return (
+            state is not None
+            and is_member_state(state)
+            and instance_id not in self.member_ids
+            and instance_id not in self.selection.left_out_ids
+        )
+
+
+@dataclass
+class _Round:
+    """What publishing a set of groups came to: each group published, found unchanged, or failed."""
+
+    published: list[Published] = field(default_factory=list)
+    described: dict[str, _Described] = field(default_factory=dict)
+    failed: dict[str, Exception] = field(default_factory=dict)
+
+    def raise_failures(self) -> None:
+        if len(self.failed) == 1:
+            raise next(iter(self.failed.values()))
+        if self.failed:
+            raise SnapshotsNotPublishedError(
+                "snapshots not published: "
+                + "; ".join(f"{group}: {error}" for group, error in sorted(self.failed.items()))
+            )
+
+
+class _ClaimLost(Exception):
+    """Another producer claimed a version since our ledger read: describe again, claim the next."""
 
 
 class SnapshotService:
@@ -92,6 +145,7 @@ class SnapshotService:
         ledger: VersionLedger,
         topic: SnapshotTopic,
         hooks: LifecycleHooks,
+        outcomes: ProducerOutcomes,
         logger: Logger,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         new_event_id: Callable[[], UUID] = uuid4,
@@ -104,6 +158,7 @@ class SnapshotService:
         self._ledger = ledger
         self._topic = topic
         self._hooks = hooks
+        self._outcomes = outcomes
         self._logger = logger
         self._clock = clock
         self._new_event_id = new_event_id
@@ -116,8 +171,11 @@ class SnapshotService:
         return self.trueup(request)
 
     def on_lifecycle_action(self, action: LifecycleAction) -> list[Published]:
-        """One action, as EventBridge delivers it: a launch not ready yet raises, to be retried."""
+        """One action, as EventBridge delivers it: a launch not ready yet, or a publish that failed,
+        raises, to be retried."""
         outcome = self.on_lifecycle_actions([action])
+        if outcome.failed:
+            raise outcome.errors[action.group_name]
         if outcome.not_ready:
             raise AddressNotAssignedError(
                 f"launching instance {action.instance_id} of {action.group_name} has no "
@@ -128,8 +186,9 @@ class SnapshotService:
     def on_lifecycle_actions(self, actions: Sequence[LifecycleAction]) -> LifecycleOutcome:
         """Publish each group once with every action applied, then CONTINUE every ready action.
 
-        A storm of launches costs one describe per batch, and a membership identical to the last one
-        published (because an earlier batch already saw these instances) is not published again.
+        A storm of launches costs one describe per batch, and a membership consumers already hold
+        (because an earlier batch published these instances) is not published again. A group whose
+        publish fails fails alone: its actions are retried, the other groups' are completed.
         """
         ours = [action for action in actions if action.group_name in self._settings.asg_names]
         for action in actions:
@@ -140,41 +199,30 @@ class SnapshotService:
                 )
         if not ours:
             return LifecycleOutcome()
-        # An instance launched into the warm pool is stopped there: it is not a member, and its action
-        # is completed without waiting for an address.
-        leaving = {action.instance_id for action in ours if not action.joins_group}
-        published, described = self._publish_groups(
-            sorted({action.group_name for action in ours}),
-            _cause_of(ours),
-            leaving=leaving,
-            skip_unchanged=True,
-        )
-        # Only an instance the group still lists can become ready: one already gone (abandoned,
-        # terminated by hand) would otherwise be retried until it reached the dead-letter queue.
+        round_ = self._publish_groups(sorted({action.group_name for action in ours}), _cause_of(ours))
+        failed = [action for action in ours if action.group_name in round_.failed]
         not_ready = [
             action
             for action in ours
             if action.joins_group
-            and action.group_name in described
-            and action.instance_id in described[action.group_name].listed
-            and action.instance_id not in described[action.group_name].member_ids
+            and action.group_name in round_.described
+            and action not in failed
+            and round_.described[action.group_name].may_become_member(action.instance_id)
         ]
-        completed = [action for action in ours if action not in not_ready]
+        completed = [action for action in ours if action not in not_ready and action not in failed]
         for action in completed:
-            still_pending = self._hooks.complete(action)
-            self._logger.info(
-                "lifecycle action completed" if still_pending else "lifecycle action was no longer pending",
-                extra={"group": action.group_name, "instance_id": action.instance_id, "result": "CONTINUE"},
-            )
+            self._complete(action, round_.described.get(action.group_name))
         for action in not_ready:
             self._logger.warning(
                 "launching instance has no address yet; its action is left pending for a retry",
                 extra={"group": action.group_name, "instance_id": action.instance_id},
             )
-        return LifecycleOutcome(published, completed, not_ready)
+        return LifecycleOutcome(round_.published, completed, not_ready, failed, dict(round_.failed))
 
     def trueup(self, request: TrueupRequest) -> list[Published]:
-        """Publish every named local group (all of them by default), changed or not."""
+        """Publish every named local group (all of them by default), changed or not; a true-up of the
+        whole region also publishes the retirement of every group its settings no longer name. A group
+        that cannot publish fails alone: the others publish, then the invocation fails."""
         managed = self._settings.asg_names
         requested = request.group_names or managed
         unknown = [name for name in requested if name not in managed]
@@ -185,52 +233,105 @@ class SnapshotService:
         names = tuple(name for name in requested if name in managed)
         if not names:
             return []
+        ledger = self._ledger.ledger(self._settings.cluster)
         cause = Cause(kind=CauseKind.RESYNC if request.resync else CauseKind.TRUEUP)
-        published, _described = self._publish_groups(names, cause, leaving=set(), skip_unchanged=False)
-        return published
+        round_ = self._publish_groups(names, cause, ledger=ledger, publish_unchanged=True)
+        if not request.group_names:
+            retired = self._retire(ledger)
+            round_.published.extend(retired.published)
+            round_.failed.update(retired.failed)
+        round_.raise_failures()
+        return round_.published
+
+    def _retire(self, ledger: Mapping[str, LedgerEntry]) -> _Round:
+        """Publish an empty snapshot, cause `retired`, of every group the ledger knows and the settings
+        no longer name, on every true-up for RETIREMENT_PERIOD (a lost delivery is repaired); then
+        DynamoDB's TTL forgets it."""
+        now = self._clock()
+        due = []
+        for group, entry in sorted(ledger.items()):
+            if group in self._settings.asg_names:
+                continue
+            if entry.retirement_due(now):
+                due.append(group)
+                self._logger.info(
+                    "group no longer in SGMESH_ASG_NAMES; publishing its retirement",
+                    extra={"group": group, "retired_at": entry.retired_at and entry.retired_at.isoformat()},
+                )
+        if not due:
+            return _Round()
+        return self._publish_groups(due, Cause(kind=CauseKind.RETIRED), ledger=ledger, publish_unchanged=True)
 
     def _publish_groups(
-        self, names: Sequence[str], cause: Cause, *, leaving: Collection[str], skip_unchanged: bool
-    ) -> tuple[list[Published], dict[str, _Described]]:
-        """Claim n+1 only if the version is still the n read before the describe; else describe again.
-
-        So versions are committed in the order of the describes: an older view never gets a higher
-        version. Returns what was published and what each group's last describe found.
-        """
-        published: list[Published] = []
-        found: dict[str, _Described] = {}
+        self,
+        names: Sequence[str],
+        cause: Cause,
+        *,
+        ledger: Mapping[str, LedgerEntry] | None = None,
+        publish_unchanged: bool = False,
+    ) -> _Round:
+        """Claim a version above the one read before the describe, only if it is still the one read;
+        else describe again. So versions are committed in the order of the describes: an older view
+        never gets a higher version. A group that fails (its claims keep being lost, or its publish
+        fails) fails alone; `ledger` is a read taken before this call, used for the first attempt."""
+        round_ = _Round()
         pending = tuple(names)
         for _attempt in range(self._max_claim_attempts):
             lost: list[str] = []
-            for described in self._describe(pending, leaving):
-                found[described.group] = described
-                if skip_unchanged and described.digest == described.ledger.published_digest:
-                    self._logger.info(
-                        "membership unchanged since the last published version; not published again",
-                        extra={"group": described.group, "version": described.ledger.published},
-                    )
-                    continue
-                claimed = described.ledger.claimed + 1
-                if not self._ledger.claim_version(
-                    self._settings.cluster, described.group, described.ledger.claimed, claimed
-                ):
-                    self._logger.info(
-                        "version claim lost to another producer; describing again",
-                        extra={"group": described.group, "version": claimed},
-                    )
+            for described in self._describe(pending, cause, ledger):
+                round_.described[described.group] = described
+                try:
+                    published = self._claim_and_publish(described, cause, publish_unchanged=publish_unchanged)
+                except _ClaimLost:
                     lost.append(described.group)
                     continue
-                published.append(self._publish(described, claimed, cause))
+                except Exception as error:  # one group's failure must not cost the others their publish
+                    self._logger.exception(
+                        "snapshot not published; the group fails alone",
+                        extra={"group": described.group, "error": str(error)},
+                    )
+                    round_.failed[described.group] = error
+                    continue
+                if published is not None:
+                    round_.published.append(published)
             if not lost:
-                return published, found
-            pending = tuple(lost)
-        raise VersionConflictError(
-            f"could not claim a version for {', '.join(pending)} in {self._max_claim_attempts} attempts"
-        )
+                return round_
+            pending, ledger = tuple(lost), None
+        for group in pending:
+            round_.failed[group] = VersionConflictError(
+                f"could not claim a version for {group} in {self._max_claim_attempts} attempts"
+            )
+        return round_
 
-    def _describe(self, names: Sequence[str], leaving: Collection[str]) -> list[_Described]:
+    def _claim_and_publish(
+        self, described: _Described, cause: Cause, *, publish_unchanged: bool
+    ) -> Published | None:
+        """The group's snapshot published, or None: consumers already hold this membership."""
+        if not publish_unchanged and described.ledger.holds(described.digest):
+            self._logger.info(
+                "membership unchanged since the last published version; not published again",
+                extra={"group": described.group, "version": described.ledger.published},
+            )
+            return None
+        version = described.ledger.next_version(self._clock())
+        if not self._ledger.claim_version(
+            self._settings.cluster, described.group, described.ledger.claimed, version
+        ):
+            self._logger.info(
+                "version claim lost to another producer; describing again",
+                extra={"group": described.group, "version": version},
+            )
+            raise _ClaimLost(described.group)
+        return self._publish(described, version, cause)
+
+    def _describe(
+        self, names: Sequence[str], cause: Cause, ledger: Mapping[str, LedgerEntry] | None
+    ) -> list[_Described]:
         # The ledger is read first: a claim then only succeeds if no describe committed since.
-        ledger = self._ledger.ledger(self._settings.cluster)
+        if ledger is None:
+            ledger = self._ledger.ledger(self._settings.cluster)
+        if cause.kind is CauseKind.RETIRED:  # nothing to describe: the group is no source any more
+            return [_Described(name, ledger.get(name, LedgerEntry()), Selection(()), {}) for name in names]
         instances = self._groups.group_instances(names)
         addresses = self._addresses.instance_addresses(names)
         described = []
@@ -239,12 +340,28 @@ class SnapshotService:
                 self._logger.warning(
                     "configured group does not exist; publishing it empty", extra={"group": name}
                 )
-            members = select_members(instances.get(name, ()), addresses, self._settings.address, leaving)
-            listed = frozenset(instance.instance_id for instance in instances.get(name, ()))
-            described.append(_Described(name, ledger.get(name, LedgerEntry()), members, listed))
+            selection = select_members(instances.get(name, ()), addresses, self._settings.address)
+            self._report_unusable(name, selection)
+            listed = {instance.instance_id: instance.lifecycle_state for instance in instances.get(name, ())}
+            described.append(_Described(name, ledger.get(name, LedgerEntry()), selection, listed))
         return described
 
+    def _report_unusable(self, group: str, selection: Selection) -> None:
+        for unusable in selection.left_out:
+            self._logger.warning(
+                "instance left out: an address the address mode uses is unusable",
+                extra={"group": group, **vars(unusable), "address_mode": self._settings.address.value},
+            )
+        if selection.left_out:
+            self._outcomes.count(ProducerOutcome.INSTANCES_LEFT_OUT, len(selection.left_out_ids))
+        for unusable in selection.dropped:
+            self._logger.warning(
+                "address left out of its member: the address mode does not use it, and it is unusable",
+                extra={"group": group, **vars(unusable), "address_mode": self._settings.address.value},
+            )
+
     def _publish(self, described: _Described, version: int, cause: Cause) -> Published:
+        now = self._clock()
         snapshot = MembershipSnapshot(
             cluster=self._settings.cluster,
             source=Source(account=self._account, region=self._settings.region, group=described.group),
@@ -252,10 +369,17 @@ class SnapshotService:
             cause=cause,
             members=described.members,
             event_id=self._new_event_id(),
-            produced_at=self._clock(),
+            produced_at=now,
         )
         message_id = self._topic.publish(snapshot)
-        self._ledger.mark_published(self._settings.cluster, described.group, version, described.digest)
+        self._ledger.mark_published(
+            self._settings.cluster,
+            described.group,
+            version,
+            described.digest,
+            at=now,
+            retired=cause.kind is CauseKind.RETIRED,
+        )
         self._logger.info(
             "snapshot published",
             extra={
@@ -268,6 +392,19 @@ class SnapshotService:
             },
         )
         return Published(described.group, version, str(snapshot.event_id), message_id, len(described.members))
+
+    def _complete(self, action: LifecycleAction, described: _Described | None) -> None:
+        state = described.listed.get(action.instance_id) if described else None
+        if action.joins_group and state is not None and not is_member_state(state):
+            self._logger.warning(
+                "launching instance is already leaving the group; its action is completed, not retried",
+                extra={"group": action.group_name, "instance_id": action.instance_id, "state": state},
+            )
+        still_pending = self._hooks.complete(action)
+        self._logger.info(
+            "lifecycle action completed" if still_pending else "lifecycle action was no longer pending",
+            extra={"group": action.group_name, "instance_id": action.instance_id, "result": "CONTINUE"},
+        )
 
 
 def _cause_of(actions: Sequence[LifecycleAction]) -> Cause:

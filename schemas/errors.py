@@ -26,6 +26,10 @@ class InvalidRecordError(PermanentError):
         self.reason = reason
 
 
+class SnapshotTooLargeError(PermanentError):
+    """A snapshot that no SNS delivery can carry, even with its members packed."""
+
+
 class InvalidEventError(PermanentError):
     """A producer was invoked with an event it cannot act on."""
 
@@ -52,6 +56,10 @@ class RuleQuotaExceededError(PermanentError):
 
 class PrefixListModifyFailedError(PermanentError):
     """AWS refused a list change after accepting it (state *-failed), e.g. a resize a group cannot hold."""
+
+
+class SnapshotsNotPublishedError(RetryableError):
+    """Some groups' snapshots could not be published (the others were); the message names each and why."""
 
 
 class VersionConflictError(RetryableError):

@@ -1,8 +1,11 @@
-"""The membership snapshot event (v1), and the one seam that reads older schema versions into it."""
+"""The membership snapshot event (v2), how it is written, and the one seam that reads any version."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import zlib
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 from types import MappingProxyType
@@ -11,14 +14,24 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from schemas.addresses import IPv6Cidr, PrivateIPv4Cidr, PublicIPv4Cidr
-from schemas.errors import InvalidRecordError
+from schemas.addresses import IPv6Cidr, PrivateIPv4Cidr, PublicIPv4Cidr, in_version_1_bounds
+from schemas.errors import InvalidRecordError, SnapshotTooLargeError
 from schemas.names import AccountId, ClusterName, GroupName, InstanceId, RegionName, Version
 
 SNAPSHOT_TYPE: Final = "sgmesh.membership-snapshot"
-SCHEMA_VERSION: Final = 1
-# A 1,000-member snapshot stays near 200 KB, under the 256 KB SNS message limit.
+SCHEMA_VERSION: Final = 2
 MAX_MEMBERS = 1000
+# SNS takes a Message of at most 262,144 bytes, attributes included (docs.aws.amazon.com/sns/latest/dg/
+# large-message-payloads.html), and SQS stores at most 262,144 bytes by default (MaximumMessageSize,
+# docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html): the
+# SNS envelope it stores carries the Message as one escaped JSON string beside about 1.5 KB of SNS's
+# own fields. A snapshot is written plain while its escaped form stays under PLAIN_LIMIT, which
+# leaves 64 KiB for those fields and any further escaping; beyond it, its members go packed.
+DELIVERY_LIMIT: Final = 262_144
+PLAIN_LIMIT: Final = DELIVERY_LIMIT - 64 * 1024
+# Packed members of 1,000 instances unpack to well under this; more is not a snapshot (nor a bomb).
+UNPACKED_LIMIT: Final = 4 * 1024 * 1024
+PACKED_MEMBERS = "members_gzip"
 
 # Unknown fields are ignored so regions running different releases can read each other's events.
 EVENT_CONFIG = ConfigDict(strict=True, frozen=True, extra="ignore")
@@ -28,9 +41,17 @@ NEWER_SCHEMA_VERSION = "newer-schema-version"
 UNKNOWN_SCHEMA_VERSION = "unknown-schema-version"
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def version_1_to_2(document: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 only added values (a cause kind, wider address ranges) and packed members: every
+    version-1 document says the same as version 2. Packed members never existed in version 1, whose
+    readers ignore the field: it means nothing there either."""
+    return {key: value for key, value in document.items() if key != PACKED_MEMBERS}
+
+
 # Step n turns a version-n snapshot document into a version n+1 one (docs/events.md, Compatibility).
-# Empty: version 1 is the only one sgmesh has published.
-UPCASTERS: Final[Mapping[int, Upcaster]] = MappingProxyType({})
+UPCASTERS: Final[Mapping[int, Upcaster]] = MappingProxyType({1: version_1_to_2})
 
 
 class CauseKind(StrEnum):
@@ -38,6 +59,12 @@ class CauseKind(StrEnum):
     TERMINATING = "terminating"
     TRUEUP = "trueup"
     RESYNC = "resync"
+    # The source's region no longer names the group: its final, empty snapshot (since version 2).
+    RETIRED = "retired"
+
+
+# What a version-1 reader knows (it rejects a snapshot with any other cause kind).
+VERSION_1_CAUSES = frozenset({CauseKind.LAUNCHING, CauseKind.TERMINATING, CauseKind.TRUEUP, CauseKind.RESYNC})
 
 
 class Cause(BaseModel):
@@ -84,7 +111,7 @@ class MembershipSnapshot(BaseModel):
     model_config = EVENT_CONFIG
 
     type: Literal["sgmesh.membership-snapshot"] = SNAPSHOT_TYPE
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[2] = SCHEMA_VERSION
     event_id: UUID
     cluster: ClusterName
     source: Source
@@ -103,22 +130,80 @@ class MembershipSnapshot(BaseModel):
         return self
 
     def to_json(self) -> str:
-        return self.model_dump_json(exclude_none=True)
+        """The snapshot as it is published and stored (docs/events.md, Compatibility): a version-1
+        document when version 1 can say it (readers of both releases take it), and its members packed
+        when the plain document would not fit one delivery."""
+        document = self.model_dump(mode="json", exclude_none=True)
+        if self.says_only_version_1():
+            document["schema_version"] = 1
+        plain = _json(document)
+        if len(json.dumps(plain)) <= PLAIN_LIMIT:
+            return plain
+        members = document.pop("members")
+        document |= {"schema_version": SCHEMA_VERSION, PACKED_MEMBERS: pack_members(members)}
+        packed = _json(document)
+        if len(json.dumps(packed)) > PLAIN_LIMIT:
+            raise SnapshotTooLargeError(
+                f"snapshot of {self.source.key} with {len(self.members)} members is {len(packed)} bytes "
+                f"even packed, over the {PLAIN_LIMIT} bytes one SNS delivery to SQS can carry"
+            )
+        return packed
+
+    def says_only_version_1(self) -> bool:
+        """Whether a version-1 reader accepts this snapshot and reads the same from it."""
+        return self.cause.kind in VERSION_1_CAUSES and all(
+            in_version_1_bounds(member.private_ipv4, member.ipv6) for member in self.members
+        )
+
+
+def pack_members(members: list[dict[str, Any]]) -> str:
+    """The members' JSON array, gzip-compressed, in base64: a third of the plain size or less."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: the gzip format, as gzip reads it
+    packed = compressor.compress(_json(members).encode()) + compressor.flush()
+    return base64.b64encode(packed).decode("ascii")
+
+
+def unpack_members(packed: object) -> object:
+    """The members a packed document carries; errors name the field."""
+    if not isinstance(packed, str):
+        raise InvalidRecordError(f"not a valid membership snapshot: {PACKED_MEMBERS}: not a string")
+    try:
+        decompressor = zlib.decompressobj(31)
+        unpacked = decompressor.decompress(base64.b64decode(packed, validate=True), UNPACKED_LIMIT)
+        if decompressor.unconsumed_tail:
+            raise ValueError(f"unpacks to more than {UNPACKED_LIMIT} bytes")
+        return json.loads(unpacked)
+    except (binascii.Error, zlib.error, ValueError) as error:
+        raise InvalidRecordError(
+            f"not a valid membership snapshot: {PACKED_MEMBERS}: not base64 of a gzip-compressed JSON "
+            f"array: {error}"
+        ) from None
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def parse_snapshot(raw: str | bytes, upcasters: Mapping[int, Upcaster] = UPCASTERS) -> MembershipSnapshot:
-    """Validate a snapshot from JSON, upcasting an older schema version first; errors name the field
-    and the offending value."""
-    # The current version is validated straight from the JSON as it always was; only a document that
-    # fails is read again, to see whether it declares another schema version.
-    try:
-        return MembershipSnapshot.model_validate_json(raw)
-    except ValidationError as error:
-        document = _other_version_document(raw)
-        if document is None:
+    """Validate a snapshot from JSON, upcasting an older schema version and unpacking packed members
+    first; errors name the field and the offending value."""
+    # A plain document of the current version is validated straight from the JSON; the quick look
+    # first spares the others (version-1 documents are most of what producers publish) a failed one.
+    document = _document_to_convert(raw)
+    if document is None:
+        try:
+            return MembershipSnapshot.model_validate_json(raw)
+        except ValidationError as error:
             raise _invalid(error) from None
+    document = upcast(document, upcasters)
+    if PACKED_MEMBERS in document:
+        if "members" in document:
+            raise InvalidRecordError(
+                f"not a valid membership snapshot: members and {PACKED_MEMBERS} are both set"
+            )
+        document = {**document, "members": unpack_members(document.pop(PACKED_MEMBERS))}
     try:
-        return MembershipSnapshot.model_validate_json(json.dumps(upcast(document, upcasters)))
+        return MembershipSnapshot.model_validate_json(json.dumps(document))
     except ValidationError as error:
         raise _invalid(error) from None
 
@@ -155,8 +240,9 @@ def upcast(
     return document
 
 
-def _other_version_document(raw: str | bytes) -> dict[str, Any] | None:
-    """The document if it is a snapshot declaring a schema version other than the current one."""
+def _document_to_convert(raw: str | bytes) -> dict[str, Any] | None:
+    """The document if it is a snapshot declaring a schema version other than the current one, or
+    packing its members."""
     try:
         document = json.loads(raw)
     except ValueError:
@@ -164,7 +250,9 @@ def _other_version_document(raw: str | bytes) -> dict[str, Any] | None:
     if not isinstance(document, dict) or document.get("type") != SNAPSHOT_TYPE:
         return None
     version = document.get("schema_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version == SCHEMA_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool):
+        return None
+    if version == SCHEMA_VERSION and PACKED_MEMBERS not in document:
         return None
     return document
 

@@ -6,14 +6,25 @@ import json
 from pathlib import Path
 from typing import Any
 
-from schemas.events import SCHEMA_VERSION, MembershipSnapshot
+from schemas.events import PACKED_MEMBERS, SCHEMA_VERSION, MembershipSnapshot
 from schemas.settings import ENVIRONMENT_NAMES, Settings
 
 HERE = Path(__file__).parent
 
 
 def snapshot_schema() -> dict[str, Any]:
+    """The model, and the packed form its members travel in when the plain one would not fit a delivery
+    (MembershipSnapshot.to_json): exactly one of the two."""
     schema = MembershipSnapshot.model_json_schema(mode="validation")
+    schema["properties"][PACKED_MEMBERS] = {
+        "type": "string",
+        "contentEncoding": "base64",
+        "contentMediaType": "application/gzip",
+        "description": "The members array as JSON, gzip-compressed, in base64: set instead of `members`.",
+        "title": "Members Gzip",
+    }
+    schema["required"].remove("members")
+    schema["oneOf"] = [{"required": ["members"]}, {"required": [PACKED_MEMBERS]}]
     schema["$id"] = f"https://sgmesh.dev/schemas/membership-snapshot.v{SCHEMA_VERSION}.schema.json"
     return schema
 

@@ -77,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     status = command(
         "status",
         _status,
-        "per region: sources' versions and lag; per group: drift, rules per family, quota and headroom",
+        "per region: sources' versions, any behind; per group: drift, rules per family, quota and headroom",
         mesh,
     )
     status.add_argument("--region", action="append", help="only this region (repeatable)")

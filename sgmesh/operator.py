@@ -34,11 +34,10 @@ class SourceStatus:
     published_version: int | None
 
     @property
-    def lag(self) -> int | None:
-        """Versions published by the source and not yet applied here (None: source not in the mesh file)."""
-        return (
-            None if self.published_version is None else max(self.published_version - self.applied_version, 0)
-        )
+    def behind(self) -> bool | None:
+        """Whether the source published a version not applied here yet (None: source not in the mesh
+        file). Versions are a hybrid clock, not a count: their difference says nothing."""
+        return None if self.published_version is None else self.published_version > self.applied_version
 
 
 @dataclass(frozen=True)

@@ -83,14 +83,19 @@ def print_json(console: Console, value: Any) -> None:
 def status_tables(console: Console, statuses: list[RegionStatus]) -> None:
     for status in statuses:
         sources = Table(title=f"{status.region}: sources", title_justify="left")
-        for column in ("source", "applied", "published", "lag", "members"):
+        for column in ("source", "applied", "published", "behind", "members"):
             sources.add_column(column)
         for source in status.sources:
-            lag = "?" if source.lag is None else str(source.lag)
+            behind = {None: "?", True: "yes", False: "no"}[source.behind]
             published = "?" if source.published_version is None else str(source.published_version)
-            style = "" if source.lag == 0 else "yellow"
+            style = "" if source.behind is False else "yellow"
             sources.add_row(
-                source.source, str(source.applied_version), published, lag, str(source.members), style=style
+                source.source,
+                str(source.applied_version),
+                published,
+                behind,
+                str(source.members),
+                style=style,
             )
         groups = Table(
             title=f"{status.region}: security groups, {budget_text(status.rule_budget)}", title_justify="left"

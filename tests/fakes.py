@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
@@ -19,10 +20,18 @@ from consumers.metrics import Outcome
 from consumers.prefix_list_target import PrefixListApi
 from consumers.service import ApplyService, AuditLog, Outcomes, SourceStates, VerifyEnvelope
 from consumers.signatures import SignatureVerifier
-from producers.service import AddressDirectory, GroupDirectory, LifecycleHooks, SnapshotTopic, VersionLedger
+from producers.metrics import ProducerOutcome
+from producers.service import (
+    AddressDirectory,
+    GroupDirectory,
+    LifecycleHooks,
+    ProducerOutcomes,
+    SnapshotTopic,
+    VersionLedger,
+)
 from schemas.audit import AuditEntry
 from schemas.errors import RuleConflictError
-from schemas.events import Cause, CauseKind, Member, MembershipSnapshot, Source, parse_snapshot
+from schemas.events import MAX_MEMBERS, Cause, CauseKind, Member, MembershipSnapshot, Source, parse_snapshot
 from schemas.inventory import GroupInstance, InstanceAddresses
 from schemas.ledger import LedgerEntry
 from schemas.lifecycle import LifecycleAction
@@ -274,12 +283,16 @@ class FakeAddressDirectory(AddressDirectory):
 
 class FakeVersionLedger(VersionLedger):
     """The producer's ledger: claims conditioned on `attribute_not_exists(pk) OR version = :expected`,
-    and the published version (with its membership digest) only ever moving forward."""
+    the published version (with its membership digest) only ever moving forward, and the time of a
+    group's first retirement, cleared when it is published as a source again."""
 
     def __init__(self, journal: list[str] | None = None) -> None:
         self.versions: dict[tuple[str, str], int] = {}
         self.published: dict[tuple[str, str], int] = {}
         self.digests: dict[tuple[str, str], str] = {}
+        self.retired: dict[tuple[str, str], datetime] = {}
+        # The function dies after its publish, before recording it (a BaseException: nothing catches it).
+        self.crash_before_mark: BaseException | None = None
         self.journal = journal if journal is not None else []
 
     def ledger(self, cluster: str) -> dict[str, LedgerEntry]:
@@ -290,9 +303,17 @@ class FakeVersionLedger(VersionLedger):
                 claimed=self.versions.get((cluster, group), 0),
                 published=self.published.get((cluster, group)),
                 published_digest=self.digests.get((cluster, group)),
+                retired_at=self.retired.get((cluster, group)),
             )
             for group in groups
         }
+
+    def lose_table(self) -> None:
+        """The table is deleted and created again: the ledger starts empty."""
+        self.versions.clear()
+        self.published.clear()
+        self.digests.clear()
+        self.retired.clear()
 
     def claim_version(self, cluster: str, group: str, expected: int, claimed: int) -> bool:
         stored = self.versions.get((cluster, group))
@@ -302,27 +323,51 @@ class FakeVersionLedger(VersionLedger):
             self.versions[(cluster, group)] = claimed
         return won
 
-    def mark_published(self, cluster: str, group: str, version: int, digest: str) -> None:
+    def mark_published(
+        self, cluster: str, group: str, version: int, digest: str, *, at: datetime, retired: bool
+    ) -> None:
+        if self.crash_before_mark is not None:
+            raise self.crash_before_mark
         self.journal.append(f"published {group} {version}")
-        if self.published.get((cluster, group), 0) < version:
-            self.published[(cluster, group)] = version
-            self.digests[(cluster, group)] = digest
+        key = (cluster, group)
+        if self.published.get(key, 0) < version:
+            self.published[key] = version
+            self.digests[key] = digest
+            if not retired:
+                self.retired.pop(key, None)
+            else:
+                self.retired.setdefault(key, at)
 
 
 class FakeSnapshotTopic(SnapshotTopic):
-    """Records what was published; `failure` makes every publish raise it."""
+    """Records what was published; `failure` makes every publish raise it, `refused` the publishes of
+    those groups (too large, an outage of their own)."""
 
     def __init__(self, journal: list[str] | None = None) -> None:
         self.published: list[MembershipSnapshot] = []
         self.failure: Exception | None = None
+        self.refused: set[str] = set()
         self.journal = journal if journal is not None else []
 
     def publish(self, snapshot: MembershipSnapshot) -> str:
         if self.failure is not None:
             raise self.failure
+        if snapshot.source.group in self.refused:
+            raise ConnectionError(f"publish of {snapshot.source.group} refused")
+        snapshot.to_json()  # what SNS is sent; a snapshot no delivery can carry raises here
         self.published.append(parse_snapshot(snapshot.to_json()))
         self.journal.append(f"publish {snapshot.source.group} v{snapshot.version}")
         return f"message-{len(self.published)}"
+
+
+class FakeProducerOutcomes(ProducerOutcomes):
+    """Keeps every count."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[ProducerOutcome] = Counter()
+
+    def count(self, outcome: ProducerOutcome, value: int = 1) -> None:
+        self.counts[outcome] += value
 
 
 class FakeLifecycleHooks(LifecycleHooks):
@@ -372,6 +417,47 @@ def make_snapshot(
         produced_at=PRODUCED_AT,
         cause=cause or Cause(kind=CauseKind.TRUEUP),
         members=tuple(members),
+    )
+
+
+def largest_snapshot(members: int = MAX_MEMBERS, ipv6_per_member: int = 4) -> MembershipSnapshot:
+    """The documented maximum at its widest: every member with every field, several IPv6 addresses
+    each (random interface ids in one of 256 subnets of a /56, as AWS assigns them), the longest
+    names the schema allows around them. Seeded: the same bytes every run."""
+    rng = random.Random(12)  # noqa: S311 - reproducible test data, not secrets
+
+    def hexes(count: int) -> str:
+        return "".join(rng.choice("0123456789abcdef") for _ in range(count))
+
+    def ipv6(subnet: int) -> str:
+        return f"2600:1f18:4a3c:9f{subnet:02x}:" + ":".join(
+            f"{rng.randrange(1 << 12, 1 << 16):x}" for _ in range(4)
+        )
+
+    def member(n: int) -> Member:
+        subnet = rng.randrange(256)
+        return Member(
+            instance_id=f"i-{hexes(17)}",
+            public_ipv4=f"54.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}/32",
+            private_ipv4=f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}/32",
+            ipv6=tuple(f"{ipv6(subnet)}/128" for _ in range(ipv6_per_member)),
+            availability_zone="ap-southeast-2-per-1a",
+            lifecycle_state="Pending:Proceed",
+        )
+
+    return MembershipSnapshot(
+        event_id=UUID(int=rng.getrandbits(128)),
+        cluster="c" * 40,
+        source=Source(account="111111111111", region="ap-southeast-2", group="g" * 255),
+        version=2**53 - 1,
+        produced_at=PRODUCED_AT,
+        cause=Cause(
+            kind=CauseKind.LAUNCHING,
+            instance_id=f"i-{hexes(17)}",
+            lifecycle_hook="h" * 255,
+            lifecycle_token="6b1f7f4c-2a8e-4c8e-9d3c-3f2f0c8b1a11",
+        ),
+        members=tuple(member(n) for n in range(members)),
     )
 
 

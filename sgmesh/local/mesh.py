@@ -139,6 +139,34 @@ class LocalMesh:
         self.hooks.terminate(stack, leaving)
         return leaving
 
+    def add_group(self, region: str, name: str, instances: int) -> list[str]:
+        """The user creates another Auto Scaling group in the region, from the region's launch template,
+        and names it in the stack's SGMESH_ASG_NAMES; returns its instance ids."""
+        stack = self.stacks[region]
+        autoscaling = self._own_client("autoscaling", region)
+        (main,) = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[stack.group_name])[
+            "AutoScalingGroups"
+        ]
+        autoscaling.create_auto_scaling_group(
+            AutoScalingGroupName=name,
+            LaunchTemplate={"LaunchTemplateName": stack.group_name},
+            MinSize=0,
+            MaxSize=50,
+            DesiredCapacity=instances,
+            VPCZoneIdentifier=main["VPCZoneIdentifier"],
+        )
+        stack.environment["SGMESH_ASG_NAMES"] = ",".join([*self.group_names(region), name])
+        return self._group_instances(region, name)
+
+    def drop_group(self, region: str, name: str) -> None:
+        """The stack is deployed again without the group in SGMESH_ASG_NAMES; its instances keep running."""
+        stack = self.stacks[region]
+        stack.environment["SGMESH_ASG_NAMES"] = ",".join(n for n in self.group_names(region) if n != name)
+
+    def group_names(self, region: str) -> tuple[str, ...]:
+        """The groups the region's stack names (SGMESH_ASG_NAMES): the cluster's members there."""
+        return tuple(name for name in self.stacks[region].environment["SGMESH_ASG_NAMES"].split(",") if name)
+
     def terminate_by_hand(self, region: str) -> str:
         """An operator terminates an instance in EC2: no lifecycle event, only the true-up sees it."""
         victim = sorted(self.members(region))[0]
@@ -240,7 +268,7 @@ class LocalMesh:
                 region: RegionEntry(
                     table=stack.table_name,
                     topic_arn=stack.topic_arn,
-                    asg_names=(stack.group_name,),
+                    asg_names=self.group_names(region),
                     security_group_ids=(stack.security_group_id,),
                     queue_url=stack.queue_url,
                     delivery_dead_letter_queue_url=stack.delivery_dlq_url,
@@ -260,11 +288,12 @@ class LocalMesh:
             self._own_clients[key] = self.session.client(service, region_name=region)
         return self._own_clients[key]
 
-    def _group_instances(self, region: str) -> list[str]:
-        group = self._own_client("autoscaling", region).describe_auto_scaling_groups(
-            AutoScalingGroupNames=[self.stacks[region].group_name]
-        )["AutoScalingGroups"][0]
-        return [instance["InstanceId"] for instance in group["Instances"]]
+    def _group_instances(self, region: str, group: str | None = None) -> list[str]:
+        """The instances of one group: the region's own (the one `scale` changes) unless named."""
+        (found,) = self._own_client("autoscaling", region).describe_auto_scaling_groups(
+            AutoScalingGroupNames=[group or self.stacks[region].group_name]
+        )["AutoScalingGroups"]
+        return [instance["InstanceId"] for instance in found["Instances"]]
 
     def members(self, region: str) -> dict[str, str]:
         """instance id -> public IP of every running instance of the group that is not leaving."""
@@ -280,8 +309,14 @@ class LocalMesh:
         }
 
     def member_addresses(self, region: str) -> dict[str, tuple[str, ...]]:
-        """instance id -> every address (as a CIDR) the address mode admits, for the group's members."""
-        ids = [i for i in self._group_instances(region) if self.hooks.waiting_state(i) != "Terminating:Wait"]
+        """instance id -> every address (as a CIDR) the address mode admits, for the members of every
+        group the region's settings name (a group they no longer name is no part of the cluster)."""
+        ids = [
+            instance_id
+            for group in self.group_names(region)
+            for instance_id in self._group_instances(region, group)
+            if self.hooks.waiting_state(instance_id) != "Terminating:Wait"
+        ]
         if not ids:
             return {}
         reservations = self._own_client("ec2", region).describe_instances(InstanceIds=ids)["Reservations"]

@@ -26,6 +26,8 @@ SIZES = {
     "leaving_by_hand": 3,
     "racing_writers": 3,
     "lifecycle_completion": 2,
+    "group_retired": 3,
+    "table_recreated": 3,
 }
 
 

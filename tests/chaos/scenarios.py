@@ -271,6 +271,71 @@ def leaving_by_hand(mesh: ChaosMesh, size: int) -> Report:
     )
 
 
+def group_retired(mesh: ChaosMesh, size: int) -> Report:
+    """`size` times, us-east-1 names a second group (admitted everywhere), then is deployed without it
+    while its instances keep running and a third of the deliveries are lost, and the other regions
+    scale: the region's true-ups retire it everywhere, a lost retirement repaired by the next one."""
+    start(mesh)
+    violations: list[str] = []
+    retired: list[str] = []
+    for round_ in range(size):
+        group = f"{mesh.spec.name}-retiring-{round_}"
+        extra = mesh.add_group(EAST, group, instances=2)
+        mesh.trueup(EAST)
+        if not mesh.run_until_converged().converged:
+            violations.append(f"{group} was not admitted while named")
+        mesh.drop_group(EAST, group)
+        mesh.delivery.loss = 0.3
+        mesh.scale(WEST, 2 + round_ % 2)
+        mesh.scale(EU, 3 - round_ % 2)
+        outcome = mesh.run_until_converged(max_sim_seconds=4 * mesh.spec.trueup_interval_seconds)
+        mesh.delivery.loss = 0.0
+        if not outcome.converged:
+            violations.append(f"{group}'s members still admitted after 4 true-up periods")
+        if {mesh.instance_state(EAST, instance) for instance in extra} != {"running"}:
+            violations.append(f"{group}'s instances stopped running: the scenario tests nothing")
+        retired += extra
+    lost = sum(m.lost for m in mesh.faulty_mappings())
+    return measure(
+        mesh,
+        "i. group retired",
+        f"{size} groups of 2 running instances retired, {lost} deliveries lost",
+        converged=mesh.converged(),
+        violations=violations,
+    )
+
+
+def table_recreated(mesh: ChaosMesh, size: int) -> Report:
+    """`size` times, while us-east-1 and us-west-2 keep scaling, us-east-1's table is deleted (its
+    lifecycle events and deliveries fail meanwhile, and are retried) and created again a minute later:
+    its next changes apply everywhere, none is dropped as stale, no stored version goes back."""
+    start(mesh)
+    watch = VersionWatch(mesh)
+    violations: list[str] = []
+    for round_ in range(size):
+        for step in range(3):  # load: a version per change, and the other regions apply each
+            mesh.scale(EAST, 2 + (round_ + step) % 3)
+            mesh.scale(WEST, 1 + step % 2)
+            mesh.run_for(30)
+        watch.sample()
+        mesh.delete_table(EAST)
+        mesh.scale(EAST, 2 + (round_ + 1) % 2)
+        mesh.run_for(60)
+        mesh.create_table(EAST)
+        mesh.scale(WEST, 3)
+        outcome = mesh.run_until_converged(max_sim_seconds=2 * mesh.spec.trueup_interval_seconds)
+        watch.sample()
+        if not outcome.converged:
+            violations.append(f"round {round_}: no convergence within two true-up periods")
+    return measure(
+        mesh,
+        "j. table recreated under load",
+        f"{size} tables deleted and recreated while scaling",
+        converged=mesh.converged(),
+        violations=violations + watch.violations,
+    )
+
+
 class Interleave:
     """A ClientExtension: right after the product's next `operation` call in `region` returns, runs
     `meanwhile` (another invocation of a function, racing this one between its read and its write)."""
@@ -405,4 +470,6 @@ SCENARIOS = {
     "poison_batch": (poison_batch, TWO_REGIONS),
     "lifecycle_completion": (lifecycle_completion, tuple[str, ...]((EAST, WEST, EU))),
     "leaving_by_hand": (leaving_by_hand, TWO_REGIONS),
+    "group_retired": (group_retired, tuple[str, ...]((EAST, WEST, EU))),
+    "table_recreated": (table_recreated, tuple[str, ...]((EAST, WEST, EU))),
 }

@@ -18,6 +18,8 @@ SIZES = {
     "leaving_by_hand": 1,
     "racing_writers": 1,
     "lifecycle_completion": 1,
+    "group_retired": 1,
+    "table_recreated": 1,
 }
 
 

@@ -19,7 +19,7 @@ from sgmesh.local.clients import ApiCall
 from sgmesh.local.esm import sqs_event
 from sgmesh.local.lifecycle import PendingAction
 from sgmesh.local.mesh import DEFAULT_REGIONS, LocalMesh
-from sgmesh.local.stack import StackSpec
+from sgmesh.local.stack import ACCOUNT, StackSpec, create_table
 
 OPERATOR_RULE = ("tcp", 22, 22, "203.0.113.7/32")
 TWO_REGIONS = ("us-east-1", "us-west-2")
@@ -191,6 +191,27 @@ class Mesh(LocalMesh):
     def queued_snapshots(self, region: str) -> list[dict[str, Any]]:
         """The snapshots waiting on the region's queue, left there (each look counts as a receive)."""
         return [json.loads(json.loads(message["Body"])["Message"]) for message in self.receive(region)]
+
+    def delete_table(self, region: str) -> None:
+        """The operator deletes the region's table (by mistake, or to start afresh)."""
+        self.dynamodb(region).delete_table(TableName=self.stacks[region].table_name)
+
+    def create_table(self, region: str) -> None:
+        """The operator (or CloudFormation) creates the region's table again: empty."""
+        create_table(self.session, region, self.stacks[region].table_name)
+
+    def stored_version(self, region: str, source_region: str) -> int | None:
+        """The version of `source_region`'s own group that `region`'s table holds (None: none)."""
+        source = f"{ACCOUNT}/{source_region}/{self.stacks[source_region].group_name}"
+        item = (
+            self.dynamodb(region)
+            .get_item(
+                TableName=self.stacks[region].table_name,
+                Key={"pk": {"S": f"state#{self.spec.cluster}"}, "sk": {"S": source}},
+            )
+            .get("Item")
+        )
+        return int(item["version"]["N"]) if item else None
 
     # -- the truth, observed independently of the product ----------------------------------------
 

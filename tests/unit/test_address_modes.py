@@ -64,7 +64,7 @@ def carrying_every_address(known: InstanceAddresses) -> Member:
 
 def members_of(fleet: list[InstanceAddresses], mode: AddressMode) -> tuple[Member, ...]:
     instances = [GroupInstance(known.instance_id, "InService") for known in fleet]
-    return select_members(instances, {known.instance_id: known for known in fleet}, mode)
+    return select_members(instances, {known.instance_id: known for known in fleet}, mode).members
 
 
 # --- membership and desired rules per mode -------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The membership snapshot (v1): strict, frozen, forward compatible, and loud about what is wrong."""
+"""The membership snapshot (v2): strict, frozen, forward compatible, and loud about what is wrong."""
 
 from __future__ import annotations
 
@@ -96,11 +96,22 @@ def test_given_member_public_address_not_one_public_host_when_parsed_then_field_
     assert repr(address) in message
 
 
-def test_given_member_private_address_that_is_public_when_parsed_then_rejected() -> None:
+def test_given_member_private_address_in_any_vpc_range_when_parsed_then_accepted() -> None:
+    # Version 2 widened the field: AWS lets a VPC use any range (version 1 rejected this one).
     document = snapshot_document()
-    document["members"][0]["private_ipv4"] = "54.1.2.3/32"
+    document["members"][0]["private_ipv4"] = "11.0.3.7/32"
 
-    assert "members.0.private_ipv4" in rejection(document)
+    assert parse_snapshot(json.dumps(document)).members[0].private_ipv4 == "11.0.3.7/32"
+
+
+def test_given_member_private_address_that_no_host_has_when_parsed_then_rejected() -> None:
+    document = snapshot_document()
+    document["members"][0]["private_ipv4"] = "127.0.0.1/32"
+
+    message = rejection(document)
+
+    assert "members.0.private_ipv4" in message
+    assert "'127.0.0.1/32'" in message
 
 
 def test_given_member_ipv6_range_when_parsed_then_rejected() -> None:
@@ -166,14 +177,14 @@ def test_given_naive_produced_at_when_parsed_then_rejected_naming_it() -> None:
     assert "2024-05-01T12:00:00" in message
 
 
-def test_given_schema_version_2_when_parsed_then_rejected_naming_it() -> None:
+def test_given_schema_version_3_when_parsed_then_rejected_naming_it() -> None:
     document = snapshot_document()
-    document["schema_version"] = 2
+    document["schema_version"] = 3
 
     message = rejection(document)
 
     assert "schema_version" in message
-    assert "2" in message
+    assert "3" in message
 
 
 @pytest.mark.parametrize(

@@ -73,11 +73,14 @@ def test_given_a_launch_into_the_warm_pool_then_nothing_is_published_and_its_hoo
     assert producer.hooks.continued == [warming]
 
 
-def test_given_a_warm_pool_bound_instance_listed_in_service_then_it_is_still_not_a_member() -> None:
-    # GIVEN a describe that (eventually consistent) still shows the instance InService while its
-    # launch into the warm pool is being handled together with a real launch
+def test_given_a_warm_pool_bound_instance_then_its_warmed_state_keeps_it_out_and_its_action_is_not_held() -> (
+    None
+):
+    # GIVEN an instance launched into the warm pool: it has an address until the pool stops it. (The
+    # instance's state decides, not the action: a lifecycle event delivered again after the instance
+    # changed place must not override what Auto Scaling lists now.)
     producer = Producer()
-    producer.join("asg-a", A3, "54.1.0.3", state="InService")
+    producer.join("asg-a", A3, "54.1.0.3", state="Warmed:Pending:Wait")
     warming = _parsed("lifecycle_launch_into_warm_pool", A3)
     # WHEN it is handled
     outcome = producer.service.on_lifecycle_actions([warming])

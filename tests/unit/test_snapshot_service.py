@@ -8,10 +8,17 @@ from uuid import UUID
 import pytest
 from aws_lambda_powertools.logging import Logger
 
+from producers.metrics import ProducerOutcome
 from producers.service import Published, SnapshotService
-from schemas.errors import AddressNotAssignedError, SettingsError, VersionConflictError
+from schemas.errors import (
+    AddressNotAssignedError,
+    SettingsError,
+    SnapshotsNotPublishedError,
+    VersionConflictError,
+)
 from schemas.events import Cause, CauseKind, Member, Source
 from schemas.inventory import GroupInstance, InstanceAddresses
+from schemas.ledger import epoch_milliseconds
 from schemas.lifecycle import LifecycleAction, TrueupRequest
 from schemas.settings import Settings
 from tests.fakes import (
@@ -20,13 +27,17 @@ from tests.fakes import (
     FakeAddressDirectory,
     FakeGroupDirectory,
     FakeLifecycleHooks,
+    FakeProducerOutcomes,
     FakeSnapshotTopic,
     FakeVersionLedger,
 )
+from tests.support.logs import extra
 
 TOPIC = "arn:aws:sns:eu-west-1:111111111111:sgmesh-prod"
 TOKEN = "6b1f7f4c-2a8e-4c8e-9d3c-3f2f0c8b1a11"
 A1, A2, A3, B1 = "i-0000000000000a001", "i-0000000000000a002", "i-0000000000000a003", "i-0000000000000b001"
+# The first version a producer claims at PRODUCED_AT on an empty ledger: the time in milliseconds.
+V1 = epoch_milliseconds(PRODUCED_AT)
 
 
 def producer_settings(**overrides: str) -> Settings:
@@ -68,18 +79,29 @@ class Producer:
         self.ledger = FakeVersionLedger(self.journal)
         self.topic = FakeSnapshotTopic(self.journal)
         self.hooks = FakeLifecycleHooks(self.journal)
-        event_ids = (UUID(int=n) for n in range(1, 1000))
-        self.service = SnapshotService(
+        self.outcomes = FakeProducerOutcomes()
+        self.now = PRODUCED_AT
+        self.event_ids = (UUID(int=n) for n in range(1, 1000))
+        self.service = self._service()
+
+    def _service(self) -> SnapshotService:
+        return SnapshotService(
             settings=self.settings,
             groups=self.groups,
             addresses=self.addresses,
             ledger=self.ledger,
             topic=self.topic,
             hooks=self.hooks,
+            outcomes=self.outcomes,
             logger=Logger(service="test"),
-            clock=lambda: PRODUCED_AT,
-            new_event_id=lambda: next(event_ids),
+            clock=lambda: self.now,
+            new_event_id=lambda: next(self.event_ids),
         )
+
+    def redeploy(self, **overrides: str) -> None:
+        """The stack deployed again with other settings: same table, topic and groups."""
+        self.settings = producer_settings(**overrides)
+        self.service = self._service()
 
     def join(
         self, group: str, instance_id: str, public_ipv4: str | None, state: str = "Pending:Wait"
@@ -88,6 +110,12 @@ class Producer:
         self.addresses.addresses[instance_id] = InstanceAddresses(
             instance_id, public_ipv4=public_ipv4, private_ipv4="10.1.0.99"
         )
+
+    def leave(self, group: str, instance_id: str, state: str = "Terminating:Wait") -> None:
+        """Auto Scaling holds the instance at the terminate hook (or moves it to the warm pool)."""
+        instances = self.groups.groups[group]
+        index = next(i for i, instance in enumerate(instances) if instance.instance_id == instance_id)
+        instances[index] = GroupInstance(instance_id, state, instances[index].availability_zone)
 
     def another_producer_claims(self, group: str) -> None:
         """Another invocation commits the next version in the same table (outside our journal)."""
@@ -118,7 +146,7 @@ def test_given_launch_with_address_when_handled_then_published_with_it_and_hook_
     (snapshot,) = producer.topic.published
     assert snapshot.cluster == CLUSTER
     assert snapshot.source == Source(account="111111111111", region="eu-west-1", group="asg-a")
-    assert snapshot.version == 1
+    assert snapshot.version == V1
     assert snapshot.produced_at == PRODUCED_AT
     assert snapshot.event_id == UUID(int=1)
     assert snapshot.cause == Cause(
@@ -147,14 +175,14 @@ def test_given_launch_with_address_when_handled_then_published_with_it_and_hook_
             lifecycle_state="Pending:Wait",
         ),
     )
-    assert published == [Published("asg-a", 1, str(UUID(int=1)), "message-1", 3)]
+    assert published == [Published("asg-a", V1, str(UUID(int=1)), "message-1", 3)]
     assert producer.hooks.continued == [launch]
     assert producer.journal == [
         "read versions",
         "describe asg-a",
-        "claim asg-a 0->1 won",
-        "publish asg-a v1",
-        "published asg-a 1",
+        f"claim asg-a 0->{V1} won",
+        f"publish asg-a v{V1}",
+        f"published asg-a {V1}",
         f"continue {A3}",
     ]
 
@@ -196,7 +224,9 @@ def test_given_private_mode_launch_without_private_address_then_address_not_assi
 
 
 def test_given_terminate_when_handled_then_instance_excluded_and_hook_continued() -> None:
+    # GIVEN A2 held at the terminate hook, as Auto Scaling lists it then
     producer = Producer()
+    producer.leave("asg-a", A2)
     terminate = action(A2, launching=False)
 
     producer.service.handle(terminate)
@@ -234,30 +264,47 @@ def test_given_publish_fails_when_handled_then_error_propagates_and_hook_not_con
     # AND the retried invocation publishes under a newer version (the failed claim leaves a harmless gap)
     producer.topic.failure = None
     producer.service.handle(action(A2, launching=False))
-    assert [snapshot.version for snapshot in producer.topic.published] == [2]
-    assert producer.ledger.published == {(CLUSTER, "asg-a"): 2}
+    assert [snapshot.version for snapshot in producer.topic.published] == [V1 + 1]
+    assert producer.ledger.published == {(CLUSTER, "asg-a"): V1 + 1}
     assert len(producer.hooks.continued) == 1
 
 
 # --- versions -----------------------------------------------------------------------------------------
 
 
-def test_given_stored_version_n_when_published_then_n_plus_1_is_claimed_after_the_describe() -> None:
+def test_given_stored_version_n_ahead_of_the_clock_then_n_plus_1_is_claimed_after_the_describe() -> None:
+    producer = Producer()
+    producer.ledger.versions[(CLUSTER, "asg-a")] = V1 + 41
+
+    producer.service.handle(action(A2, launching=False))
+
+    assert producer.topic.published[0].version == V1 + 42
+    assert producer.ledger.versions[(CLUSTER, "asg-a")] == V1 + 42
+    assert producer.journal[:3] == [
+        "read versions",
+        "describe asg-a",
+        f"claim asg-a {V1 + 41}->{V1 + 42} won",
+    ]
+
+
+def test_given_stored_version_n_behind_the_clock_then_the_time_in_milliseconds_is_claimed() -> None:
+    # GIVEN a ledger written by a release that counted 1, 2, 3... (or a clock that was behind)
     producer = Producer()
     producer.ledger.versions[(CLUSTER, "asg-a")] = 41
 
     producer.service.handle(action(A2, launching=False))
 
-    assert producer.topic.published[0].version == 42
-    assert producer.ledger.versions[(CLUSTER, "asg-a")] == 42
-    assert producer.journal[:3] == ["read versions", "describe asg-a", "claim asg-a 41->42 won"]
+    # THEN the claim moves from the version read to the clock's, still conditioned on the one read
+    assert producer.topic.published[0].version == V1
+    assert producer.journal[:3] == ["read versions", "describe asg-a", f"claim asg-a 41->{V1} won"]
 
 
 def test_given_another_producer_claims_during_our_describe_then_describe_again_and_take_next_version() -> (
     None
 ):
     producer = Producer()
-    producer.ledger.versions[(CLUSTER, "asg-a")] = 4
+    producer.ledger.versions[(CLUSTER, "asg-a")] = V1 + 4
+    producer.leave("asg-a", A1)
 
     def meanwhile() -> None:
         producer.another_producer_claims("asg-a")
@@ -267,18 +314,18 @@ def test_given_another_producer_claims_during_our_describe_then_describe_again_a
 
     published = producer.service.handle(action(A1, launching=False))
 
-    assert [item.version for item in published] == [6]
-    assert [snapshot.version for snapshot in producer.topic.published] == [6]
+    assert [item.version for item in published] == [V1 + 6]
+    assert [snapshot.version for snapshot in producer.topic.published] == [V1 + 6]
     # the published view is the second describe's, which saw A3 join
     assert producer.published_members() == [A2, A3]
     assert producer.journal[:7] == [
         "read versions",
         "describe asg-a",
-        "another producer claims asg-a v5",
-        "claim asg-a 4->5 lost",
+        f"another producer claims asg-a v{V1 + 5}",
+        f"claim asg-a {V1 + 4}->{V1 + 5} lost",
         "read versions",
         "describe asg-a",
-        "claim asg-a 5->6 won",
+        f"claim asg-a {V1 + 5}->{V1 + 6} won",
     ]
     assert len(producer.hooks.continued) == 1
 
@@ -304,8 +351,8 @@ def test_given_trueup_when_handled_then_every_managed_group_is_published() -> No
     published = producer.service.handle(TrueupRequest())
 
     assert sorted((item.group, item.version, item.members) for item in published) == [
-        ("asg-a", 1, 2),
-        ("asg-b", 1, 1),
+        ("asg-a", V1, 2),
+        ("asg-b", V1, 1),
     ]
     assert {snapshot.source.group for snapshot in producer.topic.published} == {"asg-a", "asg-b"}
     assert all(snapshot.cause == Cause(kind=CauseKind.TRUEUP) for snapshot in producer.topic.published)
@@ -319,12 +366,29 @@ def test_given_nothing_changed_when_trueup_runs_again_then_it_still_publishes_wi
     producer.service.handle(TrueupRequest())
 
     assert sorted((s.source.group, s.version) for s in producer.topic.published) == [
-        ("asg-a", 1),
-        ("asg-a", 2),
-        ("asg-b", 1),
-        ("asg-b", 2),
+        ("asg-a", V1),
+        ("asg-a", V1 + 1),
+        ("asg-b", V1),
+        ("asg-b", V1 + 1),
     ]
     assert producer.topic.published[0].members == producer.topic.published[2].members
+
+
+def test_given_groups_that_cannot_publish_then_the_trueup_publishes_the_others_and_fails_naming_them() -> (
+    None
+):
+    # GIVEN three groups, SNS refusing the first two's snapshots
+    producer = Producer(settings=producer_settings(SGMESH_ASG_NAMES="asg-a,asg-b,asg-c"))
+    producer.groups.groups["asg-c"] = [GroupInstance(A3, "InService")]
+    producer.addresses.addresses[A3] = InstanceAddresses(A3, public_ipv4="54.3.0.1")
+    producer.topic.refused.update({"asg-a", "asg-b"})
+
+    # WHEN the true-up runs THEN it fails, naming both groups and why
+    with pytest.raises(SnapshotsNotPublishedError, match=r"asg-a: publish of asg-a refused; asg-b: publish"):
+        producer.service.handle(TrueupRequest())
+
+    # AND the group after them was published all the same
+    assert [snapshot.source.group for snapshot in producer.topic.published] == ["asg-c"]
 
 
 def test_given_resync_request_when_handled_then_cause_is_resync() -> None:
@@ -359,3 +423,63 @@ def test_given_producer_settings_missing_when_built_then_settings_error_names_th
         Producer(settings=producer_settings(SGMESH_TOPIC_ARN=""))
     with pytest.raises(SettingsError, match="SGMESH_ASG_NAMES"):
         Producer(settings=producer_settings(SGMESH_ASG_NAMES=""))
+
+
+# --- addresses the mode does not use never block anything -------------------------------------------
+
+
+def test_given_an_instance_of_an_11_slash_16_vpc_with_a_ula_then_every_group_publishes_with_it() -> None:
+    # GIVEN asg-a's new instance numbered 11.0.3.7 with a unique local IPv6 address (public mode)
+    producer = Producer()
+    producer.join("asg-a", A3, "54.1.0.3")
+    producer.addresses.addresses[A3] = InstanceAddresses(
+        A3, public_ipv4="54.1.0.3", private_ipv4="11.0.3.7", ipv6=("fd00:ec2::3",)
+    )
+
+    # WHEN the region's true-up runs
+    producer.service.handle(TrueupRequest())
+
+    # THEN both groups publish, A3 with every address, and nothing was left out
+    published = {snapshot.source.group: snapshot for snapshot in producer.topic.published}
+    assert sorted(published) == ["asg-a", "asg-b"]
+    (member,) = [m for m in published["asg-a"].members if m.instance_id == A3]
+    assert (member.private_ipv4, member.ipv6) == ("11.0.3.7/32", ("fd00:ec2::3/128",))
+    assert producer.outcomes.counts == {}
+
+
+def test_given_an_instance_whose_used_address_is_unusable_then_it_alone_is_left_out_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # GIVEN a launching instance whose public address is shared space (no internet address), public mode
+    producer = Producer()
+    producer.join("asg-a", A3, "100.64.0.3")
+    launch = action(A3, launching=True)
+
+    # WHEN its launch is handled
+    outcome = producer.service.on_lifecycle_actions([launch])
+
+    # THEN the group publishes without it, the metric counts it, a warning says which address and why
+    assert producer.published_members() == [A1, A2]
+    assert producer.outcomes.counts == {ProducerOutcome.INSTANCES_LEFT_OUT: 1}
+    (warning,) = [r for r in caplog.records if r.getMessage().startswith("instance left out")]
+    assert (extra(warning, "instance_id"), extra(warning, "address")) == (A3, "100.64.0.3/32")
+    assert "is not a public address" in extra(warning, "reason")
+    # AND its action is completed, not retried for an address that will never be usable
+    assert outcome.completed == [launch]
+    assert outcome.not_ready == []
+
+
+def test_given_an_unusable_address_in_a_field_the_mode_does_not_use_then_it_is_left_out_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    producer = Producer()
+    producer.join("asg-a", A3, "54.1.0.3")
+    producer.addresses.addresses[A3] = InstanceAddresses(A3, public_ipv4="54.1.0.3", ipv6=("2001:db8::3",))
+
+    producer.service.handle(TrueupRequest(("asg-a",)))
+
+    (member,) = [m for m in producer.topic.published[-1].members if m.instance_id == A3]
+    assert (member.public_ipv4, member.ipv6) == ("54.1.0.3/32", ())
+    assert producer.outcomes.counts == {}
+    (warning,) = [r for r in caplog.records if r.getMessage().startswith("address left out")]
+    assert (extra(warning, "field"), extra(warning, "address")) == ("ipv6", "2001:db8::3/128")
