@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
@@ -66,6 +67,9 @@ class ClientFactory:
 
     def s3(self, region: str) -> S3Client:
         return self._client("s3", region)  # type: ignore[no-any-return]
+
+    def lambda_(self, region: str) -> LambdaClient:
+        return self._client("lambda", region)  # type: ignore[no-any-return]
 
     def _client(self, service: str, region: str) -> Any:
         key = (service, region)

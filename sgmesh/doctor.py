@@ -41,7 +41,13 @@ OUTPUT_KEYS = {
     "lifecycle_buffer_url": "LifecycleBufferUrl",
 }
 NOT_FOUND = frozenset(
-    {"NotFound", "NotFoundException", "ResourceNotFoundException", "AWS.SimpleQueueService.NonExistentQueue"}
+    {
+        "NotFound",
+        "NotFoundException",
+        "ResourceNotFoundException",
+        "AWS.SimpleQueueService.NonExistentQueue",
+        "NoSuchBucket",
+    }
 )
 DENIED = frozenset(
     {"AuthorizationError", "AuthorizationErrorException", "AccessDenied", "AccessDeniedException"}
@@ -216,20 +222,20 @@ class Doctor:
         """The topic's attributes; None when it does not exist."""
         if topic not in self._topics:
             sns = self._clients.sns(topic_region_and_account(topic)[0])
-            self._topics[topic] = _guarded(
+            self._topics[topic] = read_or_none(
                 lambda: dict(sns.get_topic_attributes(TopicArn=topic)["Attributes"])
             )
         return self._topics[topic]
 
     def _subscription(self, topic: str, queue: str) -> Subscription | None:
         """The queue's subscription to the (existing) topic; None if it has none."""
-        arn = self._subscription_arns(topic).get(queue)
+        arn = self.subscription_arns(topic).get(queue)
         if arn is None:
             return None
         if arn == "PendingConfirmation":
             return Subscription(arn, raw_delivery=False, dead_letter_arn=None, pending=True)
         sns = self._clients.sns(topic_region_and_account(topic)[0])
-        attributes = _guarded(lambda: sns.get_subscription_attributes(SubscriptionArn=arn)["Attributes"])
+        attributes = read_or_none(lambda: sns.get_subscription_attributes(SubscriptionArn=arn)["Attributes"])
         if attributes is None:
             return None
         redrive = attributes.get("RedrivePolicy")
@@ -241,7 +247,7 @@ class Doctor:
             pending=attributes.get("PendingConfirmation") == "true",
         )
 
-    def _subscription_arns(self, topic: str) -> dict[str, str]:
+    def subscription_arns(self, topic: str) -> dict[str, str]:
         """SQS endpoint -> subscription ARN, for the topic. A topic of this account lists its own
         subscriptions; another account's topic shows this account only its own, region-wide."""
         if topic not in self._subscribers:
@@ -252,7 +258,7 @@ class Doctor:
                 pages = sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic)
             else:
                 pages = sns.get_paginator("list_subscriptions").paginate()
-            _guarded(lambda: listed.extend(item for page in pages for item in page["Subscriptions"]))
+            read_or_none(lambda: listed.extend(item for page in pages for item in page["Subscriptions"]))
             self._subscribers[topic] = {
                 item["Endpoint"]: item["SubscriptionArn"]
                 for item in listed
@@ -262,7 +268,7 @@ class Doctor:
 
     def _send_grant(self, region: str, queue_url: str) -> Grant | None:
         sqs = self._clients.sqs(region)
-        attributes = _guarded(
+        attributes = read_or_none(
             lambda: sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["Policy"]).get(
                 "Attributes", {}
             )
@@ -284,7 +290,7 @@ class Doctor:
     def _rule(self, region: str) -> Rule | None:
         events = self._clients.events(region)
         name = lifecycle_rule(self._mesh.cluster)
-        described = _guarded(lambda: events.describe_rule(Name=name))
+        described = read_or_none(lambda: events.describe_rule(Name=name))
         if described is None:
             return None
         targets = events.list_targets_by_rule(Rule=name)["Targets"]
@@ -296,7 +302,7 @@ class Doctor:
         )
 
 
-def _guarded(reader: Callable[[], T]) -> T | None:
+def read_or_none(reader: Callable[[], T]) -> T | None:
     """What `reader` returns; None when what it reads does not exist; Unreadable when AWS refuses."""
     try:
         return reader()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aws_lambda_powertools.logging import Logger
@@ -20,6 +21,7 @@ from schemas.lifecycle import TrueupRequest
 from schemas.quota import Family, QuotaOrigin, RuleBudget
 from sgmesh.doctor import Doctor
 from sgmesh.meshfile import MeshFile
+from sgmesh.teardown import Teardown
 from sgmesh.wiring import Diagnosis
 
 # A fallback warning goes to stderr, so that `--json` output stays parseable.
@@ -162,6 +164,10 @@ class Operator:
         re-created (and their attributes set back), then checked again."""
         diagnosis = Doctor(self.mesh, self.clients).diagnose(regions)
         return Doctor(self.mesh, self.clients).repair(diagnosis) if repair else diagnosis
+
+    def teardown(self, region: str, log: Callable[[str], None]) -> None:
+        """Take the region out of the mesh: retired everywhere, its groups cleaned, its stack deleted."""
+        Teardown(self.mesh, self.clients, log).run(region)
 
     def events(self, region: str, source: str | None = None, limit: int = 50) -> list[AuditEntry]:
         entry = self.mesh.region(region)
