@@ -18,6 +18,7 @@ from schemas.names import ARTIFACTS_STACK, stack_name, topic_region_and_account
 from sgmesh.doctor import Doctor, Located, read_or_none
 from sgmesh.leaving import lagging, revocations
 from sgmesh.meshfile import MeshFile
+from sgmesh.wiring import lifecycle_rule
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -54,7 +55,7 @@ def plan(mesh: MeshFile, region: str) -> list[str]:
         lists = f" and every reference to {', '.join(entry.prefix_list_ids)}" if entry.prefix_list_ids else ""
         steps += [
             f"stop {', '.join(f'{name}-{function}' for function in FUNCTIONS)} in {region} "
-            "(reserved concurrency 0): none publishes or applies again",
+            "(their event sources, schedule and lifecycle rule disabled): none publishes or applies again",
             f"unsubscribe {region}'s queue from the cluster's {len(mesh.topic_arns)} topic(s)",
             f"publish the retirement of {', '.join(entry.asg_names)} (and any group its ledger knows) "
             f"from {entry.topic_arn}, and wait until {', '.join(others) or 'no other region'} applied it",
@@ -120,16 +121,26 @@ class Teardown:
     # -- the region stops taking part -----------------------------------------------------------------
 
     def _stop_functions(self, region: str) -> None:
-        """With reserved concurrency 0 no schedule, lifecycle event or delivery invokes them: a true-up
-        after the retirement would publish the region's members again."""
-        lambda_ = self._clients.lambda_(region)
+        """Nothing invokes them any more: their queues' event sources and the rules that target them
+        (the schedule) disabled, and the lifecycle rule. A true-up after the retirement would publish
+        the region's members again. (Not a reserved concurrency of 0: an account at the default
+        concurrency quota refuses any reservation.)"""
+        lambda_, events = self._clients.lambda_(region), self._clients.events(region)
         for function in FUNCTIONS:
             name = f"{stack_name(self._mesh.cluster)}-{function}"
-            stop = partial(
-                lambda_.put_function_concurrency, FunctionName=name, ReservedConcurrentExecutions=0
-            )
-            if read_or_none(stop):
-                self._log(f"{region}: {name} stopped (reserved concurrency 0)")
+            described = read_or_none(partial(lambda_.get_function, FunctionName=name))
+            if described is None:
+                continue
+            mappings = lambda_.list_event_source_mappings(FunctionName=name)["EventSourceMappings"]
+            for mapping in mappings:
+                if mapping.get("State") not in {"Disabled", "Disabling"}:
+                    lambda_.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
+            arn = described["Configuration"]["FunctionArn"]
+            for rule in events.list_rule_names_by_target(TargetArn=arn)["RuleNames"]:
+                events.disable_rule(Name=rule)
+            self._log(f"{region}: {name} stopped (its event sources and rules disabled)")
+        if read_or_none(partial(events.disable_rule, Name=lifecycle_rule(self._mesh.cluster))) is not None:
+            self._log(f"{region}: {lifecycle_rule(self._mesh.cluster)} disabled")
 
     def _unsubscribe(self, region: str, queue_arn: str) -> None:
         """Off every topic: CloudFormation deletes the stack's subscriptions, but one the deploy's own

@@ -62,6 +62,17 @@ def refuse_deleting_a_bucket_that_is_not_empty(session: boto3.session.Session) -
     session.events.register("before-call.cloudformation.DeleteStack", check)
 
 
+def record_calls(session: boto3.session.Session) -> list[tuple[str, str, dict[str, Any]]]:
+    """(region, operation, parameters) of every call made through `session`, in order."""
+    calls: list[tuple[str, str, dict[str, Any]]] = []
+
+    def record(params: dict[str, Any], model: Any, context: dict[str, Any], **_kwargs: Any) -> None:
+        calls.append((context["client_region"], model.name, params))
+
+    session.events.register("before-parameter-build", record)
+    return calls
+
+
 @pytest.fixture
 def deployed(moto_endpoint: str, fake_artifacts: Path, tmp_path: Path) -> Iterator[Path]:
     """GIVEN three regions deployed, with what moto's CloudFormation skipped applied as CloudFormation
@@ -121,6 +132,7 @@ def test_make_destroy_retires_the_region_then_deletes_its_stack_and_artifacts(
     config = ClusterConfig.load(deployed)
     session = boto3.session.Session()
     refuse_deleting_a_bucket_that_is_not_empty(session)
+    calls = record_calls(session)
     mesh = mesh_of(config, REGIONS, session)
     argv = ["--config", str(deployed), "--regions", EUROPE, "--confirm", CLUSTER]
 
@@ -131,9 +143,28 @@ def test_make_destroy_retires_the_region_then_deletes_its_stack_and_artifacts(
     out = capsys.readouterr().out
     assert f"{EUROPE}: db retired at version" in out
     # ... its functions stopped first, so no true-up publishes its members again
-    stopped = [f"{EUROPE}: sgmesh-{CLUSTER}-{name} stopped (reserved concurrency 0)" for name in FUNCTIONS]
+    stopped = [
+        f"{EUROPE}: sgmesh-{CLUSTER}-{name} stopped (its event sources and rules disabled)"
+        for name in FUNCTIONS
+    ]
     assert all(line in out for line in stopped), out
     assert out.index(stopped[-1]) < out.index(f"{EUROPE}: db retired")
+    # ... by disabling what invokes them, in its own region, before the retirement went out
+    stops = [
+        (region, op, params)
+        for region, op, params in calls
+        if op in {"UpdateEventSourceMapping", "DisableRule"}
+    ]
+    assert {region for region, _op, _params in stops} == {EUROPE}
+    assert all(params["Enabled"] is False for _r, op, params in stops if op == "UpdateEventSourceMapping")
+    assert sum(op == "UpdateEventSourceMapping" for _r, op, _p in stops) == 2  # the queue's, the buffer's
+    disabled = {params["Name"] for _r, op, params in stops if op == "DisableRule"}
+    assert f"sgmesh-{CLUSTER}-lifecycle" in disabled
+    assert len(disabled) == 2  # and the true-up's schedule
+    operations = [op for _r, op, _p in calls]
+    assert max(operations.index(op) for op in ("UpdateEventSourceMapping", "DisableRule")) < operations.index(
+        "Publish"
+    )
     assert f"{EUROPE}: every other region applied its retirement" in out
     retired = f"{ACCOUNT}/{EUROPE}/db"
     for region in STAYING:
