@@ -24,6 +24,7 @@ PURE_MODULES = (
     "consumers.signatures",
     "consumers.state",
     "producers.snapshot",
+    "sgmesh.leaving",
     "sgmesh.wiring",
 )
 # What a pure module must not load: the AWS SDK and the Lambda toolkit.
