@@ -46,10 +46,10 @@ def refuse_deleting_a_bucket_that_is_not_empty(session: boto3.session.Session) -
     """AWS's rule, which moto's CloudFormation skips: a stack whose bucket holds any object version
     fails to delete. Emulated on DeleteStack of the artifacts stack."""
 
-    def check(params: dict[str, Any], **_kwargs: Any) -> None:
+    def check(params: dict[str, Any], context: dict[str, Any], **_kwargs: Any) -> None:
         if params.get("StackName") != ARTIFACTS_STACK:
             return
-        region = _kwargs["context"]["client_region"]
+        region = context["client_region"]
         cfn = session.client("cloudformation", region_name=region)
         outputs = cfn.describe_stacks(StackName=ARTIFACTS_STACK)["Stacks"][0]["Outputs"]
         (bucket,) = [item["OutputValue"] for item in outputs if item["OutputKey"] == "BucketName"]
@@ -59,7 +59,7 @@ def refuse_deleting_a_bucket_that_is_not_empty(session: boto3.session.Session) -
                 {"Error": {"Code": "BucketNotEmpty", "Message": f"{bucket} is not empty"}}, "DeleteStack"
             )
 
-    session.events.register("before-call.cloudformation.DeleteStack", check)
+    session.events.register("before-parameter-build.cloudformation.DeleteStack", check)
 
 
 def record_calls(session: boto3.session.Session) -> list[tuple[str, str, dict[str, Any]]]:
