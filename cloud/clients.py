@@ -11,9 +11,14 @@ from cloud.throttling import ThrottleCounter
 
 if TYPE_CHECKING:
     from mypy_boto3_autoscaling import AutoScalingClient
+    from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
 
     from cloud.service_quotas import ServiceQuotasClient
 
@@ -49,6 +54,22 @@ class ClientFactory:
 
     def service_quotas(self, region: str) -> ServiceQuotasClient:
         return self._client("service-quotas", region)  # type: ignore[no-any-return]
+
+    # The operator's tools (sgmesh doctor, teardown) read and repair the stacks' wiring with these.
+    def sqs(self, region: str) -> SQSClient:
+        return self._client("sqs", region)  # type: ignore[no-any-return]
+
+    def events(self, region: str) -> EventBridgeClient:
+        return self._client("events", region)  # type: ignore[no-any-return]
+
+    def cloudformation(self, region: str) -> CloudFormationClient:
+        return self._client("cloudformation", region)  # type: ignore[no-any-return]
+
+    def s3(self, region: str) -> S3Client:
+        return self._client("s3", region)  # type: ignore[no-any-return]
+
+    def lambda_(self, region: str) -> LambdaClient:
+        return self._client("lambda", region)  # type: ignore[no-any-return]
 
     def _client(self, service: str, region: str) -> Any:
         key = (service, region)

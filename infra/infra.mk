@@ -12,17 +12,27 @@ CHECKOV_REQUIREMENT := checkov>=3.2,<4
 CONFIG ?= sgmesh.toml
 REGIONS ?=
 
-.PHONY: build deploy checkov infra-lint
+CONFIRM ?=
+
+.PHONY: build deploy destroy checkov infra-lint
 
 # One code zip for every function and a dependency layer, both from pyproject.toml; prints the sizes.
 build: $(STAMP)
 	$(BIN)/python -m infra.build
 
 # Deploys (or updates) the cluster's stack in every region of REGIONS, in order. Checks credentials
-# first, then builds the artifacts, then deploys: topics first, then every queue onto every topic.
+# first, then builds the artifacts, then deploys: topics first, then every queue onto every topic;
+# then subscribes again what SNS lost, and ends with the doctor's verdict (exit 1 when broken).
 deploy: $(STAMP)
 	@test -n "$(REGIONS)" || { echo "usage: make deploy REGIONS=us-east-1,us-west-2,eu-west-1 [CONFIG=$(CONFIG)]" >&2; exit 2; }
 	$(BIN)/python -m infra.deploy --config $(CONFIG) --regions $(REGIONS)
+
+# Tears the cluster down in every region of REGIONS, in order: prints the plan; then, only with
+# CONFIRM=<cluster>, retires each region's groups everywhere, revokes its rules, deletes its stack (and
+# the artifact bucket with the region's last cluster). Run it again after a failure to finish the job.
+destroy: $(STAMP)
+	@test -n "$(REGIONS)" || { echo "usage: make destroy REGIONS=eu-west-1 CONFIRM=<cluster> [CONFIG=$(CONFIG)]" >&2; exit 2; }
+	$(BIN)/python -m infra.deploy.destroy --config $(CONFIG) --regions $(REGIONS) $(if $(CONFIRM),--confirm $(CONFIRM))
 
 # checkov pins an older boto3 than the project's, so it gets a virtualenv of its own (about 40 s once).
 $(CHECKOV_STAMP): infra/infra.mk $(if $(CHECKOV_VENV_PROBLEM),FORCE)

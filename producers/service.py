@@ -243,6 +243,17 @@ class SnapshotService:
         round_.raise_failures()
         return round_.published
 
+    def retire_region(self) -> list[Published]:
+        """Publish the retirement of every group of the region, named or only in the ledger: the
+        region leaves the mesh (`sgmesh teardown`), so every other region stops admitting its members."""
+        ledger = self._ledger.ledger(self._settings.cluster)
+        names = sorted({*ledger, *self._settings.asg_names})
+        round_ = self._publish_groups(
+            names, Cause(kind=CauseKind.RETIRED), ledger=ledger, publish_unchanged=True
+        )
+        round_.raise_failures()
+        return round_.published
+
     def _retire(self, ledger: Mapping[str, LedgerEntry]) -> _Round:
         """Publish an empty snapshot, cause `retired`, of every group the ledger knows and the settings
         no longer name, on every true-up for RETIREMENT_PERIOD (a lost delivery is repaired); then

@@ -24,7 +24,24 @@ TopicArn = Annotated[
     ),
 ]
 TableName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{3,255}$")]
+# https://sqs.<region>.amazonaws.com/<account>/<name>, or a local endpoint's http://127.0.0.1:<port>/...
+QueueUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^/\s]+/[0-9]{12}/[A-Za-z0-9_-]{1,80}$")]
 Version = Annotated[int, Field(ge=1)]
+
+
+# The stack of each region's artifact bucket, which every cluster of the account shares.
+ARTIFACTS_STACK = "sgmesh-artifacts"
+
+
+def stack_name(cluster: str) -> str:
+    """Each region's stack of the cluster (the deploy creates it; the doctor and the teardown read it)."""
+    return f"sgmesh-{cluster}"
+
+
+def queue_arn(queue_url: str, region: str, partition: str = "aws") -> str:
+    """A (validated) queue URL's ARN: its last two path parts are the account and the name."""
+    account, name = queue_url.rstrip("/").split("/")[-2:]
+    return f"arn:{partition}:sqs:{region}:{account}:{name}"
 
 
 def topic_region_and_account(topic_arn: str) -> tuple[str, str]:

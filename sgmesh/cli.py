@@ -17,6 +17,8 @@ from schemas.errors import PermanentError, SettingsError, SgmeshError
 from sgmesh import render
 from sgmesh.meshfile import DEFAULT_MESH_FILE, MeshFile, load
 from sgmesh.operator import Operator
+from sgmesh.teardown import next_step, refusal
+from sgmesh.teardown import plan as teardown_plan
 
 if TYPE_CHECKING:
     from boto3.session import Session
@@ -96,6 +98,29 @@ def _parser() -> argparse.ArgumentParser:
         "publish a resync request on the region's topic: every region re-publishes its sources to it",
         mesh,
     ).add_argument("--region", required=True)
+    doctor = command(
+        "doctor",
+        _doctor,
+        "check every region's wiring (subscriptions, queue and topic policies, hooks, lifecycle rule); "
+        "exit 1 when it is broken",
+        mesh,
+    )
+    doctor.add_argument("--region", action="append", help="only this region (repeatable)")
+    doctor.add_argument(
+        "--repair",
+        action="store_true",
+        help="re-create lost subscriptions, reset their attributes to the template's, then check again",
+    )
+    teardown = command(
+        "teardown",
+        _teardown,
+        "take a region out of the mesh: retire its groups everywhere, revoke its rules, delete its stack",
+        mesh,
+    )
+    teardown.add_argument("--region", required=True)
+    teardown.add_argument(
+        "--confirm", metavar="CLUSTER", help="the cluster's name: required for a mesh on a real account"
+    )
     events = command("events", _events, "a region's audit trail: applied snapshots and rule changes", mesh)
     events.add_argument("--region", required=True)
     events.add_argument("--source", help="only events of this source (account/region/group)")
@@ -165,6 +190,30 @@ def _show_review(args: argparse.Namespace, console: Console, review: Review, lab
 
 def _show_published(args: argparse.Namespace, console: Console, published: list[Published]) -> int:
     render.print_json(console, published) if args.json else render.published_table(console, published)
+    return EXIT_OK
+
+
+def _doctor(args: argparse.Namespace, console: Console) -> int:
+    diagnosis = _operator(args).doctor(args.region, repair=args.repair)
+    if args.json:
+        render.print_json(console, render.diagnosis_json(diagnosis))
+    else:
+        render.diagnosis_table(console, diagnosis)
+    return EXIT_OK if diagnosis.healthy else EXIT_FAILED
+
+
+def _teardown(args: argparse.Namespace, console: Console) -> int:
+    operator = _operator(args)
+    operator.mesh.region(args.region)
+    console.print(f"sgmesh teardown of {args.region} ({operator.mesh.cluster}) will:")
+    for number, step in enumerate(teardown_plan(operator.mesh, args.region), start=1):
+        console.print(f"  {number}. {step}", markup=False)
+    refused = refusal(operator.mesh, args.confirm)
+    if refused:
+        console.print(f"[red]sgmesh: {refused}[/]")
+        return EXIT_USAGE
+    operator.teardown(args.region, lambda line: console.print(line, markup=False))
+    console.print(f"{args.region} left the mesh; next: {next_step(operator.mesh, args.region)}", markup=False)
     return EXIT_OK
 
 

@@ -9,6 +9,9 @@ table = "sgmesh-demo"
 topic_arn = "arn:aws:sns:us-east-1:123456789012:sgmesh-demo"
 asg_names = ["cassandra-us-east-1"]
 security_group_ids = ["sg-0123456789abcdef0"]
+# The stack's outputs QueueUrl, DeliveryDeadLetterQueueUrl and LifecycleBufferUrl, which `sgmesh doctor`
+# and `sgmesh teardown` read from the region's stack when these are left out:
+# queue_url = "https://sqs.us-east-1.amazonaws.com/123456789012/sgmesh-demo-Queue-..."
 """
 
 from __future__ import annotations
@@ -21,9 +24,11 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from schemas.errors import SettingsError
 from schemas.names import (
+    AccountId,
     ClusterName,
     GroupName,
     PrefixListId,
+    QueueUrl,
     RegionName,
     SecurityGroupId,
     TableName,
@@ -54,6 +59,10 @@ class RegionEntry(BaseModel):
     security_group_ids: tuple[SecurityGroupId, ...] = Field(min_length=1, strict=False)
     ports: PortList | None = None
     prefix_list_ids: tuple[PrefixListId, ...] = Field(default=(), strict=False)
+    # Where the stack put its queues: when left out, read from the stack's outputs.
+    queue_url: QueueUrl | None = None
+    delivery_dead_letter_queue_url: QueueUrl | None = None
+    lifecycle_buffer_url: QueueUrl | None = None
 
 
 class MeshFile(BaseModel):
@@ -66,6 +75,15 @@ class MeshFile(BaseModel):
     rule_quota: int = Field(default=60, ge=1, le=1000)
     endpoint_url: str | None = Field(default=None, pattern=r"^http://(127\.0\.0\.1|localhost):[0-9]+$")
     regions: dict[RegionName, RegionEntry] = Field(min_length=1)
+    # A cross-account cluster: the other accounts' topics the queues subscribe to, and the accounts
+    # whose queues subscribe to these regions' topics (the deploy file's keys of the same names).
+    peer_topic_arns: tuple[TopicArn, ...] = Field(default=(), strict=False)
+    peer_accounts: tuple[AccountId, ...] = Field(default=(), strict=False)
+
+    @property
+    def topic_arns(self) -> tuple[str, ...]:
+        """Every topic of the cluster: each region's, then the peer accounts'."""
+        return (*(entry.topic_arn for entry in self.regions.values()), *self.peer_topic_arns)
 
     def settings(self, region: str) -> Settings:
         """The settings region's functions run with, as the mesh file describes them."""
@@ -78,7 +96,7 @@ class MeshFile(BaseModel):
             asg_names=entry.asg_names,
             security_group_ids=entry.security_group_ids,
             ports=entry.ports or self.ports,
-            peer_topic_arns=tuple(other.topic_arn for other in self.regions.values()),
+            peer_topic_arns=self.topic_arns,
             address=self.address,
             target=self.target,
             prefix_list_ids=entry.prefix_list_ids,
@@ -125,15 +143,25 @@ def render(mesh: MeshFile) -> str:
     lines.append(f"rule_quota = {mesh.rule_quota}")
     if mesh.endpoint_url:
         lines.append(f'endpoint_url = "{mesh.endpoint_url}"')
+    for key in ("peer_topic_arns", "peer_accounts"):
+        if getattr(mesh, key):
+            lines.append(f"{key} = " + _toml_list(getattr(mesh, key)))
     for name, entry in mesh.regions.items():
         lines += [
             "",
             f"[regions.{name}]",
             f'table = "{entry.table}"',
             f'topic_arn = "{entry.topic_arn}"',
-            "asg_names = [" + ", ".join(f'"{group}"' for group in entry.asg_names) + "]",
-            "security_group_ids = [" + ", ".join(f'"{group}"' for group in entry.security_group_ids) + "]",
+            f"asg_names = {_toml_list(entry.asg_names)}",
+            f"security_group_ids = {_toml_list(entry.security_group_ids)}",
         ]
         if entry.prefix_list_ids:
-            lines.append("prefix_list_ids = [" + ", ".join(f'"{pl}"' for pl in entry.prefix_list_ids) + "]")
+            lines.append("prefix_list_ids = " + _toml_list(entry.prefix_list_ids))
+        for key in ("queue_url", "delivery_dead_letter_queue_url", "lifecycle_buffer_url"):
+            if getattr(entry, key):
+                lines.append(f'{key} = "{getattr(entry, key)}"')
     return "\n".join(lines) + "\n"
+
+
+def _toml_list(items: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f'"{item}"' for item in items) + "]"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import uuid4
@@ -23,7 +24,10 @@ from schemas.events import Requester, ResyncReason, ResyncRequest
 from schemas.lifecycle import TrueupRequest
 from schemas.names import topic_region_and_account
 from schemas.quota import Family, QuotaOrigin, RuleBudget
+from sgmesh.doctor import Doctor
 from sgmesh.meshfile import MeshFile
+from sgmesh.teardown import Teardown
+from sgmesh.wiring import Diagnosis
 
 # A fallback warning goes to stderr, so that `--json` output stays parseable.
 _logger = Logger(service="sgmesh-operator", logger_handler=logging.StreamHandler(sys.stderr))
@@ -179,6 +183,16 @@ class Operator:
         )
         message_id = Topic(self.clients.sns(region), topic_arn).publish(request)
         return RequestedResync(region, topic_arn, str(request.event_id), message_id)
+
+    def doctor(self, regions: list[str] | None = None, *, repair: bool = False) -> Diagnosis:
+        """Every region's wiring checked against the cluster's; with `repair`, lost subscriptions
+        re-created (and their attributes set back), then checked again."""
+        diagnosis = Doctor(self.mesh, self.clients).diagnose(regions)
+        return Doctor(self.mesh, self.clients).repair(diagnosis) if repair else diagnosis
+
+    def teardown(self, region: str, log: Callable[[str], None]) -> None:
+        """Take the region out of the mesh: retired everywhere, its groups cleaned, its stack deleted."""
+        Teardown(self.mesh, self.clients, log).run(region)
 
     def events(self, region: str, source: str | None = None, limit: int = 50) -> list[AuditEntry]:
         entry = self.mesh.region(region)

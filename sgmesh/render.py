@@ -17,6 +17,7 @@ from producers.service import Published
 from schemas.audit import AuditEntry
 from schemas.quota import Family, QuotaOrigin, RuleBudget
 from sgmesh.operator import RegionStatus, RequestedResync
+from sgmesh.wiring import Diagnosis, Finding
 
 
 def to_jsonable(value: Any) -> Any:
@@ -214,3 +215,49 @@ def events_table(console: Console, region: str, entries: list[AuditEntry]) -> No
                 "\n".join(changes) + f"\ncaused by {', '.join(entry.causes) or 'replay'}",
             )
     console.print(table)
+
+
+def diagnosis_json(diagnosis: Diagnosis) -> dict[str, Any]:
+    """What `sgmesh doctor --json` prints."""
+    return {
+        "healthy": diagnosis.healthy,
+        "regions": list(diagnosis.regions),
+        "findings": [_finding_json(finding) for finding in diagnosis.findings],
+        "repaired": [_finding_json(finding) for finding in diagnosis.repaired],
+    }
+
+
+def _finding_json(finding: Finding) -> dict[str, Any]:
+    return {
+        "region": finding.region,
+        "part": finding.part.value,
+        "subject": finding.subject,
+        "problem": finding.problem,
+        "fix": finding.fix,
+        "repairable": finding.repair is not None,
+    }
+
+
+def diagnosis_table(console: Console, diagnosis: Diagnosis) -> None:
+    if diagnosis.repaired:
+        repaired = Table(title="repaired", title_justify="left")
+        for column in ("region", "part", "subject", "was"):
+            repaired.add_column(column)
+        for finding in diagnosis.repaired:
+            repaired.add_row(finding.region, finding.part.value, finding.subject, escape(finding.problem))
+        console.print(repaired)
+    if diagnosis.findings:
+        table = Table(title="wiring problems", title_justify="left")
+        for column in ("region", "part", "subject", "problem", "fix"):
+            table.add_column(column)
+        for finding in diagnosis.findings:
+            table.add_row(
+                finding.region,
+                finding.part.value,
+                finding.subject,
+                escape(finding.problem),
+                escape(finding.fix),
+            )
+        console.print(table)
+    colour = "green" if diagnosis.healthy else "red"
+    console.print(f"[{colour}]{escape(diagnosis.verdict())}[/]")

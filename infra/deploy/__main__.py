@@ -14,6 +14,9 @@ from infra.deploy.config import ClusterConfig
 from infra.deploy.deployment import Deployment
 from infra.deploy.errors import DeployError
 from infra.deploy.identity import caller_identity
+from sgmesh.meshfile import render
+
+MESH_FILES = Path("build")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,13 +36,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         identity = caller_identity(session, regions[0])
         print(f"deploying sgmesh cluster {config.cluster} to {', '.join(regions)} as {identity.arn}")
         deployment = Deployment(config, regions, session, print)
-        subscribed = deployment.run(identity, lambda: args.artifacts or _build(DEFAULT_OUT))
+        deployed = deployment.run(identity, lambda: args.artifacts or _build(DEFAULT_OUT))
     except DeployError as error:
         print(f"sgmesh deploy: {error}", file=sys.stderr)
         return 2
-    for region, topics in subscribed.items():
+    for region, topics in deployed.subscribed.items():
         print(f"{region}: queue subscribed to {', '.join(topics)}")
-    return 0
+    mesh_file = MESH_FILES / f"sgmesh-{config.cluster}.mesh.toml"
+    mesh_file.parent.mkdir(parents=True, exist_ok=True)
+    mesh_file.write_text(render(deployed.mesh))
+    print(f"mesh file for the sgmesh CLI: {mesh_file}")
+    for line in deployed.wiring.lines():
+        print(line)
+    return 0 if deployed.wiring.healthy else 1
 
 
 def _build(out: Path) -> Path:

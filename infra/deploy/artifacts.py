@@ -13,8 +13,8 @@ from botocore.exceptions import ClientError
 
 from infra.build import CODE_ZIP, LAYER_ZIP
 from infra.deploy.cloudformation import TemplateBody, deploy_stack, stack_outputs
-from infra.deploy.names import ARTIFACTS_STACK
 from infra.deploy.template import ARTIFACTS_TEMPLATE
+from schemas.names import ARTIFACTS_STACK
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -9,8 +9,6 @@ from typing import Any
 
 from infra.deploy.config import ClusterConfig
 from infra.deploy.errors import DeployError
-from infra.deploy.names import ARTIFACTS_STACK, stack_name
-from infra.deploy.regions import unsupported_deliveries
 from infra.deploy.template import (
     MAX_GROUPS,
     MAX_SECURITY_GROUPS,
@@ -18,8 +16,9 @@ from infra.deploy.template import (
     function_variables,
     stack_parameters,
 )
-from schemas.names import topic_region_and_account
+from schemas.names import ARTIFACTS_STACK, stack_name, topic_region_and_account
 from schemas.quota import Family
+from schemas.regions import unsupported_deliveries
 from schemas.rules import Traffic
 from schemas.settings import AddressMode, Settings, TargetMode
 

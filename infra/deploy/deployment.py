@@ -4,27 +4,43 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import boto3
 
+from cloud.clients import ClientFactory
 from infra.deploy.artifacts import ArtifactStore
 from infra.deploy.checks import check_deployed, check_plan
 from infra.deploy.cloudformation import TemplateUrl, deploy_stack, deployed_parameters, physical_id
 from infra.deploy.config import ClusterConfig
 from infra.deploy.errors import DeployError
 from infra.deploy.identity import Identity
-from infra.deploy.names import stack_name, topic_arn
+from infra.deploy.meshview import mesh_of
+from infra.deploy.names import topic_arn
 from infra.deploy.plan import first_pass
 from infra.deploy.sns import topic_exists
 from infra.deploy.subscriptions import subscription_steps, topic_order
 from infra.deploy.template import load_template, stack_parameters
 from infra.deploy.transform import transform
-from schemas.names import topic_region_and_account
+from schemas.names import queue_arn, stack_name, topic_region_and_account
+from sgmesh.doctor import Doctor
+from sgmesh.meshfile import MeshFile
+from sgmesh.wiring import Diagnosis
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """What a deploy left: each region's topics, the deployed regions as a mesh file, and the doctor's
+    verdict on their wiring after the subscription pass."""
+
+    subscribed: dict[str, tuple[str, ...]]
+    mesh: MeshFile
+    wiring: Diagnosis
 
 
 class Deployment:
@@ -47,11 +63,9 @@ class Deployment:
         # This account's delivery DLQ in each region whose stack exists, as the stacks are deployed.
         self._dead_letters: dict[str, str] = {}
 
-    def run(self, identity: Identity, artifacts: Callable[[], Path]) -> dict[str, tuple[str, ...]]:
-        """Check everything, then get the artifacts (a build takes a while), then deploy every region.
-
-        Returns the topics each region's queue is subscribed to.
-        """
+    def run(self, identity: Identity, artifacts: Callable[[], Path]) -> Deployed:
+        """Check everything, then get the artifacts (a build takes a while), then deploy every region,
+        then make sure of the subscriptions and check the wiring."""
         own = {region: topic_arn(identity, region, self._config.cluster) for region in self._regions}
         peers = self._config.peer_topic_arns
         check_plan(self._config, own, self._template)
@@ -78,7 +92,20 @@ class Deployment:
         wanted = (*own.values(), *peers)
         for region in self._regions:
             subscribed[region] = self._deploy_region(identity, region, wanted, store, only_if_changed=True)
-        return subscribed
+        mesh = mesh_of(self._config, self._regions, self._session)
+        return Deployed(subscribed, mesh, self._subscription_pass(mesh))
+
+    def _subscription_pass(self, mesh: MeshFile) -> Diagnosis:
+        """Re-create every subscription SNS lost, which no stack parameter shows: a topic deleted and
+        created again drops its subscriptions while every stack stays "unchanged". Then the doctor's
+        verdict on the whole wiring."""
+        doctor = Doctor(mesh, ClientFactory(self._session))
+        diagnosis = doctor.repair(doctor.diagnose())
+        for finding in diagnosis.repaired:
+            self._log(
+                f"{finding.region}: queue subscribed again to {finding.subject} (it was {finding.problem})"
+            )
+        return diagnosis
 
     def _deploy_region(
         self,
@@ -116,8 +143,7 @@ class Deployment:
     def _dead_letter_arn(self, region: str, identity: Identity) -> str:
         """The ARN of the region's delivery DLQ, from its URL (the queue's physical id)."""
         url = physical_id(self._cfn(region), self._name, "DeliveryDeadLetterQueue")
-        account, name = url.rstrip("/").split("/")[-2:]
-        return f"arn:{identity.partition}:sqs:{region}:{account}:{name}"
+        return queue_arn(url, region, identity.partition)
 
     def _cfn(self, region: str) -> CloudFormationClient:
         return self._session.client("cloudformation", region_name=region)

@@ -9,8 +9,8 @@ from typing import Any
 from samtranslator.yaml_helper import yaml_parse  # type: ignore[import-untyped]
 
 from infra.deploy.config import ClusterConfig
-from infra.deploy.regions import sns_principals
 from schemas.names import topic_region_and_account
+from schemas.regions import sns_principals
 
 INFRA = Path(__file__).resolve().parents[1]
 TEMPLATE = INFRA / "template.yaml"

@@ -23,13 +23,28 @@ class BufferQueue:
     dlq_url: str
 
 
-def create_buffer(session: Session, region: str, spec: StackSpec) -> BufferQueue:
-    """The buffer queue and its dead-letter queue, with the settings the template gives them."""
-    return BufferQueue(
+def create_buffer(session: Session, stack: RegionStack, spec: StackSpec) -> BufferQueue:
+    """The buffer queue and its dead-letter queue, with the settings the template gives them, and the
+    template's lifecycle rule targeting it (which the local EventBridge, sgmesh.local.eventbridge,
+    plays: moto's Auto Scaling emits no lifecycle event)."""
+    queue = BufferQueue(
         *create_queue_with_dlq(
-            session, region, spec, spec.buffer_name, spec.buffer_visibility_timeout_seconds
+            session, stack.region, spec, spec.buffer_name, spec.buffer_visibility_timeout_seconds
         )
     )
+    events = session.client("events", region_name=stack.region)
+    pattern = {
+        "source": ["aws.autoscaling"],
+        "detail-type": ["EC2 Instance-launch Lifecycle Action", "EC2 Instance-terminate Lifecycle Action"],
+        "detail": {
+            "AutoScalingGroupName": [stack.group_name],
+            "LifecycleHookName": [spec.launch_hook, spec.terminate_hook],
+        },
+    }
+    events.put_rule(Name=spec.lifecycle_rule, EventPattern=json.dumps(pattern), State="ENABLED")
+    events.put_targets(Rule=spec.lifecycle_rule, Targets=[{"Id": "LifecycleBuffer", "Arn": queue.arn}])
+    stack.buffer_url = queue.url
+    return queue
 
 
 class LifecycleBuffer:

@@ -74,7 +74,7 @@ class LocalMesh:
                 self.session, stack, self.spec, self.clock, partial(self.consume, region)
             )
             if self.spec.lifecycle_buffer:
-                buffer = create_buffer(self.session, region, self.spec)
+                buffer = create_buffer(self.session, stack, self.spec)
                 self.buffers[region] = LifecycleBuffer(
                     self.session, stack, self.spec, self.clock, partial(self.lifecycle, region), buffer
                 )
@@ -270,6 +270,9 @@ class LocalMesh:
                     topic_arn=stack.topic_arn,
                     asg_names=self.group_names(region),
                     security_group_ids=(stack.security_group_id,),
+                    queue_url=stack.queue_url,
+                    delivery_dead_letter_queue_url=stack.delivery_dlq_url,
+                    lifecycle_buffer_url=stack.buffer_url or None,
                 )
                 for region, stack in self.stacks.items()
             },

@@ -9,6 +9,9 @@ from typing import Any
 
 from boto3.session import Session
 
+from schemas.names import topic_region_and_account
+from schemas.regions import sns_principals
+
 ACCOUNT = "123456789012"  # moto's default account
 
 
@@ -53,6 +56,10 @@ class StackSpec:
         return f"{self.name}-lifecycle-buffer"
 
     @property
+    def lifecycle_rule(self) -> str:
+        return f"{self.name}-lifecycle"
+
+    @property
     def name(self) -> str:
         return f"sgmesh-{self.cluster}"
 
@@ -78,6 +85,11 @@ class RegionStack:
     queue_arn: str
     dlq_url: str
     environment: dict[str, str] = field(default_factory=dict)
+    # What SNS could not deliver from this region's topic, to any region's queue (the template's
+    # DeliveryDeadLetterQueue); and the lifecycle buffer, once created.
+    delivery_dlq_url: str = ""
+    delivery_dlq_arn: str = ""
+    buffer_url: str = ""
 
     def settings_environment(self, spec: StackSpec, peer_topic_arns: list[str]) -> dict[str, str]:
         """The environment the template gives the functions of this region."""
@@ -144,28 +156,113 @@ def provision_region(session: Session, region: str, spec: StackSpec, instances: 
         "GroupId"
     ]
     create_table(session, region, spec.name)
-    topic_arn = session.client("sns", region_name=region).create_topic(Name=spec.name)["TopicArn"]
+    sns = session.client("sns", region_name=region)
+    topic_arn = sns.create_topic(Name=spec.name)["TopicArn"]
+    sns.set_topic_attributes(
+        TopicArn=topic_arn, AttributeName="Policy", AttributeValue=json.dumps(topic_policy(topic_arn))
+    )
     queue_url, queue_arn, dlq_url = create_queue_with_dlq(
         session, region, spec, spec.name, spec.visibility_timeout_seconds
     )
+    sqs = session.client("sqs", region_name=region)
+    delivery_dlq_url = sqs.create_queue(
+        QueueName=f"{spec.name}-delivery-dlq",
+        Attributes={"MessageRetentionPeriod": str(spec.dlq_retention_seconds)},
+    )["QueueUrl"]
     return RegionStack(
-        region, group_name, security_group_id, spec.name, topic_arn, queue_url, queue_arn, dlq_url
+        region,
+        group_name,
+        security_group_id,
+        spec.name,
+        topic_arn,
+        queue_url,
+        queue_arn,
+        dlq_url,
+        delivery_dlq_url=delivery_dlq_url,
+        delivery_dlq_arn=_queue_arn(sqs, delivery_dlq_url),
     )
 
 
 def subscribe_to_peers(session: Session, stacks: list[RegionStack], spec: StackSpec) -> None:
-    """Every region's queue subscribes to every region's topic, in SNS envelopes (raw delivery off)."""
+    """Every region's queue subscribes to every region's topic, in SNS envelopes (raw delivery off),
+    with its dead letters in the topic region's delivery DLQ; the queue and that DLQ admit exactly
+    those topics, as the template's policies do."""
     topics = [stack.topic_arn for stack in stacks]
+    dead_letters = {stack.region: stack.delivery_dlq_arn for stack in stacks}
+    topic_regions = [topic_region_and_account(topic)[0] for topic in topics]
     for stack in stacks:
         for topic_arn in topics:
-            topic_region = topic_arn.split(":")[3]
+            topic_region = topic_region_and_account(topic_arn)[0]
             session.client("sns", region_name=topic_region).subscribe(
                 TopicArn=topic_arn,
                 Protocol="sqs",
                 Endpoint=stack.queue_arn,
-                Attributes={"RawMessageDelivery": "false"},
+                Attributes={
+                    "RawMessageDelivery": "false",
+                    "RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_letters[topic_region]}),
+                },
             )
+        sqs = session.client("sqs", region_name=stack.region)
+        for url, arn in (
+            (stack.queue_url, stack.queue_arn),
+            (stack.delivery_dlq_url, stack.delivery_dlq_arn),
+        ):
+            policy = queue_policy(arn, topics, sns_principals(stack.region, topic_regions))
+            sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
         stack.environment = stack.settings_environment(spec, topics)
+
+
+def topic_policy(topic_arn: str) -> dict[str, Any]:
+    """The template's TopicPolicy of a single-account cluster: the owner only, over TLS."""
+    account = topic_region_and_account(topic_arn)[1]
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "OwnerOnly",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+                "Action": [
+                    "sns:Publish",
+                    "sns:Subscribe",
+                    "sns:GetTopicAttributes",
+                    "sns:ListSubscriptionsByTopic",
+                ],
+                "Resource": topic_arn,
+            },
+            _tls_only("sns:Publish", topic_arn),
+        ],
+    }
+
+
+def queue_policy(queue_arn: str, topics: list[str], principals: tuple[str, ...]) -> dict[str, Any]:
+    """The template's QueuePolicy (and DeliveryDeadLetterQueuePolicy): SNS may deliver from the
+    cluster's topics only, over TLS."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "PeerTopicsOnly",
+                "Effect": "Allow",
+                "Principal": {"Service": list(principals)},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": topics}},
+            },
+            _tls_only("sqs:*", queue_arn),
+        ],
+    }
+
+
+def _tls_only(action: str, resource: str) -> dict[str, Any]:
+    return {
+        "Sid": "TlsOnly",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": action,
+        "Resource": resource,
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
 
 
 def create_table(session: Session, region: str, name: str) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import boto3
 
-from infra.deploy.names import stack_name
+from schemas.names import stack_name
 from tests.infra.intrinsics import Resolver
 
 ACCOUNT = "123456789012"
@@ -118,12 +118,7 @@ class DeployedStack:
     def apply_wiring(self) -> None:
         """Create the queue policies and subscriptions moto skipped, from their resolved properties,
         through the SQS and SNS APIs: what CloudFormation would do with them."""
-        sqs = boto3.client("sqs", region_name=self.region)
-        for policy in self.resolved_of_type("AWS::SQS::QueuePolicy").values():
-            for queue_url in policy["Queues"]:
-                sqs.set_queue_attributes(
-                    QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy["PolicyDocument"])}
-                )
+        self.apply_queue_policies()
         for subscription in self.resolved_of_type("AWS::SNS::Subscription").values():
             boto3.client("sns", region_name=subscription["Region"]).subscribe(
                 TopicArn=subscription["TopicArn"],
@@ -134,3 +129,26 @@ class DeployedStack:
                     "RedrivePolicy": json.dumps(subscription["RedrivePolicy"]),
                 },
             )
+
+    def apply_queue_policies(self) -> None:
+        sqs = boto3.client("sqs", region_name=self.region)
+        for policy in self.resolved_of_type("AWS::SQS::QueuePolicy").values():
+            for queue_url in policy["Queues"]:
+                sqs.set_queue_attributes(
+                    QueueUrl=queue_url, Attributes={"Policy": json.dumps(policy["PolicyDocument"])}
+                )
+
+    def apply_topic_policy_and_hooks(self) -> None:
+        """The topic policy and lifecycle hooks moto skipped, through the SNS and Auto Scaling APIs
+        (the named groups must exist)."""
+        sns = boto3.client("sns", region_name=self.region)
+        for policy in self.resolved_of_type("AWS::SNS::TopicPolicy").values():
+            for topic_arn in policy["Topics"]:
+                sns.set_topic_attributes(
+                    TopicArn=topic_arn,
+                    AttributeName="Policy",
+                    AttributeValue=json.dumps(policy["PolicyDocument"]),
+                )
+        autoscaling = boto3.client("autoscaling", region_name=self.region)
+        for hook in self.resolved_of_type("AWS::AutoScaling::LifecycleHook").values():
+            autoscaling.put_lifecycle_hook(**{**hook, "HeartbeatTimeout": int(hook["HeartbeatTimeout"])})

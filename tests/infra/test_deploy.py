@@ -16,7 +16,7 @@ import requests
 from infra.deploy.config import ClusterConfig
 from infra.deploy.deployment import Deployment
 from infra.deploy.identity import caller_identity
-from infra.deploy.names import stack_name
+from schemas.names import stack_name
 from tests.infra.stacks import ACCOUNT, DeployedStack
 
 CLUSTER = "demo"
@@ -25,6 +25,9 @@ FOUR = (*THREE, "ap-southeast-2")
 GROUPS = ("cassandra-a", "cassandra-b")
 LOG_LINE = re.compile(
     r"^(?P<region>[a-z0-9-]+): stack (?P<stack>\S+) (?P<outcome>\w+)(, subscribed to (?P<topics>\d+))?"
+)
+RESUBSCRIBED = re.compile(
+    r"^(?P<region>[a-z0-9-]+): queue subscribed again to (?P<topic>\S+) \(it was missing"
 )
 # What moto 5.2's CloudFormation skips: the tests below resolve these from the deployed template.
 # moto says so for each of them, as a warning and a log line; both are expected here.
@@ -48,6 +51,8 @@ class Run:
     lines: tuple[tuple[str, str, str, int | None], ...]
     subscribed: dict[str, tuple[str, ...]]
     topic_parameters: dict[str, str]
+    # (region, topic) of each subscription the deploy's own pass created, after the stacks
+    resubscribed: tuple[tuple[str, str], ...]
 
     def stack_lines(self, stack: str) -> list[tuple[str, str, int | None]]:
         return [(region, outcome, topics) for region, name, outcome, topics in self.lines if name == stack]
@@ -74,12 +79,14 @@ def deployed(moto_endpoint: str, fake_artifacts: Path, tmp_path_factory: pytest.
     runs = []
     for regions in (THREE, THREE, FOUR):
         log: list[str] = []
-        subscribed = Deployment(config, regions, session, log.append).run(identity, lambda: fake_artifacts)
+        deployed = Deployment(config, regions, session, log.append).run(identity, lambda: fake_artifacts)
+        resubscribed = [match for line in log if (match := RESUBSCRIBED.match(line))]
         runs.append(
             Run(
-                lines=tuple(_parse(line) for line in log),
-                subscribed=subscribed,
+                lines=tuple(_parse(line) for line in log if not RESUBSCRIBED.match(line)),
+                subscribed=deployed.subscribed,
                 topic_parameters={r: DeployedStack(r, CLUSTER).parameters["TopicArns"] for r in regions},
+                resubscribed=tuple((match["region"], match["topic"]) for match in resubscribed),
             )
         )
     return Deployed(runs=(runs[0], runs[1], runs[2]), security_groups=security_groups, config=config)
@@ -131,6 +138,18 @@ def test_first_deploy_creates_every_topic_before_subscribing_to_it(deployed: Dep
         "us-west-2": ",".join(topic(r) for r in ("us-west-2", "us-east-1", "eu-west-1")),
         "eu-west-1": ",".join(topic(r) for r in ("eu-west-1", "us-east-1", "us-west-2")),
     }
+
+
+def test_the_deploys_own_pass_subscribes_what_cloudformation_did_not(deployed: Deployed) -> None:
+    """moto's CloudFormation skips AWS::SNS::Subscription, as AWS's own may lose one (a topic created
+    again drops its subscriptions): the deploy's own pass subscribes every queue the stacks left out,
+    once, and nothing when all are there."""
+    first, again, fourth = deployed.runs
+    assert sorted(first.resubscribed) == sorted((q, topic(t)) for q in THREE for t in THREE)
+    assert again.resubscribed == ()
+    assert sorted(fourth.resubscribed) == sorted(
+        {(q, topic(t)) for q in FOUR for t in FOUR} - {(q, topic(t)) for q in THREE for t in THREE}
+    )
 
 
 def test_the_same_deploy_again_changes_no_cluster_stack(deployed: Deployed) -> None:

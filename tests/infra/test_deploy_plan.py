@@ -17,9 +17,10 @@ from infra.deploy.config import ClusterConfig
 from infra.deploy.deployment import Deployment
 from infra.deploy.errors import DeployError
 from infra.deploy.identity import Identity
-from infra.deploy.names import stack_name, topic_arn
+from infra.deploy.names import topic_arn
 from infra.deploy.plan import Step, first_pass
 from infra.deploy.template import load_template
+from schemas.names import stack_name
 from tests.infra.stacks import ACCOUNT, DeployedStack
 
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning")
@@ -145,8 +146,10 @@ def test_a_cross_account_first_deploy_names_no_dead_letter_queue_before_it_exist
     peer = peer_topic("us-west-2", "xacct")
     config = deploy_file(tmp_path, "xacct", regions, peer_accounts=[PEER], peer_topic_arns=[peer])
 
-    subscribed = Deployment(config, regions, deploys, lambda _line: None).run(
-        IDENTITY, lambda: fake_artifacts
+    subscribed = (
+        Deployment(config, regions, deploys, lambda _line: None)
+        .run(IDENTITY, lambda: fake_artifacts)
+        .subscribed
     )
 
     assert recorder.unready_dead_letters == []

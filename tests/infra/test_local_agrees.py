@@ -7,7 +7,9 @@ import re
 from typing import Any, get_args
 
 from schemas.names import ClusterName
-from sgmesh.local.stack import RegionStack, StackSpec
+from schemas.regions import sns_principals
+from sgmesh.local.stack import ACCOUNT, RegionStack, StackSpec, queue_policy, topic_policy
+from tests.infra.intrinsics import Resolver
 
 SPEC = StackSpec()
 
@@ -109,3 +111,57 @@ def test_the_template_accepts_exactly_the_cluster_names_the_code_accepts(
 ) -> None:
     (constraint,) = get_args(ClusterName)[1:]
     assert sam_template["Parameters"]["ClusterName"]["AllowedPattern"] == constraint.pattern
+
+
+def test_the_local_wiring_is_the_templates(sam_template: dict[str, Any]) -> None:
+    """`sgmesh doctor` checks a local mesh as it checks a stack: the same policies, subscriptions and
+    lifecycle rule, resolved here from the template for two regions, one of them opt-in."""
+    topics = [f"arn:aws:sns:{region}:{ACCOUNT}:{SPEC.name}" for region in ("us-east-1", "af-south-1")]
+    arns = {
+        "Queue": f"arn:aws:sqs:us-east-1:{ACCOUNT}:queue",
+        "DeliveryDeadLetterQueue": f"arn:aws:sqs:us-east-1:{ACCOUNT}:delivery",
+        "LifecycleBuffer": f"arn:aws:sqs:us-east-1:{ACCOUNT}:buffer",
+    }
+    resolver = Resolver(
+        sam_template,
+        {
+            "ClusterName": SPEC.cluster,
+            "TopicArns": ",".join(topics),
+            "SnsServicePrincipals": ",".join(sns_principals("us-east-1", ["us-east-1", "af-south-1"])),
+            "AutoScalingGroupNames": "cassandra",
+        },
+        {"AWS::Region": "us-east-1", "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws"},
+        ref=lambda logical_id: topics[0] if logical_id == "Topic" else logical_id,
+        getatt=lambda logical_id, _attribute: arns.get(logical_id, logical_id),
+    )
+    principals = sns_principals("us-east-1", ["us-east-1", "af-south-1"])
+    for policy, queue in (
+        ("QueuePolicy", "Queue"),
+        ("DeliveryDeadLetterQueuePolicy", "DeliveryDeadLetterQueue"),
+    ):
+        resolved = resolver.resource(policy)
+        assert resolved is not None
+        assert resolved["PolicyDocument"] == queue_policy(arns[queue], topics, principals), policy
+    topic_policy_resource = resolver.resource("TopicPolicy")
+    assert topic_policy_resource is not None
+    assert topic_policy_resource["PolicyDocument"] == topic_policy(topics[0])
+
+    rule = resolver.resource("LifecycleRule")
+    assert rule is not None
+    ((target,),) = [rule["Targets"]]
+    assert (target["Id"], target["Arn"]) == ("LifecycleBuffer", arns["LifecycleBuffer"])
+    assert rule["Name"] == SPEC.lifecycle_rule
+    assert rule["EventPattern"] == {
+        "source": ["aws.autoscaling"],
+        "detail-type": ["EC2 Instance-launch Lifecycle Action", "EC2 Instance-terminate Lifecycle Action"],
+        "detail": {
+            "AutoScalingGroupName": ["cassandra"],
+            "LifecycleHookName": [SPEC.launch_hook, SPEC.terminate_hook],
+        },
+    }
+    (subscription,) = [resolver.resource("Subscription1")]
+    assert subscription is not None
+    assert (subscription["RawMessageDelivery"], subscription["RedrivePolicy"]) == (
+        False,
+        {"deadLetterTargetArn": arns["DeliveryDeadLetterQueue"]},
+    )

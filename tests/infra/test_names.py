@@ -21,10 +21,10 @@ from infra.deploy.checks import check_plan
 from infra.deploy.config import ClusterConfig
 from infra.deploy.errors import DeployError
 from infra.deploy.identity import Identity
-from infra.deploy.names import stack_name, topic_arn
+from infra.deploy.names import topic_arn
 from infra.deploy.template import ARTIFACTS_TEMPLATE, load_template
 from infra.deploy.transform import transform
-from schemas.names import ClusterName
+from schemas.names import ClusterName, stack_name
 from tests.infra.conftest import CODE_URI, LAYER_URI
 from tests.infra.intrinsics import Resolver
 

@@ -27,6 +27,8 @@ PURE_MODULES = (
     "consumers.state",
     "consumers.steps",
     "producers.snapshot",
+    "sgmesh.leaving",
+    "sgmesh.wiring",
 )
 # What a pure module must not load: the AWS SDK and the Lambda toolkit.
 FORBIDDEN_ROOTS = frozenset({"boto3", "botocore", "aws_lambda_powertools"})

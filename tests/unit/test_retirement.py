@@ -138,3 +138,22 @@ def test_a_group_the_ledger_never_knew_is_not_retired() -> None:
     producer.service.trueup(TrueupRequest())
 
     assert {s.source.group for s in producer.topic.published} == {"asg-a"}
+
+
+def test_a_region_leaving_the_mesh_retires_every_group_named_or_only_known_to_its_ledger() -> None:
+    # GIVEN asg-b dropped from the settings (its ledger still knows it) and asg-a still named
+    producer = retired_b()
+    before = len(producer.topic.published)
+
+    # WHEN the region is retired (sgmesh teardown)
+    published = producer.service.retire_region()
+
+    # THEN both groups are published once: empty, cause retired, above their last versions
+    assert published_by_group(producer, since=before).keys() == {"asg-a", "asg-b"}
+    assert all(
+        (kind, members) == (CauseKind.RETIRED, 0) and version > V1
+        for ((kind, members, version),) in published_by_group(producer, since=before).values()
+    )
+    assert [p.version for p in published] == [s.version for s in producer.topic.published[before:]]
+    # ... without describing any group
+    assert len(producer.groups.describes) == 1
