@@ -9,6 +9,7 @@ table = "sgmesh-demo"
 topic_arn = "arn:aws:sns:us-east-1:123456789012:sgmesh-demo"
 asg_names = ["cassandra-us-east-1"]
 security_group_ids = ["sg-0123456789abcdef0"]
+# observe = true                          # the region's consumer only plans (SGMESH_OBSERVE)
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ class RegionEntry(BaseModel):
     security_group_ids: tuple[SecurityGroupId, ...] = Field(min_length=1, strict=False)
     ports: PortList | None = None
     prefix_list_ids: tuple[PrefixListId, ...] = Field(default=(), strict=False)
+    # The region's consumer runs in observe mode (SGMESH_OBSERVE): it plans and reports, writes nothing.
+    observe: bool = False
 
 
 class MeshFile(BaseModel):
@@ -83,6 +86,7 @@ class MeshFile(BaseModel):
             target=self.target,
             prefix_list_ids=entry.prefix_list_ids,
             rule_quota=self.rule_quota,
+            observe=entry.observe,
         )
 
     def region(self, region: str) -> RegionEntry:
@@ -136,4 +140,6 @@ def render(mesh: MeshFile) -> str:
         ]
         if entry.prefix_list_ids:
             lines.append("prefix_list_ids = [" + ", ".join(f'"{pl}"' for pl in entry.prefix_list_ids) + "]")
+        if entry.observe:
+            lines.append("observe = true")
     return "\n".join(lines) + "\n"

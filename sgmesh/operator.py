@@ -100,6 +100,8 @@ class RegionStatus:
     groups: tuple[GroupStatus, ...]
     rule_budget: RuleBudget
     lists: tuple[ListStatus, ...] = ()
+    # The region's consumer observes (the mesh file's `observe`): its drift is what it would write.
+    observing: bool = False
 
 
 class Operator:
@@ -140,7 +142,7 @@ class Operator:
         review = self.plan(region, budget)
         groups = tuple(group_status(group, budget()) for group in review.groups)
         lists = tuple(list_status(item) for item in review.lists)
-        return RegionStatus(region, sources, groups, budget(), lists)
+        return RegionStatus(region, sources, groups, budget(), lists, observing=entry.observe)
 
     def _rule_budget(self, region: str) -> RuleBudgetReader:
         settings = self.mesh.settings(region)

@@ -98,8 +98,10 @@ def status_tables(console: Console, statuses: list[RegionStatus]) -> None:
                 str(source.members),
                 style=style,
             )
+        mode = " (observe mode: plans only, writes nothing)" if status.observing else ""
         groups = Table(
-            title=f"{status.region}: security groups, {budget_text(status.rule_budget)}", title_justify="left"
+            title=f"{status.region}{mode}: security groups, {budget_text(status.rule_budget)}",
+            title_justify="left",
         )
         for column in (
             "group",

@@ -24,6 +24,8 @@ class RegionConfig(BaseModel):
     security_groups: tuple[SecurityGroupId, ...] = Field(min_length=1)
     auto_scaling_groups: tuple[GroupName, ...] | None = None
     alarm_topic_arn: str = ""
+    # Overrides the cluster's `observe` in this region: adopt sgmesh one region at a time.
+    observe: bool | None = None
 
 
 class ClusterConfig(ClusterSettings):
@@ -65,6 +67,8 @@ class ClusterConfig(ClusterSettings):
         """The settings the region's functions will read, validated as they validate them; the first
         topic is the region's own."""
         shared = {field: getattr(self, field) for field in ClusterSettings.model_fields}
+        if self.regions[region].observe is not None:
+            shared["observe"] = self.regions[region].observe
         try:
             return Settings.model_validate(
                 {

@@ -270,6 +270,7 @@ class LocalMesh:
                     topic_arn=stack.topic_arn,
                     asg_names=self.group_names(region),
                     security_group_ids=(stack.security_group_id,),
+                    observe=stack.environment.get("SGMESH_OBSERVE") == "true",
                 )
                 for region, stack in self.stacks.items()
             },

@@ -186,6 +186,7 @@ def test_functions_run_the_template_settings(deployed: Deployed) -> None:
         "SGMESH_EVENT_RETENTION_DAYS": "30",
         "SGMESH_MAX_EVENT_AGE_SECONDS": "21600",
         "SGMESH_TARGET": "security-group",
+        "SGMESH_OBSERVE": "false",
         # Prefix lists only with the prefix-list target (test_contract resolves that case).
         "SGMESH_PREFIX_LIST_IDS": "",
     }

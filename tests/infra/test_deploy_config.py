@@ -158,4 +158,25 @@ def test_the_template_constrains_and_defaults_each_setting_parameter_as_the_sett
         if "Ge" in bounds:
             assert (spec["MinValue"], spec["MaxValue"]) == (bounds["Ge"].ge, bounds["Le"].le), parameter
         if "Default" in spec:
-            assert str(spec["Default"]) == str(field.default), parameter
+            # As the environment spells the default (a bool as `false`, the way to_env writes it).
+            default = str(field.default).lower() if isinstance(field.default, bool) else str(field.default)
+            assert str(spec["Default"]) == default, parameter
+
+
+def test_a_regions_observe_replaces_the_clusters_so_sgmesh_is_adopted_one_region_at_a_time(
+    tmp_path: Path,
+) -> None:
+    # GIVEN a deploy file that observes everywhere but in a region that says otherwise
+    path = deploy_file(tmp_path, observe=True)
+    path.write_text(
+        path.read_text()
+        + '\n[regions.us-east-1]\nsecurity_groups = ["sg-0123456789abcdef1"]\nobserve = false\n'
+    )
+    config = ClusterConfig.load(path)
+    # WHEN each region's function settings are made from it
+    # THEN the region's own value wins, and the function reads it back from its environment
+    observing = {region: config.settings(region, TOPICS).observe for region in ("eu-west-1", "us-east-1")}
+    assert observing == {"eu-west-1": True, "us-east-1": False}
+    environment = config.settings("eu-west-1", TOPICS).to_env()
+    assert environment["SGMESH_OBSERVE"] == "true"
+    assert Settings.from_env({**environment, "SGMESH_TABLE_NAME": TABLE}).observe
