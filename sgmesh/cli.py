@@ -96,6 +96,15 @@ def _parser() -> argparse.ArgumentParser:
         "publish a resync request on the region's topic: every region re-publishes its sources to it",
         mesh,
     ).add_argument("--region", required=True)
+    adopt = command(
+        "adopt",
+        _adopt,
+        "take over hand-made rules that are exactly ones sgmesh wants for a current member "
+        "(dry run unless --apply)",
+        mesh,
+    )
+    adopt.add_argument("--region", required=True)
+    adopt.add_argument("--apply", action="store_true", help="rewrite their descriptions (default: only show)")
     events = command("events", _events, "a region's audit trail: applied snapshots and rule changes", mesh)
     events.add_argument("--region", required=True)
     events.add_argument("--source", help="only events of this source (account/region/group)")
@@ -165,6 +174,14 @@ def _show_review(args: argparse.Namespace, console: Console, review: Review, lab
 
 def _show_published(args: argparse.Namespace, console: Console, published: list[Published]) -> int:
     render.print_json(console, published) if args.json else render.published_table(console, published)
+    return EXIT_OK
+
+
+def _adopt(args: argparse.Namespace, console: Console) -> int:
+    adoptions = _operator(args).adopt(args.region, apply=args.apply)
+    render.print_json(console, adoptions) if args.json else render.adoption_table(
+        console, args.region, adoptions
+    )
     return EXIT_OK
 
 

@@ -12,10 +12,14 @@ from aws_lambda_powertools.logging import Logger
 
 from cloud.clients import ClientFactory
 from cloud.dynamodb import Table
+from cloud.ec2 import Ec2
 from cloud.service_quotas import RuleBudgetReader
 from cloud.sns import Topic
+from consumers.adoption import Adoption, adoptable
 from consumers.bootstrap import build as build_consumer
+from consumers.reconcile import desired_rules
 from consumers.review import GroupReview, ListReview, Review
+from consumers.sources import SourceBook
 from producers.bootstrap import build as build_producer
 from producers.service import Published
 from schemas.audit import AuditEntry
@@ -94,6 +98,16 @@ class RequestedResync:
 
 
 @dataclass(frozen=True)
+class GroupAdoption:
+    """A group's hand-made rules that are exactly ones sgmesh wants, and whether they were taken over."""
+
+    region: str
+    group_id: str
+    rules: tuple[Adoption, ...]
+    applied: bool
+
+
+@dataclass(frozen=True)
 class RegionStatus:
     region: str
     sources: tuple[SourceStatus, ...]
@@ -159,6 +173,24 @@ class Operator:
         before = consumer.plan()
         consumer.reconcile()
         return before
+
+    def adopt(self, region: str, *, apply: bool = False) -> list[GroupAdoption]:
+        """The unmarked inbound rules of the region's groups that are exactly ones its consumer wants
+        for a current member; with `apply`, each group's are given the managed description in one
+        UpdateSecurityGroupRuleDescriptionsIngress call, so the consumer revokes them when the member
+        leaves. Reads the table as the consumer does (the sources of the peers only)."""
+        settings = self.mesh.settings(region)
+        table = self._table(region, settings.table_name)
+        sources = SourceBook(settings, table, lambda: datetime.now(UTC)).read()
+        desired = desired_rules(settings.cluster, sources.counted, settings.ports, settings.address)
+        groups = Ec2(self.clients.ec2(region))
+        found: list[GroupAdoption] = []
+        for group_id in settings.security_group_ids:
+            rules = adoptable(groups.ingress_rules(group_id), desired)
+            if apply and rules:
+                groups.rewrite_descriptions(group_id, {rule.rule_id: rule.after for rule in rules})
+            found.append(GroupAdoption(region, group_id, rules, applied=apply and bool(rules)))
+        return found
 
     def trueup(self, regions: list[str] | None = None) -> list[Published]:
         published: list[Published] = []

@@ -16,7 +16,7 @@ from consumers.review import GroupReview, ListReview, Review
 from producers.service import Published
 from schemas.audit import AuditEntry
 from schemas.quota import Family, QuotaOrigin, RuleBudget
-from sgmesh.operator import RegionStatus, RequestedResync
+from sgmesh.operator import GroupAdoption, RegionStatus, RequestedResync
 
 
 def to_jsonable(value: Any) -> Any:
@@ -182,6 +182,20 @@ def published_table(console: Console, published: list[Published]) -> None:
         table.add_column(column)
     for item in published:
         table.add_row(item.group, str(item.version), str(item.members), item.event_id)
+    console.print(table)
+
+
+def adoption_table(console: Console, region: str, adoptions: list[GroupAdoption]) -> None:
+    applied = any(group.applied for group in adoptions)
+    title = f"{region}: rules adopted" if applied else f"{region}: rules to adopt (dry run; --apply adopts)"
+    table = Table(title=title, title_justify="left")
+    for column in ("group", "rule", "allows", "description now", "managed description"):
+        table.add_column(column)
+    for group in adoptions:
+        for rule in group.rules:
+            table.add_row(group.group_id, rule.rule_id, str(rule.permission), escape(rule.before), rule.after)
+    if not any(group.rules for group in adoptions):
+        table.add_row("", "", "[green]nothing to adopt[/]", "", "")
     console.print(table)
 
 

@@ -23,12 +23,15 @@ from infra.deploy.config import ClusterConfig
 from infra.deploy.deployment import Deployment
 from infra.deploy.identity import caller_identity
 from producers import lifecycle, trueup
+from schemas.settings import PortSpec
 from sgmesh.local.clients import ApiCall, CallLedger, ExtendedClientFactory
 from sgmesh.local.embedded import EndpointSession
 from sgmesh.local.esm import sqs_event
 from sgmesh.local.eventbridge import lifecycle_event
 from sgmesh.local.functions import Binding, invoke
 from sgmesh.local.sns_certificates import install_local_certificates
+from sgmesh.meshfile import MeshFile, RegionEntry
+from sgmesh.operator import Operator
 from tests.infra.stacks import ACCOUNT, DeployedStack
 from tests.support.ec2 import reference_a_prefix_list
 
@@ -387,3 +390,88 @@ def test_the_checker_refuses_what_the_roles_do_not_grant(stack: DeployedStack) -
     assert not _allowed(stack, consumer, foreign_key)
     assert not _allowed(stack, consumer, other_group)
     assert not _allowed(stack, producer, other_topic)
+
+
+@pytest.fixture(scope="module")
+def operator_calls(
+    stack: DeployedStack, calls: dict[str, list[ApiCall]], moto_endpoint: str
+) -> list[ApiCall]:
+    """WHEN an operator runs `sgmesh status`, `plan`, `events` and `adopt --apply` (after a hand-made
+    rule for a member was added) against the deployed region, THEN every call the CLI made is recorded."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    group_id = stack.parameters["SecurityGroupIds"]
+    functions = Functions(stack, moto_endpoint)
+    functions.scale(1)
+    assert functions.run("TrueupFunction", trueup.bind, {})["published"]
+    functions.deliver()
+    (address,) = {
+        rule["CidrIpv4"]
+        for rule in ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group_id]}])[
+            "SecurityGroupRules"
+        ]
+        if rule.get("Description", "").startswith(f"sgmesh:{CLUSTER} ")
+    }
+    managed = [
+        rule["SecurityGroupRuleId"]
+        for rule in ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group_id]}])[
+            "SecurityGroupRules"
+        ]
+        if rule.get("CidrIpv4") == address
+    ]
+    ec2.revoke_security_group_ingress(GroupId=group_id, SecurityGroupRuleIds=managed)
+    ec2.authorize_security_group_ingress(
+        GroupId=group_id,
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 7000, "ToPort": 7000, "IpRanges": [{"CidrIp": address}]}
+        ],
+    )
+    mesh = MeshFile(
+        cluster=CLUSTER,
+        ports=(PortSpec.parse("tcp:7000"),),
+        regions={
+            REGION: RegionEntry(
+                table=stack.physical_ids["Table"],
+                topic_arn=stack.physical_ids["Topic"],
+                asg_names=(GROUP,),
+                security_group_ids=(group_id,),
+            )
+        },
+    )
+    ledger = CallLedger()
+    operator = Operator(mesh, ExtendedClientFactory(EndpointSession(moto_endpoint), ledger))
+    operator.status()
+    operator.plan(REGION)
+    operator.events(REGION)
+    (adopted,) = operator.adopt(REGION, apply=True)
+    assert adopted.applied
+    return ledger.calls
+
+
+def test_the_operator_policy_allows_every_call_the_cli_makes_and_nothing_else(
+    stack: DeployedStack, operator_calls: list[ApiCall]
+) -> None:
+    policy = stack.resolved("OperatorPolicy")
+    assert policy is not None
+    statements = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+    refused = [
+        f"{_action(call)} on {_resource(stack, call)}"
+        for call in operator_calls
+        if not _allowed(stack, statements, call)
+    ]
+    assert refused == []
+    granted = {action for statement in statements for action in _listed(statement["Action"])}
+    # kms:Decrypt is DynamoDB's, on the operator's behalf (the table is encrypted with the stack's key).
+    assert granted - {"kms:Decrypt"} == {_action(call) for call in operator_calls}
+    assert "ec2:UpdateSecurityGroupRuleDescriptionsIngress" in granted
+    # ... and only the managed groups may be adopted in
+    other_group = ApiCall(
+        REGION, "ec2", "UpdateSecurityGroupRuleDescriptionsIngress", {"GroupId": "sg-0000000000000000f"}
+    )
+    assert not _allowed(stack, statements, other_group)
+
+
+@pytest.mark.parametrize("function", ["TrueupFunction", "LifecycleFunction", "ConsumerFunction"])
+def test_no_function_may_adopt(stack: DeployedStack, function: str) -> None:
+    """Adoption runs with the operator's credentials: no function's role has the action."""
+    granted = {action for s in _statements(stack, function) for action in _listed(s["Action"])}
+    assert not any(fnmatch.fnmatchcase("ec2:UpdateSecurityGroupRuleDescriptionsIngress", a) for a in granted)
