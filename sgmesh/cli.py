@@ -16,7 +16,7 @@ from cloud.clients import ClientFactory
 from schemas.errors import PermanentError, SettingsError, SgmeshError
 from sgmesh import render
 from sgmesh.meshfile import DEFAULT_MESH_FILE, MeshFile, load
-from sgmesh.operator import Operator
+from sgmesh.operator import Operator, verdict
 
 if TYPE_CHECKING:
     from boto3.session import Session
@@ -81,6 +81,11 @@ def _parser() -> argparse.ArgumentParser:
         mesh,
     )
     status.add_argument("--region", action="append", help="only this region (repeatable)")
+    status.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 when any region drifts or any source is silent past the alarm's threshold",
+    )
     command(
         "plan", _plan, "what a reconcile would authorize and revoke now (changes nothing)", mesh
     ).add_argument("--region", required=True)
@@ -142,8 +147,14 @@ def _session(mesh: MeshFile) -> Session | None:
 
 def _status(args: argparse.Namespace, console: Console) -> int:
     statuses = _operator(args).status(args.region)
-    render.print_json(console, statuses) if args.json else render.status_tables(console, statuses)
-    return EXIT_OK
+    health = verdict(statuses)
+    if args.json:
+        # A list of regions, as before: scripts read the verdict from --check's exit code.
+        render.print_json(console, statuses)
+    else:
+        render.status_tables(console, statuses)
+        console.print(f"[{'green' if health.healthy else 'red'}]{health.line}[/]")
+    return EXIT_FAILED if args.check and not health.healthy else EXIT_OK
 
 
 def _plan(args: argparse.Namespace, console: Console) -> int:

@@ -67,6 +67,9 @@ class MeshFile(BaseModel):
     address: AddressMode = Field(default=AddressMode.PUBLIC, strict=False)
     target: TargetMode = Field(default=TargetMode.SECURITY_GROUP, strict=False)
     rule_quota: int = Field(default=60, ge=1, le=1000)
+    # A source heard from longer ago is silent (`sgmesh status --check` fails): the template's
+    # SourceSilenceAlarm threshold, three true-up periods (`make deploy` writes it).
+    source_silence_seconds: int = Field(default=3 * 15 * 60, ge=60)
     endpoint_url: str | None = Field(default=None, pattern=r"^http://(127\.0\.0\.1|localhost):[0-9]+$")
     regions: dict[RegionName, RegionEntry] = Field(min_length=1)
 
@@ -127,6 +130,7 @@ def render(mesh: MeshFile) -> str:
     lines = [f'cluster = "{mesh.cluster}"', f'ports = "{",".join(str(port) for port in mesh.ports)}"']
     lines += [f'address = "{mesh.address.value}"', f'target = "{mesh.target.value}"']
     lines.append(f"rule_quota = {mesh.rule_quota}")
+    lines.append(f"source_silence_seconds = {mesh.source_silence_seconds}")
     if mesh.endpoint_url:
         lines.append(f'endpoint_url = "{mesh.endpoint_url}"')
     for name, entry in mesh.regions.items():

@@ -84,18 +84,25 @@ def print_json(console: Console, value: Any) -> None:
 def status_tables(console: Console, statuses: list[RegionStatus]) -> None:
     for status in statuses:
         sources = Table(title=f"{status.region}: sources", title_justify="left")
-        for column in ("source", "applied", "published", "behind", "members"):
+        for column in ("source", "applied", "published", "behind", "members", "lag", "age"):
             sources.add_column(column)
         for source in status.sources:
             behind = {None: "?", True: "yes", False: "no"}[source.behind]
             published = "?" if source.published_version is None else str(source.published_version)
-            style = "" if source.behind is False else "yellow"
+            style = "red" if source.silent else "" if source.behind is False else "yellow"
+            age = (
+                "retired"
+                if source.retired
+                else _seconds(source.age_seconds) + (" (silent)" if source.silent else "")
+            )
             sources.add_row(
                 source.source,
                 str(source.applied_version),
                 published,
                 behind,
                 str(source.members),
+                _seconds(source.lag_seconds),
+                age,
                 style=style,
             )
         mode = " (observe mode: plans only, writes nothing)" if status.observing else ""
@@ -127,6 +134,18 @@ def status_tables(console: Console, statuses: list[RegionStatus]) -> None:
         console.print(sources, groups)
         if status.lists:
             console.print(_lists_table(status))
+
+
+def _seconds(value: float) -> str:
+    """e.g. 0.4s, 12s, 7m 05s, 3h 02m."""
+    if value < 10:
+        return f"{value:.1f}s"
+    whole = int(value)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
 
 
 def _lists_table(status: RegionStatus) -> Table:

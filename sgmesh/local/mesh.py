@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TextIO
 
 from cloud.sns_certificates import install_certificate_source
 from consumers import apply
@@ -62,6 +62,8 @@ class LocalMesh:
         self.buffers: dict[str, LifecycleBuffer] = {}
         self.schedule = Schedule(self.clock, self.spec.trueup_interval_seconds, self.scheduled_trueup)
         self._own_clients: dict[tuple[str, str], Any] = {}
+        # Where the functions' EMF metric lines go (Lambda ships them to CloudWatch); none: dropped.
+        self.metrics: TextIO | None = None
 
     def provision(self, instances_per_region: int = 2) -> LocalMesh:
         """Create every region's stack (the embedded AWS must be running) and trust its SNS certificates."""
@@ -109,7 +111,7 @@ class LocalMesh:
     def _invoke(self, bind: Binding, function: str, region: str, event: dict[str, Any]) -> Any:
         """The function as the region's stack deploys it: its environment, and this mesh's clients."""
         name = f"{self.spec.name}-{function}"
-        return invoke(bind, name, self.stacks[region].environment, self.factory, event)
+        return invoke(bind, name, self.stacks[region].environment, self.factory, event, self.metrics)
 
     def _route(self, region: str, event: dict[str, Any]) -> Any:
         """EventBridge's rules: the schedule targets the true-up, lifecycle actions the producer (or,
