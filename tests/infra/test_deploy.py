@@ -452,7 +452,14 @@ def test_alarms_watch_the_stack_own_queues_function_and_quota_metric(deployed: D
         "ConsumerErrorsAlarm": ("AWS/Lambda", "Errors", [stack.physical_ids["ConsumerFunction"]]),
         "RuleQuotaAlarm": ("sgmesh", "RuleQuotaExceeded", consumer_metric),
         "RecordsRejectedAlarm": ("sgmesh", "RecordsRejected", consumer_metric),
+        "SourceSilenceAlarm": ("sgmesh", "OldestSourceAgeSeconds", consumer_metric),
+        "RuleHeadroomAlarm": ("sgmesh", "RuleHeadroom", consumer_metric),
     }
+    # Three 15-minute true-up periods, and 10% of the 60-rule quota (the deploy file's defaults).
+    assert (
+        float(alarms["SourceSilenceAlarm"]["Threshold"]),
+        float(alarms["RuleHeadroomAlarm"]["Threshold"]),
+    ) == (2700, 6)
     assert [d["Name"] for d in alarms["RuleQuotaAlarm"]["Dimensions"]] == ["service", "cluster"]
     assert [d["Name"] for d in alarms["RecordsRejectedAlarm"]["Dimensions"]] == ["service", "cluster"]
     assert stack.resolved_of_type("AWS::Logs::MetricFilter") == {}
