@@ -11,10 +11,17 @@ import boto3
 
 from infra.deploy.artifacts import ArtifactStore
 from infra.deploy.checks import check_deployed, check_plan
-from infra.deploy.cloudformation import TemplateUrl, deploy_stack, deployed_parameters, physical_id
+from infra.deploy.cloudformation import (
+    TemplateUrl,
+    deploy_stack,
+    deployed_parameters,
+    physical_id,
+    stack_outputs,
+)
 from infra.deploy.config import ClusterConfig
 from infra.deploy.errors import DeployError
 from infra.deploy.identity import Identity
+from infra.deploy.meshfile import mesh_from_outputs
 from infra.deploy.names import stack_name, topic_arn
 from infra.deploy.plan import first_pass
 from infra.deploy.sns import topic_exists
@@ -22,6 +29,7 @@ from infra.deploy.subscriptions import subscription_steps, topic_order
 from infra.deploy.template import load_template, stack_parameters
 from infra.deploy.transform import transform
 from schemas.names import topic_region_and_account
+from sgmesh.meshfile import MeshFile
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -79,6 +87,11 @@ class Deployment:
         for region in self._regions:
             subscribed[region] = self._deploy_region(identity, region, wanted, store, only_if_changed=True)
         return subscribed
+
+    def mesh_file(self) -> MeshFile:
+        """The operator's mesh file for the deployed stacks, from their outputs."""
+        outputs = {region: stack_outputs(self._cfn(region), self._name) for region in self._regions}
+        return mesh_from_outputs(self._config, outputs)
 
     def _deploy_region(
         self,

@@ -13,10 +13,14 @@ import boto3
 import pytest
 import requests
 
+from cloud.clients import ClientFactory
 from infra.deploy.config import ClusterConfig
 from infra.deploy.deployment import Deployment
 from infra.deploy.identity import caller_identity
+from infra.deploy.meshfile import write_mesh_file
 from infra.deploy.names import stack_name
+from sgmesh.meshfile import load
+from sgmesh.operator import Operator
 from tests.infra.stacks import ACCOUNT, DeployedStack
 
 CLUSTER = "demo"
@@ -481,3 +485,25 @@ def test_asynchronous_producer_failures_land_in_the_producer_dead_letter_queue(d
     assert topic_policy["Topics"] == [topic("us-east-1")]
     # No peer accounts configured: only the owner's statement and the TLS guard.
     assert [s["Sid"] for s in topic_policy["PolicyDocument"]["Statement"]] == ["OwnerOnly", "TlsOnly"]
+
+
+def test_the_mesh_file_comes_from_the_stacks_outputs_and_the_cli_runs_on_it(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    # GIVEN the four deployed regions, WHEN the deploy writes the operator's mesh file from their outputs
+    deployment = Deployment(deployed.config, FOUR, boto3.session.Session(), lambda _line: None)
+    path = tmp_path / "sgmesh.mesh.toml"
+    written = write_mesh_file(path, deployment.mesh_file())
+    # THEN every region names its own stack's table, topic, groups; the cluster's settings are the deploy's
+    assert written.written == path
+    mesh = load(path)
+    assert (mesh.cluster, mesh.rule_quota, mesh.source_silence_seconds) == (CLUSTER, 60, 2700)
+    for region in FOUR:
+        stack = DeployedStack(region, CLUSTER)
+        entry = mesh.regions[region]
+        assert (entry.table, entry.topic_arn) == (stack.physical_ids["Table"], topic(region))
+        assert entry.security_group_ids == (deployed.security_groups[region],)
+        assert entry.asg_names == GROUPS
+        assert not entry.observe
+    # ... and the CLI reads the deployment with it, no hand-copying
+    assert [status.region for status in Operator(mesh, ClientFactory()).status()] == list(FOUR)
