@@ -175,6 +175,34 @@ class LocalMesh:
         self._own_client("ec2", region).terminate_instances(InstanceIds=[victim])
         return victim
 
+    def keep_by_hand(self, region: str, instance_id: str) -> int:
+        """An operator keeps a member's rules by hand in the region's group, as before sgmesh: each
+        managed rule of the instance replaced by the same rule with the operator's own description.
+        Returns how many."""
+        ec2 = self._own_client("ec2", region)
+        group_id = self.stacks[region].security_group_id
+        rules = [
+            rule for rule in self.ingress(region) if rule.get("Description", "").endswith(f"/{instance_id}")
+        ]
+        ec2.revoke_security_group_ingress(
+            GroupId=group_id, SecurityGroupRuleIds=[rule["SecurityGroupRuleId"] for rule in rules]
+        )
+        ec2.authorize_security_group_ingress(
+            GroupId=group_id,
+            IpPermissions=[
+                {
+                    "IpProtocol": rule["IpProtocol"],
+                    "FromPort": rule["FromPort"],
+                    "ToPort": rule["ToPort"],
+                    "IpRanges": [
+                        {"CidrIp": rule["CidrIpv4"], "Description": "cassandra node (kept by hand)"}
+                    ],
+                }
+                for rule in rules
+            ],
+        )
+        return len(rules)
+
     def cut_off(self, region: str) -> None:
         """The region stops receiving deliveries (its queue keeps them, as SNS retries would)."""
         self.mappings[region].paused = True
