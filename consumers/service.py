@@ -148,7 +148,8 @@ class ApplyService(Generic[PlanT]):
         stored = self._store([event for event in fresh if isinstance(event, MembershipSnapshot)])
         applied = [snapshot for snapshot, outcome in stored if outcome is not Stored.STALE]
         review, waiting = self._reconcile(applied)
-        self._record(applied, review)
+        # An observed plan changed no rule: the audit trail records the snapshots only.
+        self._record(applied, () if self._settings.observe else _changes(review))
         # The table had no state before this batch: it is new or was recreated. Its sources' next
         # snapshots would take up to a true-up period; the mesh can send them now.
         first = {snapshot.source.key for snapshot, outcome in stored if outcome is Stored.FIRST}
@@ -292,7 +293,11 @@ class ApplyService(Generic[PlanT]):
         self._outcomes.count(Outcome.EXPIRED, len(events) - len(fresh))
         return fresh
 
-    def _record(self, applied: Sequence[MembershipSnapshot], review: Review) -> None:
+    def _record(
+        self,
+        applied: Sequence[MembershipSnapshot],
+        changes: Sequence[tuple[str, tuple[str, ...], tuple[str, ...]]],
+    ) -> None:
         """Append to the audit trail. The groups are already right: a failure is logged, not retried."""
         now = self._clock()
         causes = tuple(f"{snapshot.source.key}@{snapshot.version}" for snapshot in applied)
@@ -316,7 +321,7 @@ class ApplyService(Generic[PlanT]):
                 revoked=revoked,
                 causes=causes,
             )
-            for changed, authorized, revoked in _changes(review)
+            for changed, authorized, revoked in changes
             if authorized or revoked
         ]
         if not entries:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from consumers.metrics import Outcome
+from schemas.audit import AuditKind
 from schemas.events import Cause, CauseKind, Source
 from schemas.prefix_lists import PrefixListInfo
 from schemas.quota import Family
@@ -17,6 +18,7 @@ from tests.fakes import (
     CLUSTER,
     PRODUCED_AT,
     RECEIVED_AT,
+    FakeAuditLog,
     FakeOutcomes,
     FakePrefixLists,
     FakeSecurityGroups,
@@ -58,6 +60,7 @@ class World:
         self.groups = FakeSecurityGroups(*GROUP_IDS)
         self.lists = FakePrefixLists(LIST)
         self.outcomes = FakeOutcomes()
+        self.audit = FakeAuditLog()
 
     def consumer(self, target: TargetMode, *, observe: bool) -> Any:
         return fake_consumer(
@@ -66,6 +69,7 @@ class World:
             groups=self.groups,
             lists=self.lists,
             outcomes=self.outcomes,
+            audit=self.audit,
         )
 
     def writes(self) -> int:
@@ -100,6 +104,8 @@ def test_an_observing_consumer_stores_and_plans_but_writes_to_no_group_or_list(t
     assert drift
     assert {outcome for outcome, _target in drift} == {Outcome.DRIFT_AUTHORIZE}
     assert Outcome.RULES_AUTHORIZED not in world.outcomes.counts
+    # ... and the audit trail records the snapshot, and no rule change that did not happen
+    assert [entry.kind for entry in world.audit.entries] == [AuditKind.SNAPSHOT_APPLIED]
 
 
 @pytest.mark.parametrize("target", list(TargetMode))
