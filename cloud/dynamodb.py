@@ -143,6 +143,13 @@ class Table:
         """The newest applied snapshot of every source of the cluster."""
         return [parse_snapshot(item["snapshot"]["S"]) for item in self._query(_state_key(cluster))]
 
+    def stored_states_with_times(self, cluster: str) -> list[tuple[MembershipSnapshot, datetime]]:
+        """The newest applied snapshot of every source, with when this table stored it."""
+        return [
+            (parse_snapshot(item["snapshot"]["S"]), datetime.fromisoformat(item["stored_at"]["S"]))
+            for item in self._query(_state_key(cluster))
+        ]
+
     def forget_states(self, cluster: str, source_keys: Collection[str]) -> None:
         """Delete the states of these sources (sources that are no longer peers)."""
         self._batch_write([_delete(_state_key(cluster), key) for key in sorted(source_keys)])

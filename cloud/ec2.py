@@ -1,8 +1,9 @@
-"""EC2 adapter: instance addresses, and a security group's inbound rules (read, authorize, revoke)."""
+"""EC2 adapter: instance addresses, and a security group's inbound rules (read, authorize, revoke,
+describe anew)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -21,6 +22,8 @@ CONFLICT_CODES = frozenset({"InvalidPermission.Duplicate", "InvalidPermission.No
 # Instances of every Auto Scaling group carry this tag, so one filtered call covers all members.
 GROUP_TAG_FILTER = "tag:aws:autoscaling:groupName"
 LIVE_STATES = ["pending", "running"]
+# A group holds at most 1000 inbound rules per address family (the quota's ceiling): one call per group.
+DESCRIPTIONS_PER_CALL = 2000
 
 
 class Ec2:
@@ -70,6 +73,20 @@ class Ec2:
         except ClientError as error:
             _raise_conflict(error, group_id)
             raise
+
+    def rewrite_descriptions(self, group_id: str, descriptions: Mapping[str, str]) -> None:
+        """Give inbound rules (by id) new descriptions: one call for the group. The API reference
+        documents no maximum for SecurityGroupRuleDescriptions, so batches are sized to the largest
+        group AWS allows (1000 rules per family, two families)."""
+        items = sorted(descriptions.items())
+        for start in range(0, len(items), DESCRIPTIONS_PER_CALL):
+            self._client.update_security_group_rule_descriptions_ingress(
+                GroupId=group_id,
+                SecurityGroupRuleDescriptions=[
+                    {"SecurityGroupRuleId": rule_id, "Description": description}
+                    for rule_id, description in items[start : start + DESCRIPTIONS_PER_CALL]
+                ],
+            )
 
 
 def _addresses(instance: Any) -> InstanceAddresses:

@@ -157,3 +157,5 @@ class SourceFacts:
     forgotten: frozenset[str] = frozenset()
     start: frozenset[str] = frozenset()
     clear: frozenset[str] = frozenset()
+    # The produced_at of the least recently heard counted source (consumers.sources.oldest_heard).
+    oldest_heard: datetime | None = None

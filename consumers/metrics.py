@@ -29,6 +29,13 @@ class Outcome(StrEnum):
     RESYNC_DROPPED = "ResyncRequestsDropped"
     # A gauge, not a count: the fewest rules any managed group can still take, in either family.
     RULE_HEADROOM = "RuleHeadroom"
+    # Seconds from a snapshot's produced_at to its being stored here, one value per applied snapshot.
+    REPLICATION_LAG = "ReplicationLagSeconds"
+    # After each reconcile: the age of the newest snapshot held of the least recently heard source.
+    OLDEST_SOURCE_AGE = "OldestSourceAgeSeconds"
+    # Observe mode, per group or prefix list (dimension `target`): what a reconcile would write.
+    DRIFT_AUTHORIZE = "DriftRulesToAuthorize"
+    DRIFT_REVOKE = "DriftRulesToRevoke"
 
 
 class EmfOutcomes:
@@ -59,6 +66,19 @@ class EmfOutcomes:
 
     def gauge(self, outcome: Outcome, value: int) -> None:
         self._metrics.add_metric(name=outcome.value, unit=MetricUnit.Count, value=value)
+
+    def seconds(self, outcome: Outcome, value: float) -> None:
+        self._metrics.add_metric(name=outcome.value, unit=MetricUnit.Seconds, value=value)
+
+    def per_target(self, outcome: Outcome, target_id: str, value: int) -> None:
+        with single_metric(
+            name=outcome.value,
+            unit=MetricUnit.Count,
+            value=value,
+            namespace=NAMESPACE,
+            default_dimensions={"service": SERVICE, "cluster": self._cluster},
+        ) as metric:
+            metric.add_dimension(name="target", value=target_id)
 
 
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)

@@ -163,7 +163,12 @@ class TargetPlan:
         return next((error for error in errors if error is not None), None)
 
     def review(self) -> Review:
-        return Review(self.groups, tuple(item.review() for item in self.lists), sources=self.sources.counted)
+        return Review(
+            self.groups,
+            tuple(item.review() for item in self.lists),
+            sources=self.sources.counted,
+            oldest_heard=self.sources.oldest_heard,
+        )
 
 
 def reference_description(cluster: str, family: Family) -> str:

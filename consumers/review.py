@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from consumers.budget import waiting_error
 from consumers.reconcile import Plan
@@ -91,6 +92,8 @@ class Review:
     headroom: int | None = None
     # The sources (account/region/group) whose stored snapshots the desired state was built from.
     sources: frozenset[str] = frozenset()
+    # When the least recently heard of them produced its newest stored snapshot (retired ones aside).
+    oldest_heard: datetime | None = None
 
     @property
     def waiting(self) -> bool:

@@ -46,6 +46,14 @@ class Outcomes(Protocol):
 
     def gauge(self, outcome: Outcome, value: int) -> None: ...
 
+    def seconds(self, outcome: Outcome, value: float) -> None:
+        """A duration (replication lag, a source's silence); each call is one value of the metric."""
+        ...
+
+    def per_target(self, outcome: Outcome, target_id: str, value: int) -> None:
+        """A value for one group or prefix list (the drift observe mode reports), by its id."""
+        ...
+
 
 class Planned(Protocol):
     """A target's plan: pure, fitted to the rule budget (consumers.budget) before anything is written."""
@@ -76,11 +84,15 @@ class Target(Protocol[PlanT]):
 
 @dataclass(frozen=True)
 class ApplyReport:
+    """What a batch did. `observing`: the region is in observe mode, so `review` is the plan it logged
+    and reported, not one it applied; an acknowledgement of this batch admits no one (docs/operations.md)."""
+
     applied: tuple[MembershipSnapshot, ...]
     stale: tuple[MembershipSnapshot, ...]
     review: Review
     # Resync requests to deliver again (consumers.resync).
     retry: tuple[ResyncRequest, ...] = ()
+    observing: bool = False
 
 
 class ApplyService(Generic[PlanT]):
@@ -136,7 +148,8 @@ class ApplyService(Generic[PlanT]):
         stored = self._store([event for event in fresh if isinstance(event, MembershipSnapshot)])
         applied = [snapshot for snapshot, outcome in stored if outcome is not Stored.STALE]
         review, waiting = self._reconcile(applied)
-        self._record(applied, review)
+        # An observed plan changed no rule: the audit trail records the snapshots only.
+        self._record(applied, () if self._settings.observe else _changes(review))
         # The table had no state before this batch: it is new or was recreated. Its sources' next
         # snapshots would take up to a true-up period; the mesh can send them now.
         first = {snapshot.source.key for snapshot, outcome in stored if outcome is Stored.FIRST}
@@ -146,7 +159,7 @@ class ApplyService(Generic[PlanT]):
         if waiting is not None:
             raise waiting
         stale = tuple(snapshot for snapshot, outcome in stored if outcome is Stored.STALE)
-        return ApplyReport(tuple(applied), stale, review, tuple(retry))
+        return ApplyReport(tuple(applied), stale, review, tuple(retry), observing=self._settings.observe)
 
     def _store(self, snapshots: Sequence[MembershipSnapshot]) -> list[tuple[MembershipSnapshot, Stored]]:
         """Store the newest snapshot of each source, if newer than the table's; what each put did."""
@@ -163,6 +176,11 @@ class ApplyService(Generic[PlanT]):
         if coalesced:
             self._logger.info("older snapshots coalesced in batch", extra={"coalesced": coalesced})
         stale = sum(1 for _snapshot, outcome in stored if outcome is Stored.STALE)
+        now = self._clock()
+        for snapshot, outcome in stored:
+            if outcome is not Stored.STALE:
+                lag = (now - snapshot.produced_at).total_seconds()
+                self._outcomes.seconds(Outcome.REPLICATION_LAG, max(lag, 0.0))
         self._outcomes.count(Outcome.APPLIED, len(stored) - stale)
         self._outcomes.count(Outcome.STALE, stale + coalesced)
         return stored
@@ -192,6 +210,8 @@ class ApplyService(Generic[PlanT]):
         self, causes: Iterable[MembershipSnapshot]
     ) -> tuple[Review, RuleQuotaExceededError | None]:
         cause_fields = [_snapshot_fields(snapshot) for snapshot in causes]
+        if self._settings.observe:
+            return self._observe(cause_fields), None
         for attempt in range(1, self._max_conflict_retries + 2):
             # Actual and then desired are re-read on every attempt: a conflict means another
             # consumer wrote, and it may have stored a newer snapshot first; a stale desired would
@@ -206,8 +226,7 @@ class ApplyService(Generic[PlanT]):
                 self._outcomes.count(Outcome.CONFLICT_RETRIED)
                 continue
             review = plan.review()
-            if review.headroom is not None:
-                self._outcomes.gauge(Outcome.RULE_HEADROOM, review.headroom)
+            self._report_health(review)
             waiting = plan.quota_error()
             if waiting is not None:
                 self._logger.error(
@@ -220,6 +239,44 @@ class ApplyService(Generic[PlanT]):
             f"groups kept changing under us for {self._max_conflict_retries + 1} attempts; "
             "the record will be retried"
         )
+
+    def _observe(self, causes: Sequence[Mapping[str, Any]]) -> Review:
+        """Observe mode, for every target alike: plan as a reconcile would, log and count the plan, and
+        make no call that writes (`execute` is never called, so no hold is recorded either). Additions
+        the quota would hold back are logged, not raised: there is nothing to retry."""
+        plan = self._target.observe()
+        review = plan.review()
+        # Every group and list, in sync ones too: a drift of 0 is news to the operator.
+        drift = _changes(review)
+        for target_id, authorize, revoke in drift:
+            self._outcomes.per_target(Outcome.DRIFT_AUTHORIZE, target_id, len(authorize))
+            self._outcomes.per_target(Outcome.DRIFT_REVOKE, target_id, len(revoke))
+        self._logger.info(
+            "observe mode: plan not applied",
+            extra={
+                "plan": [
+                    {"target": target_id, "would_authorize": list(authorize), "would_revoke": list(revoke)}
+                    for target_id, authorize, revoke in drift
+                ],
+                "causes": list(causes),
+            },
+        )
+        waiting = plan.quota_error()
+        if waiting is not None:
+            self._logger.warning(
+                "observe mode: applying would leave additions waiting", extra={"error": str(waiting)}
+            )
+        self._report_health(review)
+        return review
+
+    def _report_health(self, review: Review) -> None:
+        """After each reconcile (or observation): the least headroom, and how long ago the least
+        recently heard source produced the newest snapshot the table holds of it."""
+        if review.headroom is not None:
+            self._outcomes.gauge(Outcome.RULE_HEADROOM, review.headroom)
+        if review.oldest_heard is not None:
+            age = (self._clock() - review.oldest_heard).total_seconds()
+            self._outcomes.seconds(Outcome.OLDEST_SOURCE_AGE, max(age, 0.0))
 
     def _drop_expired(self, events: Sequence[Event]) -> list[Event]:
         oldest = self._clock() - timedelta(seconds=self._settings.max_event_age_seconds)
@@ -236,7 +293,11 @@ class ApplyService(Generic[PlanT]):
         self._outcomes.count(Outcome.EXPIRED, len(events) - len(fresh))
         return fresh
 
-    def _record(self, applied: Sequence[MembershipSnapshot], review: Review) -> None:
+    def _record(
+        self,
+        applied: Sequence[MembershipSnapshot],
+        changes: Sequence[tuple[str, tuple[str, ...], tuple[str, ...]]],
+    ) -> None:
         """Append to the audit trail. The groups are already right: a failure is logged, not retried."""
         now = self._clock()
         causes = tuple(f"{snapshot.source.key}@{snapshot.version}" for snapshot in applied)
@@ -260,7 +321,7 @@ class ApplyService(Generic[PlanT]):
                 revoked=revoked,
                 causes=causes,
             )
-            for changed, authorized, revoked in _changes(review)
+            for changed, authorized, revoked in changes
             if authorized or revoked
         ]
         if not entries:

@@ -75,7 +75,12 @@ class GroupPlans:
 
     def review(self) -> Review:
         groups = self._groups()
-        return Review(groups, headroom=least_headroom(groups, self.quota), sources=self.sources.counted)
+        return Review(
+            groups,
+            headroom=least_headroom(groups, self.quota),
+            sources=self.sources.counted,
+            oldest_heard=self.sources.oldest_heard,
+        )
 
     def _groups(self) -> tuple[GroupReview, ...]:
         return tuple(

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
 from consumers.attribution import Holding, SourceFacts, hold
-from schemas.events import MembershipSnapshot
+from schemas.events import CauseKind, MembershipSnapshot
 from schemas.names import topic_region_and_account
 from schemas.settings import Settings
 
@@ -42,6 +42,13 @@ class Sources:
 
     counted: tuple[MembershipSnapshot, ...]
     forgotten: frozenset[str]
+
+
+def oldest_heard(states: Collection[MembershipSnapshot]) -> datetime | None:
+    """When the least recently heard source produced the newest snapshot held of it. A retired group
+    is heard from no more once its region stops re-publishing the retirement: it does not count."""
+    live = [state.produced_at for state in states if state.cause.kind is not CauseKind.RETIRED]
+    return min(live, default=None)
 
 
 class SourceBook:
@@ -89,6 +96,7 @@ class SourceBook:
             forgotten=sources.forgotten,
             start=holding.start,
             clear=holding.clear,
+            oldest_heard=oldest_heard(sources.counted),
         )
         return holding, facts
 

@@ -13,6 +13,9 @@ class ProducerOutcome(StrEnum):
 
     # Instances left out of their group's snapshot: an address the address mode uses is unusable.
     INSTANCES_LEFT_OUT = "InstancesLeftOut"
+    # Lifecycle actions completed (CONTINUE) that Auto Scaling still held: launches and terminations
+    # that went ahead on time.
+    LIFECYCLE_COMPLETED = "LifecycleActionsCompleted"
 
 
 class EmfOutcomes:

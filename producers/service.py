@@ -210,8 +210,8 @@ class SnapshotService:
             and round_.described[action.group_name].may_become_member(action.instance_id)
         ]
         completed = [action for action in ours if action not in not_ready and action not in failed]
-        for action in completed:
-            self._complete(action, round_.described.get(action.group_name))
+        held = sum(self._complete(action, round_.described.get(action.group_name)) for action in completed)
+        self._outcomes.count(ProducerOutcome.LIFECYCLE_COMPLETED, held)
         for action in not_ready:
             self._logger.warning(
                 "launching instance has no address yet; its action is left pending for a retry",
@@ -404,7 +404,8 @@ class SnapshotService:
         )
         return Published(described.group, version, str(snapshot.event_id), message_id, len(described.members))
 
-    def _complete(self, action: LifecycleAction, described: _Described | None) -> None:
+    def _complete(self, action: LifecycleAction, described: _Described | None) -> bool:
+        """Complete the action; whether Auto Scaling still held it."""
         state = described.listed.get(action.instance_id) if described else None
         if action.joins_group and state is not None and not is_member_state(state):
             self._logger.warning(
@@ -416,6 +417,7 @@ class SnapshotService:
             "lifecycle action completed" if still_pending else "lifecycle action was no longer pending",
             extra={"group": action.group_name, "instance_id": action.instance_id, "result": "CONTINUE"},
         )
+        return still_pending
 
 
 def _cause_of(actions: Sequence[LifecycleAction]) -> Cause:

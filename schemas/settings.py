@@ -166,6 +166,7 @@ ENVIRONMENT_NAMES: dict[str, str] = {
     "max_event_age_seconds": "SGMESH_MAX_EVENT_AGE_SECONDS",
     "target": "SGMESH_TARGET",
     "prefix_list_ids": "SGMESH_PREFIX_LIST_IDS",
+    "observe": "SGMESH_OBSERVE",
 }
 
 
@@ -184,6 +185,9 @@ class ClusterSettings(BaseModel):
     # next true-up (every 15 minutes by default) supersedes anything that was merely delayed. At least
     # 30 minutes: every redelivery of a record (5 receives, 6 minutes apart) must still count as fresh.
     max_event_age_seconds: int = Field(default=21600, ge=1800, le=14 * 86400, strict=False)
+    # Observe mode: the consumers plan and report (logs, drift metrics) but write to no group or list,
+    # so a team can see what sgmesh would change on a running cluster before it lets it (docs/operations.md).
+    observe: bool = Field(default=False, strict=False)
 
 
 class Settings(ClusterSettings):
@@ -242,6 +246,8 @@ class Settings(ClusterSettings):
 def _env_text(value: object) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, tuple):
         return ",".join(str(item) for item in value)
     return str(value)

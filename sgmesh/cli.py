@@ -16,7 +16,7 @@ from cloud.clients import ClientFactory
 from schemas.errors import PermanentError, SettingsError, SgmeshError
 from sgmesh import render
 from sgmesh.meshfile import DEFAULT_MESH_FILE, MeshFile, load
-from sgmesh.operator import Operator
+from sgmesh.operator import Operator, verdict
 from sgmesh.teardown import next_step, refusal
 from sgmesh.teardown import plan as teardown_plan
 
@@ -83,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
         mesh,
     )
     status.add_argument("--region", action="append", help="only this region (repeatable)")
+    status.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 when any region drifts or any source is silent past the alarm's threshold",
+    )
     command(
         "plan", _plan, "what a reconcile would authorize and revoke now (changes nothing)", mesh
     ).add_argument("--region", required=True)
@@ -121,6 +126,15 @@ def _parser() -> argparse.ArgumentParser:
     teardown.add_argument(
         "--confirm", metavar="CLUSTER", help="the cluster's name: required for a mesh on a real account"
     )
+    adopt = command(
+        "adopt",
+        _adopt,
+        "take over hand-made rules that are exactly ones sgmesh wants for a current member "
+        "(dry run unless --apply)",
+        mesh,
+    )
+    adopt.add_argument("--region", required=True)
+    adopt.add_argument("--apply", action="store_true", help="rewrite their descriptions (default: only show)")
     events = command("events", _events, "a region's audit trail: applied snapshots and rule changes", mesh)
     events.add_argument("--region", required=True)
     events.add_argument("--source", help="only events of this source (account/region/group)")
@@ -158,8 +172,14 @@ def _session(mesh: MeshFile) -> Session | None:
 
 def _status(args: argparse.Namespace, console: Console) -> int:
     statuses = _operator(args).status(args.region)
-    render.print_json(console, statuses) if args.json else render.status_tables(console, statuses)
-    return EXIT_OK
+    health = verdict(statuses)
+    if args.json:
+        # A list of regions, as before: scripts read the verdict from --check's exit code.
+        render.print_json(console, statuses)
+    else:
+        render.status_tables(console, statuses)
+        console.print(f"[{'green' if health.healthy else 'red'}]{health.line}[/]")
+    return EXIT_FAILED if args.check and not health.healthy else EXIT_OK
 
 
 def _plan(args: argparse.Namespace, console: Console) -> int:
@@ -214,6 +234,14 @@ def _teardown(args: argparse.Namespace, console: Console) -> int:
         return EXIT_USAGE
     operator.teardown(args.region, lambda line: console.print(line, markup=False))
     console.print(f"{args.region} left the mesh; next: {next_step(operator.mesh, args.region)}", markup=False)
+    return EXIT_OK
+
+
+def _adopt(args: argparse.Namespace, console: Console) -> int:
+    adoptions = _operator(args).adopt(args.region, apply=args.apply)
+    render.print_json(console, adoptions) if args.json else render.adoption_table(
+        console, args.region, adoptions
+    )
     return EXIT_OK
 
 

@@ -21,6 +21,7 @@ from sgmesh.local.embedded import embedded_aws
 from sgmesh.local.mesh import LocalMesh
 from sgmesh.local.stack import StackSpec
 from sgmesh.meshfile import render as render_mesh_file
+from sgmesh.operator import Operator
 
 REFRESH_SECONDS = 0.25
 
@@ -41,13 +42,26 @@ class StepResult:
 
 
 def story(mesh: LocalMesh) -> list[Step]:
-    """Scale out, scale in, a hand termination only the true-up sees, a region cut off and back."""
+    """Scale out, scale in, a hand termination only the true-up sees, a region cut off and back, then
+    a hand-kept rule adopted (`sgmesh adopt --apply`) and revoked when its member leaves."""
     first, second, last = mesh.regions[0], mesh.regions[1], mesh.regions[-1]
 
     def cut_off_while_others_change() -> None:
         mesh.cut_off(last)
         mesh.scale(first, 3)
         mesh.scale(second, 3)
+
+    def adopt_a_hand_kept_rule() -> None:
+        # The member that scaling in removes first (the lowest instance id).
+        member = sorted(mesh.members(first))[0]
+        kept = mesh.keep_by_hand(second, member)
+        operator = Operator(mesh.mesh_file(None), mesh.factory)
+        adopted = sum(len(group.rules) for group in operator.adopt(second, apply=True))
+        if adopted != kept:
+            raise RuntimeError(f"adopted {adopted} of the {kept} hand-kept rules in {second}")
+
+    def adopted_member_leaves() -> None:
+        mesh.scale(first, len(mesh.members(first)) - 1)
 
     return [
         Step(f"start {len(mesh.regions)} regions, first true-up", mesh.trueup_everywhere),
@@ -58,6 +72,11 @@ def story(mesh: LocalMesh) -> list[Step]:
         ),
         Step(f"cut {last} off; {first} -> 3 and {second} -> 3 meanwhile", cut_off_while_others_change),
         Step(f"bring {last} back", lambda: mesh.restore(last)),
+        Step(
+            f"a rule kept by hand in {second} for a {first} member: sgmesh adopt --apply",
+            adopt_a_hand_kept_rule,
+        ),
+        Step(f"that {first} member leaves: its adopted rules go too", adopted_member_leaves),
     ]
 
 

@@ -9,6 +9,7 @@ table = "sgmesh-demo"
 topic_arn = "arn:aws:sns:us-east-1:123456789012:sgmesh-demo"
 asg_names = ["cassandra-us-east-1"]
 security_group_ids = ["sg-0123456789abcdef0"]
+# observe = true                          # the region's consumer only plans (SGMESH_OBSERVE)
 # The stack's outputs QueueUrl, DeliveryDeadLetterQueueUrl and LifecycleBufferUrl, which `sgmesh doctor`
 # and `sgmesh teardown` read from the region's stack when these are left out:
 # queue_url = "https://sqs.us-east-1.amazonaws.com/123456789012/sgmesh-demo-Queue-..."
@@ -63,6 +64,8 @@ class RegionEntry(BaseModel):
     queue_url: QueueUrl | None = None
     delivery_dead_letter_queue_url: QueueUrl | None = None
     lifecycle_buffer_url: QueueUrl | None = None
+    # The region's consumer runs in observe mode (SGMESH_OBSERVE): it plans and reports, writes nothing.
+    observe: bool = False
 
 
 class MeshFile(BaseModel):
@@ -73,6 +76,9 @@ class MeshFile(BaseModel):
     address: AddressMode = Field(default=AddressMode.PUBLIC, strict=False)
     target: TargetMode = Field(default=TargetMode.SECURITY_GROUP, strict=False)
     rule_quota: int = Field(default=60, ge=1, le=1000)
+    # A source heard from longer ago is silent (`sgmesh status --check` fails): the template's
+    # SourceSilenceAlarm threshold, three true-up periods (`make deploy` writes it).
+    source_silence_seconds: int = Field(default=3 * 15 * 60, ge=60)
     endpoint_url: str | None = Field(default=None, pattern=r"^http://(127\.0\.0\.1|localhost):[0-9]+$")
     regions: dict[RegionName, RegionEntry] = Field(min_length=1)
     # A cross-account cluster: the other accounts' topics the queues subscribe to, and the accounts
@@ -101,6 +107,7 @@ class MeshFile(BaseModel):
             target=self.target,
             prefix_list_ids=entry.prefix_list_ids,
             rule_quota=self.rule_quota,
+            observe=entry.observe,
         )
 
     def region(self, region: str) -> RegionEntry:
@@ -141,6 +148,7 @@ def render(mesh: MeshFile) -> str:
     lines = [f'cluster = "{mesh.cluster}"', f'ports = "{",".join(str(port) for port in mesh.ports)}"']
     lines += [f'address = "{mesh.address.value}"', f'target = "{mesh.target.value}"']
     lines.append(f"rule_quota = {mesh.rule_quota}")
+    lines.append(f"source_silence_seconds = {mesh.source_silence_seconds}")
     if mesh.endpoint_url:
         lines.append(f'endpoint_url = "{mesh.endpoint_url}"')
     for key in ("peer_topic_arns", "peer_accounts"):
@@ -160,6 +168,8 @@ def render(mesh: MeshFile) -> str:
         for key in ("queue_url", "delivery_dead_letter_queue_url", "lifecycle_buffer_url"):
             if getattr(entry, key):
                 lines.append(f'{key} = "{getattr(entry, key)}"')
+        if entry.observe:
+            lines.append("observe = true")
     return "\n".join(lines) + "\n"
 
 

@@ -13,14 +13,18 @@ from aws_lambda_powertools.logging import Logger
 
 from cloud.clients import ClientFactory
 from cloud.dynamodb import Table
+from cloud.ec2 import Ec2
 from cloud.service_quotas import RuleBudgetReader
 from cloud.sns import Topic
+from consumers.adoption import Adoption, adoptable
 from consumers.bootstrap import build as build_consumer
+from consumers.reconcile import desired_rules
 from consumers.review import GroupReview, ListReview, Review
+from consumers.sources import SourceBook
 from producers.bootstrap import build as build_producer
 from producers.service import Published
 from schemas.audit import AuditEntry
-from schemas.events import Requester, ResyncReason, ResyncRequest
+from schemas.events import CauseKind, MembershipSnapshot, Requester, ResyncReason, ResyncRequest
 from schemas.lifecycle import TrueupRequest
 from schemas.names import topic_region_and_account
 from schemas.quota import Family, QuotaOrigin, RuleBudget
@@ -35,10 +39,19 @@ _logger = Logger(service="sgmesh-operator", logger_handler=logging.StreamHandler
 
 @dataclass(frozen=True)
 class SourceStatus:
+    """A source as a region's table holds it. `age_seconds`: since it produced the newest snapshot the
+    table holds (how long the region has not heard from it); `lag_seconds`: from produced to stored;
+    `silent`: heard from longer ago than the mesh's `source_silence_seconds` (the alarm's threshold),
+    never for a retired group, which its region stops re-publishing."""
+
     source: str
     applied_version: int
     members: int
     published_version: int | None
+    age_seconds: float = 0.0
+    lag_seconds: float = 0.0
+    retired: bool = False
+    silent: bool = False
 
     @property
     def behind(self) -> bool | None:
@@ -98,18 +111,75 @@ class RequestedResync:
 
 
 @dataclass(frozen=True)
+class Verdict:
+    """The mesh's health in one line: `healthy` is what `sgmesh status --check` exits 0 on."""
+
+    drifting: tuple[str, ...]
+    silent: tuple[str, ...]
+
+    @property
+    def healthy(self) -> bool:
+        return not self.drifting and not self.silent
+
+    @property
+    def line(self) -> str:
+        if self.healthy:
+            return "healthy: every region in sync, every source heard from in time"
+        parts = []
+        if self.drifting:
+            parts.append(f"drifting: {', '.join(self.drifting)}")
+        if self.silent:
+            parts.append(f"silent sources: {', '.join(self.silent)}")
+        return "unhealthy: " + "; ".join(parts)
+
+
+def verdict(statuses: list[RegionStatus]) -> Verdict:
+    """Regions with drift in any group or list, and `<region>: <source>` for every silent source."""
+    drifting = tuple(
+        status.region
+        for status in statuses
+        if not all(group.in_sync for group in status.groups) or not all(item.in_sync for item in status.lists)
+    )
+    silent = tuple(
+        f"{status.region}: {source.source}"
+        for status in statuses
+        for source in status.sources
+        if source.silent
+    )
+    return Verdict(drifting, silent)
+
+
+@dataclass(frozen=True)
+class GroupAdoption:
+    """A group's hand-made rules that are exactly ones sgmesh wants, and whether they were taken over."""
+
+    region: str
+    group_id: str
+    rules: tuple[Adoption, ...]
+    applied: bool
+
+
+@dataclass(frozen=True)
 class RegionStatus:
     region: str
     sources: tuple[SourceStatus, ...]
     groups: tuple[GroupStatus, ...]
     rule_budget: RuleBudget
     lists: tuple[ListStatus, ...] = ()
+    # The region's consumer observes (the mesh file's `observe`): its drift is what it would write.
+    observing: bool = False
 
 
 class Operator:
-    def __init__(self, mesh: MeshFile, clients: ClientFactory) -> None:
+    def __init__(
+        self,
+        mesh: MeshFile,
+        clients: ClientFactory,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.mesh = mesh
         self.clients = clients
+        self._clock = clock
 
     def _table(self, region: str, table_name: str) -> Table:
         return Table(self.clients.dynamodb(region), table_name)
@@ -130,21 +200,33 @@ class Operator:
 
     def _region_status(self, region: str, published: dict[str, int]) -> RegionStatus:
         entry = self.mesh.region(region)
-        states = self._table(region, entry.table).stored_states(self.mesh.cluster)
+        states = self._table(region, entry.table).stored_states_with_times(self.mesh.cluster)
+        now = self._clock()
         sources = tuple(
-            SourceStatus(
-                source=state.source.key,
-                applied_version=state.version,
-                members=len(state.members),
-                published_version=published.get(state.source.key),
-            )
-            for state in sorted(states, key=lambda state: state.source.key)
+            self._source_status(state, stored_at, now, published.get(state.source.key))
+            for state, stored_at in sorted(states, key=lambda item: item[0].source.key)
         )
         budget = self._rule_budget(region)
         review = self.plan(region, budget)
         groups = tuple(group_status(group, budget()) for group in review.groups)
         lists = tuple(list_status(item) for item in review.lists)
-        return RegionStatus(region, sources, groups, budget(), lists)
+        return RegionStatus(region, sources, groups, budget(), lists, observing=entry.observe)
+
+    def _source_status(
+        self, state: MembershipSnapshot, stored_at: datetime, now: datetime, published: int | None
+    ) -> SourceStatus:
+        age = max((now - state.produced_at).total_seconds(), 0.0)
+        retired = state.cause.kind is CauseKind.RETIRED
+        return SourceStatus(
+            source=state.source.key,
+            applied_version=state.version,
+            members=len(state.members),
+            published_version=published,
+            age_seconds=age,
+            lag_seconds=max((stored_at - state.produced_at).total_seconds(), 0.0),
+            retired=retired,
+            silent=not retired and age > self.mesh.source_silence_seconds,
+        )
 
     def _rule_budget(self, region: str) -> RuleBudgetReader:
         settings = self.mesh.settings(region)
@@ -161,6 +243,24 @@ class Operator:
         before = consumer.plan()
         consumer.reconcile()
         return before
+
+    def adopt(self, region: str, *, apply: bool = False) -> list[GroupAdoption]:
+        """The unmarked inbound rules of the region's groups that are exactly ones its consumer wants
+        for a current member; with `apply`, each group's are given the managed description in one
+        UpdateSecurityGroupRuleDescriptionsIngress call, so the consumer revokes them when the member
+        leaves. Reads the table as the consumer does (the sources of the peers only)."""
+        settings = self.mesh.settings(region)
+        table = self._table(region, settings.table_name)
+        sources = SourceBook(settings, table, lambda: datetime.now(UTC)).read()
+        desired = desired_rules(settings.cluster, sources.counted, settings.ports, settings.address)
+        groups = Ec2(self.clients.ec2(region))
+        found: list[GroupAdoption] = []
+        for group_id in settings.security_group_ids:
+            rules = adoptable(groups.ingress_rules(group_id), desired)
+            if apply and rules:
+                groups.rewrite_descriptions(group_id, {rule.rule_id: rule.after for rule in rules})
+            found.append(GroupAdoption(region, group_id, rules, applied=apply and bool(rules)))
+        return found
 
     def trueup(self, regions: list[str] | None = None) -> list[Published]:
         published: list[Published] = []

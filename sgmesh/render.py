@@ -16,7 +16,7 @@ from consumers.review import GroupReview, ListReview, Review
 from producers.service import Published
 from schemas.audit import AuditEntry
 from schemas.quota import Family, QuotaOrigin, RuleBudget
-from sgmesh.operator import RegionStatus, RequestedResync
+from sgmesh.operator import GroupAdoption, RegionStatus, RequestedResync
 from sgmesh.wiring import Diagnosis, Finding
 
 
@@ -85,22 +85,31 @@ def print_json(console: Console, value: Any) -> None:
 def status_tables(console: Console, statuses: list[RegionStatus]) -> None:
     for status in statuses:
         sources = Table(title=f"{status.region}: sources", title_justify="left")
-        for column in ("source", "applied", "published", "behind", "members"):
+        for column in ("source", "applied", "published", "behind", "members", "lag", "age"):
             sources.add_column(column)
         for source in status.sources:
             behind = {None: "?", True: "yes", False: "no"}[source.behind]
             published = "?" if source.published_version is None else str(source.published_version)
-            style = "" if source.behind is False else "yellow"
+            style = "red" if source.silent else "" if source.behind is False else "yellow"
+            age = (
+                "retired"
+                if source.retired
+                else _seconds(source.age_seconds) + (" (silent)" if source.silent else "")
+            )
             sources.add_row(
                 source.source,
                 str(source.applied_version),
                 published,
                 behind,
                 str(source.members),
+                _seconds(source.lag_seconds),
+                age,
                 style=style,
             )
+        mode = " (observe mode: plans only, writes nothing)" if status.observing else ""
         groups = Table(
-            title=f"{status.region}: security groups, {budget_text(status.rule_budget)}", title_justify="left"
+            title=f"{status.region}{mode}: security groups, {budget_text(status.rule_budget)}",
+            title_justify="left",
         )
         for column in (
             "group",
@@ -126,6 +135,18 @@ def status_tables(console: Console, statuses: list[RegionStatus]) -> None:
         console.print(sources, groups)
         if status.lists:
             console.print(_lists_table(status))
+
+
+def _seconds(value: float) -> str:
+    """e.g. 0.4s, 12s, 7m 05s, 3h 02m."""
+    if value < 10:
+        return f"{value:.1f}s"
+    whole = int(value)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
 
 
 def _lists_table(status: RegionStatus) -> Table:
@@ -181,6 +202,20 @@ def published_table(console: Console, published: list[Published]) -> None:
         table.add_column(column)
     for item in published:
         table.add_row(item.group, str(item.version), str(item.members), item.event_id)
+    console.print(table)
+
+
+def adoption_table(console: Console, region: str, adoptions: list[GroupAdoption]) -> None:
+    applied = any(group.applied for group in adoptions)
+    title = f"{region}: rules adopted" if applied else f"{region}: rules to adopt (dry run; --apply adopts)"
+    table = Table(title=title, title_justify="left")
+    for column in ("group", "rule", "allows", "description now", "managed description"):
+        table.add_column(column)
+    for group in adoptions:
+        for rule in group.rules:
+            table.add_row(group.group_id, rule.rule_id, str(rule.permission), escape(rule.before), rule.after)
+    if not any(group.rules for group in adoptions):
+        table.add_row("", "", "[green]nothing to adopt[/]", "", "")
     console.print(table)
 
 

@@ -158,6 +158,8 @@ class FakeOutcomes(Outcomes):
         self.counts: Counter[Outcome] = Counter()
         self.reasons: Counter[tuple[Outcome, str]] = Counter()
         self.gauges: dict[Outcome, int] = {}
+        self.durations: dict[Outcome, list[float]] = {}
+        self.targets: dict[tuple[Outcome, str], int] = {}
 
     def count(self, outcome: Outcome, value: int = 1, reason: str | None = None) -> None:
         self.counts[outcome] += value
@@ -166,6 +168,12 @@ class FakeOutcomes(Outcomes):
 
     def gauge(self, outcome: Outcome, value: int) -> None:
         self.gauges[outcome] = value
+
+    def seconds(self, outcome: Outcome, value: float) -> None:
+        self.durations.setdefault(outcome, []).append(value)
+
+    def per_target(self, outcome: Outcome, target_id: str, value: int) -> None:
+        self.targets[outcome, target_id] = value
 
 
 class RulesPerGroupLimitExceeded(Exception):

@@ -14,15 +14,20 @@ from infra.deploy.config import ClusterConfig
 from infra.deploy.deployment import Deployment
 from infra.deploy.errors import DeployError
 from infra.deploy.identity import caller_identity
-from sgmesh.meshfile import render
-
-MESH_FILES = Path("build")
+from infra.deploy.meshfile import write_mesh_file
+from sgmesh.meshfile import DEFAULT_MESH_FILE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.deploy", description=__doc__)
     parser.add_argument("--config", type=Path, required=True, help="the deploy file (TOML)")
     parser.add_argument("--regions", required=True, help="comma-separated regions of the cluster, in order")
+    parser.add_argument(
+        "--mesh-file",
+        type=Path,
+        default=Path(DEFAULT_MESH_FILE),
+        help=f"where the operator's mesh file goes (default ./{DEFAULT_MESH_FILE}); an edited one is kept",
+    )
     parser.add_argument(
         "--artifacts", type=Path, help="use these built artifacts (code.zip, layer.zip) instead of building"
     )
@@ -37,15 +42,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"deploying sgmesh cluster {config.cluster} to {', '.join(regions)} as {identity.arn}")
         deployment = Deployment(config, regions, session, print)
         deployed = deployment.run(identity, lambda: args.artifacts or _build(DEFAULT_OUT))
+        written = write_mesh_file(args.mesh_file, deployed.mesh)
     except DeployError as error:
         print(f"sgmesh deploy: {error}", file=sys.stderr)
         return 2
     for region, topics in deployed.subscribed.items():
         print(f"{region}: queue subscribed to {', '.join(topics)}")
-    mesh_file = MESH_FILES / f"sgmesh-{config.cluster}.mesh.toml"
-    mesh_file.parent.mkdir(parents=True, exist_ok=True)
-    mesh_file.write_text(render(deployed.mesh))
-    print(f"mesh file for the sgmesh CLI: {mesh_file}")
+    print(written.report())
     for line in deployed.wiring.lines():
         print(line)
     return 0 if deployed.wiring.healthy else 1

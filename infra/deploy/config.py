@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +16,19 @@ from schemas.settings import ClusterSettings, Location, PortSpecs, Settings, des
 
 # CloudFormation names the table; any valid name stands in for it until the stack exists.
 TABLE_STAND_IN = "sgmesh-table"
+# EventBridge's rate expressions: `rate(1 minute)`, `rate(15 minutes)`, `rate(2 hours)`, `rate(1 day)`.
+RATE = re.compile(r"^rate\((?P<value>[1-9][0-9]*) (?P<unit>minutes?|hours?|days?)\)$")
+UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+# A source is silent after this many true-up periods without a snapshot (the SourceSilenceAlarm).
+SILENT_PERIODS = 3
+
+
+def trueup_period_seconds(schedule: str) -> int | None:
+    """The seconds between true-ups of a rate expression; None for a cron expression (no one period)."""
+    match = RATE.match(schedule.strip())
+    if match is None:
+        return None
+    return int(match["value"]) * UNIT_SECONDS[match["unit"].rstrip("s")]
 
 
 class RegionConfig(BaseModel):
@@ -24,6 +39,8 @@ class RegionConfig(BaseModel):
     security_groups: tuple[SecurityGroupId, ...] = Field(min_length=1)
     auto_scaling_groups: tuple[GroupName, ...] | None = None
     alarm_topic_arn: str = ""
+    # Overrides the cluster's `observe` in this region: adopt sgmesh one region at a time.
+    observe: bool | None = None
 
 
 class ClusterConfig(ClusterSettings):
@@ -43,6 +60,10 @@ class ClusterConfig(ClusterSettings):
     log_retention_days: int = 365
     peer_accounts: tuple[AccountId, ...] = ()
     peer_topic_arns: tuple[TopicArn, ...] = ()
+    # RuleHeadroomAlarm: warn when a group can take fewer rules than this share of rule_quota.
+    rule_headroom_alarm_percent: int = Field(default=10, ge=0, le=100)
+    # SourceSilenceAlarm: by default three true-up periods, which a cron trueup_schedule does not tell.
+    source_silence_alarm_seconds: int | None = Field(default=None, ge=60)
     regions: dict[str, RegionConfig]
 
     @classmethod
@@ -58,6 +79,22 @@ class ClusterConfig(ClusterSettings):
             problems = describe_problems(error, _key)
             raise DeployError(f"{path} has problems:\n  " + "\n  ".join(problems)) from None
 
+    def silence_alarm_seconds(self) -> int:
+        """The SourceSilenceAlarm threshold: the key, or three periods of a rate() trueup_schedule."""
+        if self.source_silence_alarm_seconds is not None:
+            return self.source_silence_alarm_seconds
+        period = trueup_period_seconds(self.trueup_schedule)
+        if period is None:
+            raise DeployError(
+                f"trueup_schedule={self.trueup_schedule!r} is not a rate() expression: set "
+                "source_silence_alarm_seconds (three true-up periods) for the SourceSilenceAlarm"
+            )
+        return SILENT_PERIODS * period
+
+    def headroom_alarm_threshold(self) -> int:
+        """RuleHeadroomAlarm's threshold in rules: rule_headroom_alarm_percent of rule_quota, rounded up."""
+        return math.ceil(self.rule_quota * self.rule_headroom_alarm_percent / 100)
+
     def groups(self, region: str) -> tuple[str, ...]:
         return self.regions[region].auto_scaling_groups or self.auto_scaling_groups
 
@@ -65,6 +102,8 @@ class ClusterConfig(ClusterSettings):
         """The settings the region's functions will read, validated as they validate them; the first
         topic is the region's own."""
         shared = {field: getattr(self, field) for field in ClusterSettings.model_fields}
+        if self.regions[region].observe is not None:
+            shared["observe"] = self.regions[region].observe
         try:
             return Settings.model_validate(
                 {
@@ -91,6 +130,8 @@ class ClusterConfig(ClusterSettings):
             "TrueupSchedule": self.trueup_schedule,
             "AlarmTopicArn": self.regions[region].alarm_topic_arn,
             "LogRetentionInDays": str(self.log_retention_days),
+            "SourceSilenceAlarmSeconds": str(self.silence_alarm_seconds()),
+            "RuleHeadroomAlarmThreshold": str(self.headroom_alarm_threshold()),
         }
 
 

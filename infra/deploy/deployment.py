@@ -13,11 +13,16 @@ import boto3
 from cloud.clients import ClientFactory
 from infra.deploy.artifacts import ArtifactStore
 from infra.deploy.checks import check_deployed, check_plan
-from infra.deploy.cloudformation import TemplateUrl, deploy_stack, deployed_parameters, physical_id
+from infra.deploy.cloudformation import (
+    TemplateUrl,
+    deploy_stack,
+    deployed_parameters,
+    physical_id,
+)
 from infra.deploy.config import ClusterConfig
 from infra.deploy.errors import DeployError
 from infra.deploy.identity import Identity
-from infra.deploy.meshview import mesh_of
+from infra.deploy.meshfile import mesh_of
 from infra.deploy.names import topic_arn
 from infra.deploy.plan import first_pass
 from infra.deploy.sns import topic_exists

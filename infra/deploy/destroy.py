@@ -14,7 +14,7 @@ from cloud.clients import ClientFactory
 from infra.deploy.config import ClusterConfig
 from infra.deploy.errors import DeployError
 from infra.deploy.identity import caller_identity
-from infra.deploy.meshview import mesh_of
+from infra.deploy.meshfile import mesh_of
 from schemas.errors import SgmeshError
 from sgmesh.teardown import Teardown, plan, refusal
 

@@ -11,6 +11,8 @@ import boto3
 import requests
 from moto.server import ThreadedMotoServer
 
+from sgmesh.local import rule_descriptions
+
 # Moto accepts any credentials; these only keep boto3 from looking for real ones.
 LOCAL_CREDENTIAL = "sgmesh-local"
 
@@ -37,6 +39,7 @@ class EndpointSession(boto3.session.Session):
 def embedded_aws() -> Iterator[str]:
     """Start moto on 127.0.0.1 (a free port) and yield its endpoint; stop it on exit."""
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    rule_descriptions.install()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TextIO
 
 from cloud.sns_certificates import install_certificate_source
 from consumers import apply
@@ -62,6 +62,8 @@ class LocalMesh:
         self.buffers: dict[str, LifecycleBuffer] = {}
         self.schedule = Schedule(self.clock, self.spec.trueup_interval_seconds, self.scheduled_trueup)
         self._own_clients: dict[tuple[str, str], Any] = {}
+        # Where the functions' EMF metric lines go (Lambda ships them to CloudWatch); none: dropped.
+        self.metrics: TextIO | None = None
 
     def provision(self, instances_per_region: int = 2) -> LocalMesh:
         """Create every region's stack (the embedded AWS must be running) and trust its SNS certificates."""
@@ -109,7 +111,7 @@ class LocalMesh:
     def _invoke(self, bind: Binding, function: str, region: str, event: dict[str, Any]) -> Any:
         """The function as the region's stack deploys it: its environment, and this mesh's clients."""
         name = f"{self.spec.name}-{function}"
-        return invoke(bind, name, self.stacks[region].environment, self.factory, event)
+        return invoke(bind, name, self.stacks[region].environment, self.factory, event, self.metrics)
 
     def _route(self, region: str, event: dict[str, Any]) -> Any:
         """EventBridge's rules: the schedule targets the true-up, lifecycle actions the producer (or,
@@ -172,6 +174,34 @@ class LocalMesh:
         victim = sorted(self.members(region))[0]
         self._own_client("ec2", region).terminate_instances(InstanceIds=[victim])
         return victim
+
+    def keep_by_hand(self, region: str, instance_id: str) -> int:
+        """An operator keeps a member's rules by hand in the region's group, as before sgmesh: each
+        managed rule of the instance replaced by the same rule with the operator's own description.
+        Returns how many."""
+        ec2 = self._own_client("ec2", region)
+        group_id = self.stacks[region].security_group_id
+        rules = [
+            rule for rule in self.ingress(region) if rule.get("Description", "").endswith(f"/{instance_id}")
+        ]
+        ec2.revoke_security_group_ingress(
+            GroupId=group_id, SecurityGroupRuleIds=[rule["SecurityGroupRuleId"] for rule in rules]
+        )
+        ec2.authorize_security_group_ingress(
+            GroupId=group_id,
+            IpPermissions=[
+                {
+                    "IpProtocol": rule["IpProtocol"],
+                    "FromPort": rule["FromPort"],
+                    "ToPort": rule["ToPort"],
+                    "IpRanges": [
+                        {"CidrIp": rule["CidrIpv4"], "Description": "cassandra node (kept by hand)"}
+                    ],
+                }
+                for rule in rules
+            ],
+        )
+        return len(rules)
 
     def cut_off(self, region: str) -> None:
         """The region stops receiving deliveries (its queue keeps them, as SNS retries would)."""
@@ -273,6 +303,7 @@ class LocalMesh:
                     queue_url=stack.queue_url,
                     delivery_dead_letter_queue_url=stack.delivery_dlq_url,
                     lifecycle_buffer_url=stack.buffer_url or None,
+                    observe=stack.environment.get("SGMESH_OBSERVE") == "true",
                 )
                 for region, stack in self.stacks.items()
             },

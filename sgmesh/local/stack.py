@@ -35,6 +35,7 @@ class StackSpec:
     event_retention_days: int = 30
     max_event_age_seconds: int = 6 * 3600
     target: str = "security-group"
+    observe: bool = False
     # Lifecycle events reach the producer in batches through a buffering queue (sgmesh/local/buffer.py)
     # instead of one invocation each, so a storm costs one describe per batch.
     lifecycle_buffer: bool = True
@@ -107,6 +108,7 @@ class RegionStack:
             "SGMESH_EVENT_RETENTION_DAYS": str(spec.event_retention_days),
             "SGMESH_MAX_EVENT_AGE_SECONDS": str(spec.max_event_age_seconds),
             "SGMESH_TARGET": spec.target,
+            "SGMESH_OBSERVE": "true" if spec.observe else "false",
             # The template creates prefix lists only for the prefix-list target, which this runtime
             # does not provision.
             "SGMESH_PREFIX_LIST_IDS": "",

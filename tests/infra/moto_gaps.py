@@ -12,6 +12,7 @@ from moto.cloudformation.responses import CloudFormationResponse
 from moto.core.common_models import CloudFormationModel
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.managed_prefixes import ManagedPrefixList
+from moto.iam.models import ManagedPolicy
 
 
 def install() -> None:
@@ -26,13 +27,38 @@ def install() -> None:
       strings, so it updates any stack with a list or number parameter every time.
     - AWS::EC2::PrefixList is created (moto's CloudFormation has no such resource type and refuses a
       template that reads its attributes): `PrefixListFromTemplate` below.
+    - `AWS::NoValue` in a list of an AWS::IAM::ManagedPolicy's document leaves the item out, as
+      CloudFormation does. moto keeps it as null, and then refuses the document ("Syntax errors").
     """
     LayerVersion.physical_resource_id = property(lambda layer: layer.arn)  # type: ignore[attr-defined]
     Stack.parameter_list = property(_parameter_list)  # type: ignore[assignment,method-assign]
     CloudFormationResponse._validate_different_update = _validate_different_update  # type: ignore[method-assign]
+    ManagedPolicy.create_from_cloudformation_json = _policy_without_no_values  # type: ignore[method-assign]
     # moto finds resource types among CloudFormationModel's subclasses, once (cached).
     for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
         cached.cache_clear()
+
+
+_MOTOS_MANAGED_POLICY = ManagedPolicy.create_from_cloudformation_json
+
+
+def _policy_without_no_values(
+    resource_name: str, cloudformation_json: dict[str, Any], *args: Any, **kwargs: Any
+) -> Any:
+    properties = cloudformation_json.get("Properties", {})
+    cleaned = {
+        **cloudformation_json,
+        "Properties": {**properties, "PolicyDocument": _drop_nulls(properties.get("PolicyDocument"))},
+    }
+    return _MOTOS_MANAGED_POLICY(resource_name, cleaned, *args, **kwargs)
+
+
+def _drop_nulls(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_drop_nulls(item) for item in value if item is not None]
+    if isinstance(value, dict):
+        return {key: _drop_nulls(item) for key, item in value.items()}
+    return value
 
 
 def _parameter_list(stack: Stack) -> list[dict[str, Any]]:

@@ -34,6 +34,7 @@ CONSUMER = COMMON | {
     "SGMESH_MAX_EVENT_AGE_SECONDS",
     "SGMESH_TARGET",
     "SGMESH_PREFIX_LIST_IDS",
+    "SGMESH_OBSERVE",
 }
 NEEDS = {"LifecycleFunction": PRODUCER, "TrueupFunction": PRODUCER, "ConsumerFunction": CONSUMER}
 PARAMETERS = {

@@ -13,10 +13,14 @@ import boto3
 import pytest
 import requests
 
+from cloud.clients import ClientFactory
 from infra.deploy.config import ClusterConfig
 from infra.deploy.deployment import Deployment
 from infra.deploy.identity import caller_identity
+from infra.deploy.meshfile import mesh_of, write_mesh_file
 from schemas.names import stack_name
+from sgmesh.meshfile import load
+from sgmesh.operator import Operator
 from tests.infra.stacks import ACCOUNT, DeployedStack
 
 CLUSTER = "demo"
@@ -205,6 +209,7 @@ def test_functions_run_the_template_settings(deployed: Deployed) -> None:
         "SGMESH_EVENT_RETENTION_DAYS": "30",
         "SGMESH_MAX_EVENT_AGE_SECONDS": "21600",
         "SGMESH_TARGET": "security-group",
+        "SGMESH_OBSERVE": "false",
         # Prefix lists only with the prefix-list target (test_contract resolves that case).
         "SGMESH_PREFIX_LIST_IDS": "",
     }
@@ -470,7 +475,14 @@ def test_alarms_watch_the_stack_own_queues_function_and_quota_metric(deployed: D
         "ConsumerErrorsAlarm": ("AWS/Lambda", "Errors", [stack.physical_ids["ConsumerFunction"]]),
         "RuleQuotaAlarm": ("sgmesh", "RuleQuotaExceeded", consumer_metric),
         "RecordsRejectedAlarm": ("sgmesh", "RecordsRejected", consumer_metric),
+        "SourceSilenceAlarm": ("sgmesh", "OldestSourceAgeSeconds", consumer_metric),
+        "RuleHeadroomAlarm": ("sgmesh", "RuleHeadroom", consumer_metric),
     }
+    # Three 15-minute true-up periods, and 10% of the 60-rule quota (the deploy file's defaults).
+    assert (
+        float(alarms["SourceSilenceAlarm"]["Threshold"]),
+        float(alarms["RuleHeadroomAlarm"]["Threshold"]),
+    ) == (2700, 6)
     assert [d["Name"] for d in alarms["RuleQuotaAlarm"]["Dimensions"]] == ["service", "cluster"]
     assert [d["Name"] for d in alarms["RecordsRejectedAlarm"]["Dimensions"]] == ["service", "cluster"]
     assert stack.resolved_of_type("AWS::Logs::MetricFilter") == {}
@@ -492,3 +504,25 @@ def test_asynchronous_producer_failures_land_in_the_producer_dead_letter_queue(d
     assert topic_policy["Topics"] == [topic("us-east-1")]
     # No peer accounts configured: only the owner's statement and the TLS guard.
     assert [s["Sid"] for s in topic_policy["PolicyDocument"]["Statement"]] == ["OwnerOnly", "TlsOnly"]
+
+
+def test_the_mesh_file_comes_from_the_stacks_outputs_and_the_cli_runs_on_it(
+    deployed: Deployed, tmp_path: Path
+) -> None:
+    # GIVEN the four deployed regions, WHEN the deploy writes the operator's mesh file from their outputs
+    path = tmp_path / "sgmesh.mesh.toml"
+    written = write_mesh_file(path, mesh_of(deployed.config, FOUR, boto3.session.Session()))
+    # THEN every region names its own stack's table, topic, groups; the cluster's settings are the deploy's
+    assert written.written == path
+    mesh = load(path)
+    assert (mesh.cluster, mesh.rule_quota, mesh.source_silence_seconds) == (CLUSTER, 60, 2700)
+    for region in FOUR:
+        stack = DeployedStack(region, CLUSTER)
+        entry = mesh.regions[region]
+        assert (entry.table, entry.topic_arn) == (stack.physical_ids["Table"], topic(region))
+        assert entry.security_group_ids == (deployed.security_groups[region],)
+        assert entry.asg_names == GROUPS
+        assert not entry.observe
+        assert entry.queue_url == stack.physical_ids["Queue"]
+    # ... and the CLI reads the deployment with it, no hand-copying
+    assert [status.region for status in Operator(mesh, ClientFactory()).status()] == list(FOUR)

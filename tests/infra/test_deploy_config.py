@@ -158,4 +158,56 @@ def test_the_template_constrains_and_defaults_each_setting_parameter_as_the_sett
         if "Ge" in bounds:
             assert (spec["MinValue"], spec["MaxValue"]) == (bounds["Ge"].ge, bounds["Le"].le), parameter
         if "Default" in spec:
-            assert str(spec["Default"]) == str(field.default), parameter
+            # As the environment spells the default (a bool as `false`, the way to_env writes it).
+            default = str(field.default).lower() if isinstance(field.default, bool) else str(field.default)
+            assert str(spec["Default"]) == default, parameter
+
+
+def test_a_regions_observe_replaces_the_clusters_so_sgmesh_is_adopted_one_region_at_a_time(
+    tmp_path: Path,
+) -> None:
+    # GIVEN a deploy file that observes everywhere but in a region that says otherwise
+    path = deploy_file(tmp_path, observe=True)
+    path.write_text(
+        path.read_text()
+        + '\n[regions.us-east-1]\nsecurity_groups = ["sg-0123456789abcdef1"]\nobserve = false\n'
+    )
+    config = ClusterConfig.load(path)
+    # WHEN each region's function settings are made from it
+    # THEN the region's own value wins, and the function reads it back from its environment
+    observing = {region: config.settings(region, TOPICS).observe for region in ("eu-west-1", "us-east-1")}
+    assert observing == {"eu-west-1": True, "us-east-1": False}
+    environment = config.settings("eu-west-1", TOPICS).to_env()
+    assert environment["SGMESH_OBSERVE"] == "true"
+    assert Settings.from_env({**environment, "SGMESH_TABLE_NAME": TABLE}).observe
+
+
+@pytest.mark.parametrize(
+    ("keys", "silence", "headroom"),
+    [
+        ({}, 3 * 15 * 60, 6),
+        ({"trueup_schedule": "rate(1 hour)", "rule_quota": 100}, 3 * 3600, 10),
+        (
+            {"trueup_schedule": "rate(5 minutes)", "rule_quota": 61, "rule_headroom_alarm_percent": 20},
+            900,
+            13,
+        ),
+        ({"trueup_schedule": "cron(0/10 * * * ? *)", "source_silence_alarm_seconds": 1800}, 1800, 6),
+    ],
+)
+def test_the_alarm_thresholds_follow_the_true_up_schedule_and_the_rule_quota(
+    tmp_path: Path, keys: dict[str, object], silence: int, headroom: int
+) -> None:
+    # GIVEN a deploy file's schedule, quota and headroom share, WHEN its stack options are made,
+    # THEN the source-silence alarm waits three true-up periods, and the headroom alarm is the share
+    options = ClusterConfig.load(deploy_file(tmp_path, **keys)).stack_options(REGION)
+    assert (options["SourceSilenceAlarmSeconds"], options["RuleHeadroomAlarmThreshold"]) == (
+        str(silence),
+        str(headroom),
+    )
+
+
+def test_a_cron_schedule_without_a_silence_threshold_is_refused_naming_both_keys(tmp_path: Path) -> None:
+    config = ClusterConfig.load(deploy_file(tmp_path, trueup_schedule="cron(0/10 * * * ? *)"))
+    with pytest.raises(DeployError, match=r"trueup_schedule=.*source_silence_alarm_seconds"):
+        config.stack_options(REGION)

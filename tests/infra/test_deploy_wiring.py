@@ -166,7 +166,7 @@ def test_make_deploy_prints_the_verdict_and_exits_1_on_what_it_cannot_repair(
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert out.rstrip().endswith(f"wiring healthy in {', '.join(REGIONS)}")
-    mesh = load(tmp_path / "build" / f"sgmesh-{CLUSTER}.mesh.toml")
+    mesh = load(tmp_path / "sgmesh.mesh.toml")
     assert set(mesh.regions) == set(REGIONS)
 
     # GIVEN eu-west-1's queue policy removed by hand: only a deploy that updates the stack restores it

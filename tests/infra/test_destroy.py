@@ -20,7 +20,7 @@ from infra.deploy.config import ClusterConfig
 from infra.deploy.deployment import Deployment
 from infra.deploy.destroy import main
 from infra.deploy.identity import caller_identity
-from infra.deploy.meshview import mesh_of
+from infra.deploy.meshfile import mesh_of
 from schemas.names import ARTIFACTS_STACK, stack_name
 from sgmesh.doctor import Doctor
 from sgmesh.local.sns_certificates import install_local_certificates

@@ -83,6 +83,12 @@ RULES = {
     ("AWS::EC2::PrefixList", "PrefixListName"): NameRule(
         r".+", 255, "Amazon EC2 API Reference, CreateManagedPrefixList, PrefixListName", "com.amazonaws"
     ),
+    # Dashboards are global to the account: the template's name carries the region.
+    ("AWS::CloudWatch::Dashboard", "DashboardName"): NameRule(
+        r"[A-Za-z0-9_-]+",
+        255,
+        "Amazon CloudWatch API Reference, PutDashboard, DashboardName: at most 255 of A-Z, a-z, 0-9, - and _",
+    ),
 }
 # The property that names a resource of each type the stack has, named or left to CloudFormation
 # (which then generates a valid name): a type missing here, or named without a rule, fails the tests.

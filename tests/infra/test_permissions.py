@@ -8,6 +8,7 @@ import json
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +18,23 @@ import requests
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 
+from cloud.sns import Topic
 from cloud.sns_certificates import install_certificate_source
 from consumers import apply
 from infra.deploy.config import ClusterConfig
 from infra.deploy.deployment import Deployment
 from infra.deploy.identity import caller_identity
 from producers import lifecycle, trueup
-from sgmesh.local.clients import ApiCall, CallLedger, ExtendedClientFactory
+from schemas.events import parse_snapshot
+from schemas.settings import PortSpec
+from sgmesh.local.clients import ApiCall, CallLedger, ClientExtension, ExtendedClientFactory
 from sgmesh.local.embedded import EndpointSession
 from sgmesh.local.esm import sqs_event
 from sgmesh.local.eventbridge import lifecycle_event
 from sgmesh.local.functions import Binding, invoke
 from sgmesh.local.sns_certificates import install_local_certificates
+from sgmesh.meshfile import MeshFile, RegionEntry
+from sgmesh.operator import Operator
 from tests.infra.stacks import ACCOUNT, DeployedStack
 from tests.support.ec2 import reference_a_prefix_list
 
@@ -105,6 +111,8 @@ class Functions:
         self.stack = stack
         self.endpoint = endpoint
         self.ledger = CallLedger()
+        # Set by a test that needs a throttled call (ThrottleOnce), on the clients of the next invocations.
+        self.throttle: ClientExtension | None = None
         self.made: dict[str, list[ApiCall]] = {
             "TrueupFunction": [],
             "ConsumerFunction": [],
@@ -118,8 +126,9 @@ class Functions:
         environment = {name: str(value) for name, value in configuration["Environment"]["Variables"].items()}
         mark = self.ledger.mark()
         # Each invocation starts cold: new clients, so new services.
+        extensions: list[ClientExtension] = [self.ledger, AcceptLifecycleCompletions()]
         clients = ExtendedClientFactory(
-            EndpointSession(self.endpoint), self.ledger, AcceptLifecycleCompletions()
+            EndpointSession(self.endpoint), *extensions, *([self.throttle] if self.throttle else [])
         )
         install_local_certificates(self.endpoint)
         environment |= {"AWS_REGION": REGION, **overrides}
@@ -387,3 +396,252 @@ def test_the_checker_refuses_what_the_roles_do_not_grant(stack: DeployedStack) -
     assert not _allowed(stack, consumer, foreign_key)
     assert not _allowed(stack, consumer, other_group)
     assert not _allowed(stack, producer, other_topic)
+
+
+@pytest.fixture(scope="module")
+def operator_calls(
+    stack: DeployedStack, calls: dict[str, list[ApiCall]], moto_endpoint: str
+) -> list[ApiCall]:
+    """WHEN an operator runs `sgmesh status`, `plan`, `events` and `adopt --apply` (after a hand-made
+    rule for a member was added) against the deployed region, THEN every call the CLI made is recorded."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    group_id = stack.parameters["SecurityGroupIds"]
+    functions = Functions(stack, moto_endpoint)
+    functions.scale(1)
+    assert functions.run("TrueupFunction", trueup.bind, {})["published"]
+    functions.deliver()
+    (address,) = {
+        rule["CidrIpv4"]
+        for rule in ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group_id]}])[
+            "SecurityGroupRules"
+        ]
+        if rule.get("Description", "").startswith(f"sgmesh:{CLUSTER} ")
+    }
+    managed = [
+        rule["SecurityGroupRuleId"]
+        for rule in ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group_id]}])[
+            "SecurityGroupRules"
+        ]
+        if rule.get("CidrIpv4") == address
+    ]
+    ec2.revoke_security_group_ingress(GroupId=group_id, SecurityGroupRuleIds=managed)
+    ec2.authorize_security_group_ingress(
+        GroupId=group_id,
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 7000, "ToPort": 7000, "IpRanges": [{"CidrIp": address}]}
+        ],
+    )
+    mesh = MeshFile(
+        cluster=CLUSTER,
+        ports=(PortSpec.parse("tcp:7000"),),
+        regions={
+            REGION: RegionEntry(
+                table=stack.physical_ids["Table"],
+                topic_arn=stack.physical_ids["Topic"],
+                asg_names=(GROUP,),
+                security_group_ids=(group_id,),
+            )
+        },
+    )
+    ledger = CallLedger()
+    operator = Operator(mesh, ExtendedClientFactory(EndpointSession(moto_endpoint), ledger))
+    operator.status()
+    operator.plan(REGION)
+    operator.events(REGION)
+    (adopted,) = operator.adopt(REGION, apply=True)
+    assert adopted.applied
+    return ledger.calls
+
+
+def test_the_operator_policy_allows_every_call_the_cli_makes_and_nothing_else(
+    stack: DeployedStack, operator_calls: list[ApiCall]
+) -> None:
+    policy = stack.resolved("OperatorPolicy")
+    assert policy is not None
+    statements = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+    refused = [
+        f"{_action(call)} on {_resource(stack, call)}"
+        for call in operator_calls
+        if not _allowed(stack, statements, call)
+    ]
+    assert refused == []
+    granted = {action for statement in statements for action in _listed(statement["Action"])}
+    # kms:Decrypt is DynamoDB's, on the operator's behalf (the table is encrypted with the stack's key).
+    assert granted - {"kms:Decrypt"} == {_action(call) for call in operator_calls}
+    assert "ec2:UpdateSecurityGroupRuleDescriptionsIngress" in granted
+    # ... and only the managed groups may be adopted in
+    other_group = ApiCall(
+        REGION, "ec2", "UpdateSecurityGroupRuleDescriptionsIngress", {"GroupId": "sg-0000000000000000f"}
+    )
+    assert not _allowed(stack, statements, other_group)
+
+
+@pytest.mark.parametrize("function", ["TrueupFunction", "LifecycleFunction", "ConsumerFunction"])
+def test_no_function_may_adopt(stack: DeployedStack, function: str) -> None:
+    """Adoption runs with the operator's credentials: no function's role has the action."""
+    granted = {action for s in _statements(stack, function) for action in _listed(s["Action"])}
+    assert not any(fnmatch.fnmatchcase("ec2:UpdateSecurityGroupRuleDescriptionsIngress", a) for a in granted)
+
+
+class ThrottleOnce:
+    """EC2 answers the consumer's first DescribeSecurityGroupRules with RequestLimitExceeded, as AWS
+    does under load; botocore retries it (so the call still succeeds) and the consumer counts it."""
+
+    def __init__(self) -> None:
+        self.throttled = False
+
+    def register(self, client: Any) -> None:
+        if client.meta.service_model.service_name == "ec2":
+            client.meta.events.register("before-send.ec2.DescribeSecurityGroupRules", self._throttle)
+
+    def _throttle(self, **_: Any) -> AWSResponse | None:
+        if self.throttled:
+            return None
+        self.throttled = True
+        body = (
+            b"<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded."
+            b"</Message></Error></Errors><RequestID>throttled</RequestID></Response>"
+        )
+        return AWSResponse("https://ec2.amazonaws.com/", 503, HTTPHeaders(), _Raw(body))
+
+
+class _Raw:
+    """The raw body botocore reads from an HTTP response."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._body
+
+
+Metric = tuple[str, str, frozenset[tuple[str, str]]]
+
+
+def emitted_metrics(documents: list[dict[str, Any]]) -> set[Metric]:
+    """(namespace, name, dimensions with their values) of every metric in these EMF documents."""
+    found: set[Metric] = set()
+    for document in documents:
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            for names in directive["Dimensions"]:
+                dimensions = frozenset((name, str(document[name])) for name in names)
+                found |= {
+                    (directive["Namespace"], metric["Name"], dimensions) for metric in directive["Metrics"]
+                }
+    return found
+
+
+def dashboard_metrics(body: str) -> set[Metric]:
+    """Every metric a dashboard's widgets chart: [namespace, name, dim, value, ..., {options}?]."""
+    named: set[Metric] = set()
+    for widget in json.loads(body)["widgets"]:
+        for line in widget["properties"].get("metrics", []):
+            fields = [item for item in line if not isinstance(item, dict)]
+            namespace, name, *pairs = fields
+            named.add((namespace, name, frozenset(zip(pairs[::2], pairs[1::2], strict=True))))
+    return named
+
+
+def alarm_metric(alarm: dict[str, Any]) -> Metric:
+    dimensions = frozenset((d["Name"], str(d["Value"])) for d in alarm.get("Dimensions", []))
+    return alarm["Namespace"], alarm["MetricName"], dimensions
+
+
+def test_every_metric_the_alarms_and_the_dashboard_name_is_one_the_functions_emit(
+    stack: DeployedStack,
+    functions: Functions,
+    calls: dict[str, list[ApiCall]],
+    moto_endpoint: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """GIVEN the deployed region, WHEN the real handlers meet each outcome the dashboard charts (snapshots
+    applied, coalesced, expired and rejected, a throttled call, a launch completed, a quota too small),
+    THEN every sgmesh metric an alarm or the dashboard names is in the EMF they printed, with the same
+    namespace and dimensions, and every AWS metric is one of the stack's own resources."""
+    capsys.readouterr()
+    sqs = boto3.client("sqs", region_name=REGION)
+    # Applied and coalesced: two true-ups of one group in one batch.
+    assert functions.run("TrueupFunction", trueup.bind, {})["published"]
+    assert functions.run("TrueupFunction", trueup.bind, {})["published"]
+    functions.deliver()
+    # Expired: a snapshot produced longer ago than the maximum event age.
+    message = [
+        call.params["Message"] for call in functions.made["TrueupFunction"] if call.operation == "Publish"
+    ][-1]
+    old = parse_snapshot(message)
+    old = old.model_copy(
+        update={"version": old.version + 1, "produced_at": datetime.now(UTC) - timedelta(days=1)}
+    )
+    Topic(boto3.client("sns", region_name=REGION), stack.physical_ids["Topic"]).publish(old)
+    functions.deliver()
+    # Rejected: an envelope from a topic that is no peer.
+    forged = {
+        "Type": "Notification",
+        "MessageId": "m",
+        "TopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:x",
+        "Message": "{}",
+    }
+    sqs.send_message(QueueUrl=stack.physical_ids["Queue"], MessageBody=json.dumps(forged))
+    functions.deliver()
+    # Throttled: the consumer's describe is throttled once and retried.
+    assert functions.run("TrueupFunction", trueup.bind, {})["published"]
+    functions.throttle = ThrottleOnce()
+    functions.deliver()
+    functions.throttle = None
+    # A launch completed through its lifecycle hook.
+    members = set(functions.scale(1))
+    (instance_id,) = set(functions.scale(2)) - members
+    event = lifecycle_event(
+        account=ACCOUNT,
+        region=REGION,
+        group=GROUP,
+        instance_id=instance_id,
+        launching=True,
+        hook=f"sgmesh-{CLUSTER}-launching",
+        token=str(uuid.uuid4()),
+    )
+    functions.lifecycle_action(event)
+    # Over the quota: a plan that cannot fit.
+    functions.deliver(SGMESH_RULE_QUOTA="1")
+    printed = emitted_metrics(emitted(capsys.readouterr().out))
+
+    alarms = {
+        logical_id: alarm_metric(alarm)
+        for logical_id, alarm in stack.resolved_of_type("AWS::CloudWatch::Alarm").items()
+    }
+    dashboard = stack.resolved("Dashboard")
+    assert dashboard is not None
+    charted = dashboard_metrics(dashboard["DashboardBody"])
+    ours = {metric for metric in [*alarms.values(), *charted] if metric[0] == "sgmesh"}
+    assert ours - printed == set()
+    # The dashboard charts what the issue asks for, and the two new alarms watch what it charts.
+    assert {name for _namespace, name, _dimensions in charted} >= {
+        "SnapshotsApplied",
+        "SnapshotsStale",
+        "SnapshotsExpired",
+        "RecordsRejected",
+        "ReplicationLagSeconds",
+        "OldestSourceAgeSeconds",
+        "RuleHeadroom",
+        "ApiThrottled",
+        "LifecycleActionsCompleted",
+        "ApproximateNumberOfMessagesVisible",
+    }
+    assert {alarms["SourceSilenceAlarm"], alarms["RuleHeadroomAlarm"]} <= charted
+    # AWS's own metrics: the stack's own queues and function.
+    queues = {
+        stack.attribute(queue, "QueueName")
+        for queue in (
+            "Queue",
+            "DeadLetterQueue",
+            "DeliveryDeadLetterQueue",
+            "LifecycleBuffer",
+            "LifecycleBufferDeadLetterQueue",
+            "ProducerDeadLetterQueue",
+        )
+    }
+    for namespace, _name, dimensions in [*alarms.values(), *charted]:
+        if namespace == "AWS/SQS":
+            assert {value for _key, value in dimensions} <= queues
+        elif namespace == "AWS/Lambda":
+            assert dimensions == {("FunctionName", stack.physical_ids["ConsumerFunction"])}

@@ -16,6 +16,7 @@ PRODUCT_PACKAGES = ("schemas", "cloud", "producers", "consumers", "sgmesh", "inf
 # The planning modules: decisions over plain data, no I/O, no clock, no logging. Every module under
 # schemas/ is pure as well and is found on its own. Keep this list up to date when modules move.
 PURE_MODULES = (
+    "consumers.adoption",
     "consumers.attribution",
     "consumers.budget",
     "consumers.errors",

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+from producers.metrics import ProducerOutcome
 from schemas.inventory import GroupInstance
 from schemas.lifecycle import Place, TrueupRequest
 from tests.fakes import CLUSTER
@@ -196,3 +197,12 @@ def test_a_launch_for_an_instance_already_terminating_is_completed_not_retried_u
     assert A3 not in producer.published_members()
     assert outcome.not_ready == []
     assert outcome.completed == [action(A3, launching=True)]
+
+
+def test_every_action_completed_while_auto_scaling_held_it_is_counted_once() -> None:
+    # GIVEN a storm of launches, WHEN the batch is published and completed
+    producer = Producer()
+    launch_storm(producer)
+    producer.service.on_lifecycle_actions([action(i, launching=True) for i in STORM])
+    # THEN the dashboard's LifecycleActionsCompleted counts each of them
+    assert producer.outcomes.counts[ProducerOutcome.LIFECYCLE_COMPLETED] == len(STORM)
