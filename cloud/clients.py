@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
 
     from cloud.service_quotas import ServiceQuotasClient
 
@@ -46,6 +47,9 @@ class ClientFactory:
 
     def sns(self, region: str) -> SNSClient:
         return self._client("sns", region)  # type: ignore[no-any-return]
+
+    def sqs(self, region: str) -> SQSClient:
+        return self._client("sqs", region)  # type: ignore[no-any-return]
 
     def service_quotas(self, region: str) -> ServiceQuotasClient:
         return self._client("service-quotas", region)  # type: ignore[no-any-return]

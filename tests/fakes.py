@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import count
@@ -14,6 +14,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from aws_lambda_powertools.logging import Logger
 
+from consumers.acknowledgements import AcknowledgementBook, Acknowledgements, LifecycleQueue
 from consumers.bootstrap import target
 from consumers.group_targets import SecurityGroups
 from consumers.metrics import Outcome
@@ -31,6 +32,7 @@ from producers.service import (
     SnapshotTopic,
     VersionLedger,
 )
+from schemas.admission import AckRecord
 from schemas.audit import AuditEntry
 from schemas.errors import RuleConflictError
 from schemas.events import (
@@ -125,14 +127,15 @@ class FakeSourceStates(SourceStates, SourceRecords, AnswerLedger):
 
 class FakeEventTopic(EventTopic):
     """This region's topic, as the consumer publishes to it: records each event; `failure` makes every
-    publish raise it."""
+    publish (of the `failing` types, if any are named) raise it."""
 
     def __init__(self) -> None:
         self.published: list[Event] = []
         self.failure: Exception | None = None
+        self.failing: set[str] = set()
 
     def publish(self, event: Event) -> str:
-        if self.failure is not None:
+        if self.failure is not None and (not self.failing or event.type in self.failing):
             raise self.failure
         self.published.append(parse_event(event.to_json()))
         return f"message-{len(self.published)}"
@@ -158,6 +161,7 @@ class FakeOutcomes(Outcomes):
         self.counts: Counter[Outcome] = Counter()
         self.reasons: Counter[tuple[Outcome, str]] = Counter()
         self.gauges: dict[Outcome, int] = {}
+        self.timings: dict[Outcome, list[float]] = {}
 
     def count(self, outcome: Outcome, value: int = 1, reason: str | None = None) -> None:
         self.counts[outcome] += value
@@ -166,6 +170,44 @@ class FakeOutcomes(Outcomes):
 
     def gauge(self, outcome: Outcome, value: int) -> None:
         self.gauges[outcome] = value
+
+    def seconds(self, outcome: Outcome, value: float) -> None:
+        self.timings.setdefault(outcome, []).append(value)
+
+
+class FakeAcknowledgementBook(AcknowledgementBook):
+    """The acknowledgement records: a put conditioned on `attribute_not_exists(pk) OR version < :v`."""
+
+    def __init__(self) -> None:
+        self.records: dict[tuple[str, str, str], AckRecord] = {}
+        self.writes = 0
+
+    def acknowledgements(self, cluster: str, source: str | None = None) -> list[AckRecord]:
+        return [
+            record
+            for (owner, of, _region), record in sorted(self.records.items())
+            if owner == cluster and source in (None, of)
+        ]
+
+    def record_acknowledgement(self, cluster: str, record: AckRecord) -> bool:
+        key = (cluster, record.source, record.region)
+        held = self.records.get(key)
+        if held is not None and not held.version < record.version:
+            return False
+        self.records[key] = record
+        self.writes += 1
+        return True
+
+
+class FakeLifecycleQueue(LifecycleQueue):
+    """The lifecycle buffer: keeps each event sent, with its delay."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[dict[str, Any], int]] = []
+
+    def send(self, event: Mapping[str, Any], delay_seconds: int = 0) -> str:
+        self.sent.append((dict(event), delay_seconds))
+        return f"sqs-message-{len(self.sent)}"
 
 
 class RulesPerGroupLimitExceeded(Exception):
@@ -546,12 +588,17 @@ def fake_consumer(
     max_conflict_retries: int = 3,
     verify: VerifyEnvelope | None = None,
     topic: FakeEventTopic | None = None,
+    book: FakeAcknowledgementBook | None = None,
+    checks: FakeLifecycleQueue | None = None,
 ) -> ApplyService[Any]:
     """The consumer over in-memory ports, with the target its settings choose, trusting the tests'
     SNS key unless `verify` says otherwise, its clock just after PRODUCED_AT; what it publishes to its
-    own topic (resync requests and answers) goes to `topic`."""
+    own topic (resync requests and answers, acknowledgements) goes to `topic`, the acknowledgements it
+    records to `book`, and what it asks of its producer to `checks`."""
     states = states or FakeSourceStates()
     outcomes = outcomes or FakeOutcomes()
+    topic = topic or FakeEventTopic()
+    audit = audit or FakeAuditLog()
     logger = Logger(service="test")
     return ApplyService(
         settings=settings,
@@ -566,13 +613,23 @@ def fake_consumer(
             rule_quota=lambda: settings.rule_quota,
             clock=clock,
         ),
-        audit=audit or FakeAuditLog(),
+        audit=audit,
         outcomes=outcomes,
         verify=verify or verify_with_test_key(),
         logger=logger,
+        acknowledgements=Acknowledgements(
+            settings=settings,
+            topic=topic,
+            book=book or FakeAcknowledgementBook(),
+            audit=audit,
+            checks=checks,
+            outcomes=outcomes,
+            logger=logger,
+            clock=clock,
+        ),
         resync=Resync(
             settings=settings,
-            topic=topic or FakeEventTopic(),
+            topic=topic,
             states=states,
             answers=states,
             outcomes=outcomes,

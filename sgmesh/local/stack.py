@@ -9,6 +9,8 @@ from typing import Any
 
 from boto3.session import Session
 
+from schemas.routing import FILTER_POLICY_SCOPE, subscription_filter_policy
+
 ACCOUNT = "123456789012"  # moto's default account
 
 
@@ -37,6 +39,12 @@ class StackSpec:
     lifecycle_buffer: bool = True
     lifecycle_timeout_seconds: int = 60
     buffer_batching_window_seconds: int = 2
+    # Launches wait until every region acknowledges them, or the admission timeout (the template's
+    # defaults). Off unless asked for: the stories written before the barrier complete launches once
+    # published; the demo, `sgmesh local` and the barrier's own tests turn it on.
+    admission_barrier: bool = False
+    admission_timeout_seconds: int = 120
+    admission_timeout_result: str = "CONTINUE"
 
     @property
     def visibility_timeout_seconds(self) -> int:
@@ -95,6 +103,10 @@ class RegionStack:
             "SGMESH_EVENT_RETENTION_DAYS": str(spec.event_retention_days),
             "SGMESH_MAX_EVENT_AGE_SECONDS": str(spec.max_event_age_seconds),
             "SGMESH_TARGET": spec.target,
+            "SGMESH_ADMISSION_TIMEOUT_SECONDS": str(spec.admission_timeout_seconds),
+            "SGMESH_ADMISSION_TIMEOUT_RESULT": spec.admission_timeout_result,
+            # The lifecycle buffer's URL, once provisioned, where the spec plays the barrier (LocalMesh).
+            "SGMESH_ADMISSION_QUEUE_URL": "",
             # The template creates prefix lists only for the prefix-list target, which this runtime
             # does not provision.
             "SGMESH_PREFIX_LIST_IDS": "",
@@ -158,14 +170,27 @@ def subscribe_to_peers(session: Session, stacks: list[RegionStack], spec: StackS
     topics = [stack.topic_arn for stack in stacks]
     for stack in stacks:
         for topic_arn in topics:
-            topic_region = topic_arn.split(":")[3]
-            session.client("sns", region_name=topic_region).subscribe(
-                TopicArn=topic_arn,
-                Protocol="sqs",
-                Endpoint=stack.queue_arn,
-                Attributes={"RawMessageDelivery": "false"},
-            )
+            subscribe(session, stack, topic_arn)
         stack.environment = stack.settings_environment(spec, topics)
+
+
+def subscribe(session: Session, subscriber: RegionStack, topic_arn: str) -> None:
+    """The subscriber's queue to the topic, as the template's subscriptions: envelopes, and only the
+    acknowledgements of the subscriber's own region's sources (schemas.routing)."""
+    session.client("sns", region_name=topic_arn.split(":")[3]).subscribe(
+        TopicArn=topic_arn,
+        Protocol="sqs",
+        Endpoint=subscriber.queue_arn,
+        Attributes=subscription_attributes(subscriber.region),
+    )
+
+
+def subscription_attributes(subscriber_region: str) -> dict[str, str]:
+    return {
+        "RawMessageDelivery": "false",
+        "FilterPolicyScope": FILTER_POLICY_SCOPE,
+        "FilterPolicy": json.dumps(subscription_filter_policy(subscriber_region)),
+    }
 
 
 def create_table(session: Session, region: str, name: str) -> None:
