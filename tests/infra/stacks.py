@@ -132,5 +132,7 @@ class DeployedStack:
                 Attributes={
                     "RawMessageDelivery": str(subscription["RawMessageDelivery"]).lower(),
                     "RedrivePolicy": json.dumps(subscription["RedrivePolicy"]),
+                    "FilterPolicyScope": subscription["FilterPolicyScope"],
+                    "FilterPolicy": json.dumps(subscription["FilterPolicy"]),
                 },
             )
