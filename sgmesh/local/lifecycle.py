@@ -48,7 +48,8 @@ class PendingAction:
             token=self.token if token is None else token,
         )
 
-    def completion(self, result: str, *, by_timeout: bool, at: float) -> Completion:
+    def completion(self, result: str, *, by_timeout: bool, at: float | None = None) -> Completion:
+        """How it ended; `at` (simulated time) tells how long it waited, if known."""
         return Completion(
             self.region,
             self.group_name,
@@ -57,7 +58,7 @@ class PendingAction:
             self.token,
             result,
             by_timeout,
-            waited=at - self.held_at,
+            waited=0.0 if at is None else at - self.held_at,
         )
 
 
