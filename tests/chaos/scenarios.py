@@ -645,7 +645,7 @@ class EarlyCompletions:
 
 
 def acknowledgements_lossy(mesh: ChaosMesh, size: int) -> Report:
-    """(l) acknowledgements lost, duplicated and delayed (snapshots delivered as usual), launches waiting
+    """(n) acknowledgements lost, duplicated and delayed (snapshots delivered as usual), launches waiting
     for the admission barrier: no launch is completed before every region admits it unless its admission
     timeout has passed, and none is lost: each is completed by sgmesh, with CONTINUE, before its hook's
     heartbeat."""
@@ -672,7 +672,7 @@ def acknowledgements_lossy(mesh: ChaosMesh, size: int) -> Report:
     copied = sum(mapping.duplicated for mapping in mesh.faulty_mappings())
     return measure(
         mesh,
-        "l. acknowledgements lost, duplicated, delayed",
+        "n. acknowledgements lost, duplicated, delayed",
         f"{len(launched)} launches: {lost} acks lost, {copied} copied; "
         f"{guard.at_timeout} completed at the timeout",
         converged=outcome.converged,
