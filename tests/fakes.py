@@ -23,6 +23,7 @@ from consumers.resync import AnswerLedger, EventTopic, Resync
 from consumers.service import ApplyService, AuditLog, Outcomes, SourceStates, VerifyEnvelope
 from consumers.signatures import SignatureVerifier
 from consumers.sources import SourceRecords
+from producers.admission import AdmissionBook, Completions
 from producers.metrics import ProducerOutcome
 from producers.service import (
     AddressDirectory,
@@ -32,7 +33,7 @@ from producers.service import (
     SnapshotTopic,
     VersionLedger,
 )
-from schemas.admission import AckRecord
+from schemas.admission import AckRecord, Admission, AdmissionStatus
 from schemas.audit import AuditEntry
 from schemas.errors import RuleConflictError
 from schemas.events import (
@@ -471,17 +472,53 @@ class FakeProducerOutcomes(ProducerOutcomes):
         self.counts[outcome] += value
 
 
-class FakeLifecycleHooks(LifecycleHooks):
-    """Records the actions completed; the port's contract is that completing means CONTINUE."""
+class FakeLifecycleHooks(LifecycleHooks, Completions):
+    """Records the actions completed with CONTINUE (`continued`), and every completion's result."""
 
     def __init__(self, journal: list[str] | None = None) -> None:
         self.continued: list[LifecycleAction] = []
+        self.results: list[tuple[str, str]] = []
         self.journal = journal if journal is not None else []
 
-    def complete(self, action: LifecycleAction) -> bool:
-        self.continued.append(action)
-        self.journal.append(f"continue {action.instance_id}")
+    def complete(self, action: LifecycleAction, result: str = "CONTINUE") -> bool:
+        if result == "CONTINUE":
+            self.continued.append(action)
+        self.results.append((action.instance_id, result))
+        self.journal.append(f"{result.lower()} {action.instance_id}")
         return True
+
+
+class FakeAdmissionBook(AdmissionBook):
+    """The producer's view of its table for the barrier: admissions (a put replaces; settling is
+    conditioned on `status = pending AND token = :token`) and the consumer's acknowledgements."""
+
+    def __init__(self, acknowledgements: FakeAcknowledgementBook, journal: list[str] | None = None) -> None:
+        self.items: dict[tuple[str, str, str], Admission] = {}
+        self.acks = acknowledgements
+        self.journal = journal if journal is not None else []
+
+    def record_admissions(self, cluster: str, admissions: Sequence[Admission]) -> None:
+        for admission in admissions:
+            self.items[(cluster, admission.group, admission.instance_id)] = admission
+            self.journal.append(f"hold {admission.instance_id} for v{admission.version}")
+
+    def admissions(self, cluster: str, group: str | None = None) -> list[Admission]:
+        return [
+            a for (owner, of, _i), a in sorted(self.items.items()) if owner == cluster and group in (None, of)
+        ]
+
+    def settle_admission(
+        self, cluster: str, admission: Admission, status: AdmissionStatus, at: datetime
+    ) -> bool:
+        key = (cluster, admission.group, admission.instance_id)
+        held = self.items.get(key)
+        if held is None or held.status is not AdmissionStatus.PENDING or held.token != admission.token:
+            return False
+        self.items[key] = held.settled(status)
+        return True
+
+    def acknowledgements(self, cluster: str, source: str | None = None) -> list[AckRecord]:
+        return self.acks.acknowledgements(cluster, source)
 
 
 # --- builders ----------------------------------------------------------------------------------------
