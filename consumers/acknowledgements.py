@@ -140,18 +140,21 @@ class Acknowledgements:
         settled_groups: list[str] = []
         entries: list[AuditEntry] = []
         for source, records in sorted(received.items()):
-            written, converged_further = self._record_source(source, records)
+            written, settles = self._record_source(source, records)
             entries += [_audit_entry(record) for record in written]
-            if converged_further:
+            if settles:
                 settled_groups.append(source.split("/", 2)[2])
         self._audit_acknowledgements(entries)
         if settled_groups and self._checks is not None and self._settings.holds_launches:
+            # Raises if SQS fails: the batch is delivered again, and asks again (see _record_source).
             self._checks.send(AdmissionCheck(tuple(settled_groups)).event())
 
     def _record_source(self, source: str, records: Sequence[AckRecord]) -> tuple[list[AckRecord], bool]:
-        """Write each region's record newer than the table's; and whether the newest version every peer
-        region enforces moved with them (its convergence time, from produced_at to the last region's
-        acknowledgement, is emitted then)."""
+        """Write each region's record newer than the table's. Returns them, and whether the producer is
+        to settle the source's waiting launches: some record received is of the newest version every
+        peer region now enforces. Asked again when the same acknowledgement comes again (a consumer
+        that died, or failed to ask, before asking is repaired by the redelivery); a late, older one
+        asks nothing. The convergence time is emitted once, when that version moves."""
         cluster = self._settings.cluster
         held = newest_acknowledgements(self._book.acknowledgements(cluster, source))
         newer = [
@@ -164,15 +167,16 @@ class Acknowledgements:
         awaited = self._settings.peer_regions()
         before = converged(held, awaited)
         after = converged(newest_acknowledgements([*held.values(), *written]), awaited)
-        if after is None or (before is not None and after.version <= before.version):
+        if after is None:
             return written, False
-        seconds = max((after.acknowledged_at - after.produced_at).total_seconds(), 0.0)
-        self._outcomes.seconds(Outcome.CONVERGENCE, seconds)
-        self._logger.info(
-            "every peer region enforces a newer version",
-            extra={"source": source, "version": after.version, "convergence_seconds": seconds},
-        )
-        return written, True
+        if before is None or after.version > before.version:
+            seconds = max((after.acknowledged_at - after.produced_at).total_seconds(), 0.0)
+            self._outcomes.seconds(Outcome.CONVERGENCE, seconds)
+            self._logger.info(
+                "every peer region enforces a newer version",
+                extra={"source": source, "version": after.version, "convergence_seconds": seconds},
+            )
+        return written, any(record.version == after.version for record in records)
 
     def _audit_acknowledgements(self, entries: Sequence[AuditEntry]) -> None:
         if not entries:

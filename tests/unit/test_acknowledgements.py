@@ -3,6 +3,7 @@ the acknowledgements of its own region's sources."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 from uuid import uuid4
@@ -156,9 +157,32 @@ def test_when_the_last_region_acknowledges_the_convergence_is_measured_and_the_p
     assert consumer.outcomes.timings[Outcome.CONVERGENCE] == [9.0]
     ((event, delay),) = consumer.checks.sent
     assert (parse_producer_event(event), delay) == (AdmissionCheck((HERE.group,)), 0)
-    # a duplicate of the last one measures and asks nothing more
+    # a duplicate of the last one measures nothing more, and asks again (harmless: a completion is
+    # decided once); a late, older acknowledgement asks nothing
     consumer.service.apply([acknowledgement(FAR, (HERE, 4), seconds=9)])
-    assert (len(consumer.checks.sent), consumer.outcomes.timings[Outcome.CONVERGENCE]) == (1, [9.0])
+    assert (len(consumer.checks.sent), consumer.outcomes.timings[Outcome.CONVERGENCE]) == (2, [9.0])
+    consumer.service.apply([acknowledgement(THERE, (HERE, 3), seconds=12)])
+    assert len(consumer.checks.sent) == 2
+
+
+def test_a_consumer_that_failed_to_ask_for_the_check_asks_when_the_acknowledgement_comes_again() -> None:
+    consumer = Consumer()
+    consumer.service.apply([acknowledgement(HERE, (HERE, 4)), acknowledgement(THERE, (HERE, 4))])
+    failing = FailingQueue()
+    broken = fake_consumer(settings(), topic=consumer.topic, book=consumer.book, checks=failing)
+
+    # WHEN the last region's acknowledgement is recorded, and asking the producer fails
+    with pytest.raises(ConnectionError):
+        broken.apply([acknowledgement(FAR, (HERE, 4))])
+    # THEN SQS delivers it again, and this time the producer is asked
+    consumer.service.apply([acknowledgement(FAR, (HERE, 4))])
+    ((event, _delay),) = consumer.checks.sent
+    assert parse_producer_event(event) == AdmissionCheck((HERE.group,))
+
+
+class FailingQueue(FakeLifecycleQueue):
+    def send(self, event: Mapping[str, Any], delay_seconds: int = 0) -> str:
+        raise ConnectionError("SQS is unreachable")
 
 
 def test_an_acknowledgement_from_a_region_that_is_not_a_peer_or_not_its_topics_is_rejected() -> None:
