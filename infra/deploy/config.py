@@ -5,9 +5,8 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from infra.deploy.errors import DeployError
 from schemas.names import AccountId, GroupName, SecurityGroupId, TopicArn
@@ -45,17 +44,6 @@ class ClusterConfig(ClusterSettings):
     peer_accounts: tuple[AccountId, ...] = ()
     peer_topic_arns: tuple[TopicArn, ...] = ()
     regions: dict[str, RegionConfig]
-
-    @model_validator(mode="after")
-    def _admission_before_heartbeat(self) -> Self:
-        # A launch must be completed by sgmesh (admitted, or at its admission timeout) before the hook
-        # answers for it with lifecycle_default_result: the heartbeat stays the last resort.
-        if self.admission_timeout_seconds >= self.lifecycle_heartbeat_timeout:
-            raise ValueError(
-                f"admission_timeout_seconds {self.admission_timeout_seconds} must be below "
-                f"lifecycle_heartbeat_timeout {self.lifecycle_heartbeat_timeout}"
-            )
-        return self
 
     @classmethod
     def load(cls, path: Path) -> ClusterConfig:

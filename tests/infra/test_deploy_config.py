@@ -167,16 +167,3 @@ def test_the_template_constrains_and_defaults_each_setting_parameter_as_the_sett
             assert (spec["MinValue"], spec["MaxValue"]) == (bounds["Ge"].ge, bounds["Le"].le), parameter
         if "Default" in spec:
             assert str(spec["Default"]) == str(field.default), parameter
-
-
-def test_an_admission_timeout_not_below_the_hooks_heartbeat_is_refused(tmp_path: Path) -> None:
-    # GIVEN launches that would wait for the barrier as long as the hook waits for sgmesh
-    path = deploy_file(tmp_path, admission_timeout_seconds=600, lifecycle_heartbeat_timeout=600)
-    # THEN the deploy file is refused, naming both keys: the heartbeat must stay the last resort
-    with pytest.raises(
-        DeployError, match="admission_timeout_seconds 600 must be below lifecycle_heartbeat_timeout 600"
-    ):
-        ClusterConfig.load(path)
-    # AND below it, both reach the stack
-    accepted = ClusterConfig.load(deploy_file(tmp_path, admission_timeout_seconds=300))
-    assert (accepted.admission_timeout_seconds, accepted.lifecycle_heartbeat_timeout) == (300, 600)
