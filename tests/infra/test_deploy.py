@@ -359,11 +359,15 @@ def test_the_resolved_wiring_carries_every_topic_to_every_queue(deployed: Deploy
     stacks = [DeployedStack(region, CLUSTER) for region in FOUR]
     for stack in stacks:
         stack.apply_wiring()
-    acknowledgement = {
+    acknowledgement: dict[str, Any] = {
         "type": {"DataType": "String", "StringValue": "sgmesh.acknowledgement"},
         "source_regions": {"DataType": "String.Array", "StringValue": json.dumps(["us-east-1"])},
     }
-    for kind, attributes in (("snapshot", SNAPSHOT_ATTRIBUTES), ("acknowledgement", acknowledgement)):
+    routed: tuple[tuple[str, dict[str, Any]], ...] = (
+        ("snapshot", SNAPSHOT_ATTRIBUTES),
+        ("acknowledgement", acknowledgement),
+    )
+    for kind, attributes in routed:
         for region in FOUR:
             boto3.client("sns", region_name=region).publish(
                 TopicArn=topic(region), Message=f"{kind} from {region}", MessageAttributes=attributes

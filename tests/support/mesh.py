@@ -24,7 +24,9 @@ from sgmesh.local.stack import ACCOUNT, RegionStack, StackSpec, create_table, su
 OPERATOR_RULE = ("tcp", 22, 22, "203.0.113.7/32")
 # What the product's publisher sets on a snapshot (cloud.sns), which the subscriptions' filter policies
 # read: a message published by hand without it reaches no queue.
-SNAPSHOT_ATTRIBUTES = {"type": {"DataType": "String", "StringValue": "sgmesh.membership-snapshot"}}
+SNAPSHOT_ATTRIBUTES: dict[str, Any] = {
+    "type": {"DataType": "String", "StringValue": "sgmesh.membership-snapshot"}
+}
 TWO_REGIONS = ("us-east-1", "us-west-2")
 
 AnyMesh = TypeVar("AnyMesh", bound=LocalMesh)
