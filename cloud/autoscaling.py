@@ -39,15 +39,16 @@ class AutoScaling:
                     )
         return groups
 
-    def complete(self, action: LifecycleAction) -> bool:
-        """CONTINUE the action; False when AWS no longer has it (already completed or timed out)."""
+    def complete(self, action: LifecycleAction, result: str = "CONTINUE") -> bool:
+        """Complete the action (CONTINUE unless told); False when AWS no longer has it (already
+        completed, or timed out)."""
         try:
             self._client.complete_lifecycle_action(
                 AutoScalingGroupName=action.group_name,
                 LifecycleHookName=action.hook_name,
                 LifecycleActionToken=action.token,
                 InstanceId=action.instance_id,
-                LifecycleActionResult="CONTINUE",
+                LifecycleActionResult=result,
             )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ValidationError":

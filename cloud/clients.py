@@ -52,13 +52,13 @@ class ClientFactory:
     def sns(self, region: str) -> SNSClient:
         return self._client("sns", region)  # type: ignore[no-any-return]
 
+    def sqs(self, region: str) -> SQSClient:
+        return self._client("sqs", region)  # type: ignore[no-any-return]
+
     def service_quotas(self, region: str) -> ServiceQuotasClient:
         return self._client("service-quotas", region)  # type: ignore[no-any-return]
 
     # The operator's tools (sgmesh doctor, teardown) read and repair the stacks' wiring with these.
-    def sqs(self, region: str) -> SQSClient:
-        return self._client("sqs", region)  # type: ignore[no-any-return]
-
     def events(self, region: str) -> EventBridgeClient:
         return self._client("events", region)  # type: ignore[no-any-return]
 

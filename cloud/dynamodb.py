@@ -9,6 +9,10 @@ Items (string keys `pk`, `sk`):
 - `consumer#<cluster>` / `hold#<source label>`: since when the consumer keeps the rules of a source it
   has no snapshot of (TTL `expires_at`); `consumer#<cluster>` / `resync-answered`: when it last
   answered resync requests.
+- `acks#<cluster>` / `<source>#<account>/<region>`: the newest version of one of this region's sources
+  that a region acknowledged enforcing, and when (TTL `expires_at`, renewed by every acknowledgement).
+- `admission#<cluster>` / `<group>#<instance>`: a launch waiting for the admission barrier, and how it
+  was settled (TTL `expires_at`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from schemas.admission import AckRecord, Admission, AdmissionStatus
 from schemas.audit import AuditEntry
 from schemas.events import MembershipSnapshot, parse_snapshot
 from schemas.ledger import EPOCH, RETIREMENT_PERIOD, LedgerEntry, Stored
@@ -44,6 +49,20 @@ def _consumer_key(cluster: str) -> str:
     return f"consumer#{cluster}"
 
 
+def _acks_key(cluster: str) -> str:
+    return f"acks#{cluster}"
+
+
+def _admission_key(cluster: str) -> str:
+    return f"admission#{cluster}"
+
+
+# An acknowledgement record outlives its source's last one by as long as a retired group is published
+# (every true-up acknowledges every live source, so only the records of gone sources and regions expire).
+ACK_RETENTION = RETIREMENT_PERIOD
+# A settled or abandoned admission is kept a day for `sgmesh status` and the investigation of a launch;
+# the longest a pending one can matter is the hook's heartbeat timeout (7,200 s at most).
+ADMISSION_RETENTION = timedelta(days=1)
 HOLD_PREFIX = "hold#"
 RESYNC_ANSWERED = "resync-answered"
 
@@ -211,6 +230,92 @@ class Table:
             },
         )
 
+    def acknowledgements(self, cluster: str, source: str | None = None) -> list[AckRecord]:
+        """The newest acknowledgement of each region, for one of this region's sources (all, if None)."""
+        items = self._query(_acks_key(cluster), sort_key_prefix=None if source is None else f"{source}#")
+        records = [_ack_record(item) for item in items]
+        return [record for record in records if source is None or record.source == source]
+
+    def record_acknowledgement(self, cluster: str, record: AckRecord) -> bool:
+        """Keep the record unless the region already acknowledged this version or a newer one."""
+        expires = (record.acknowledged_at + ACK_RETENTION - EPOCH).total_seconds()
+        return self._conditional(
+            lambda: self._client.put_item(
+                TableName=self._name,
+                Item={
+                    "pk": {"S": _acks_key(cluster)},
+                    "sk": {"S": f"{record.source}#{record.region}"},
+                    "source": {"S": record.source},
+                    "region": {"S": record.region},
+                    "version": {"N": str(record.version)},
+                    "produced_at": {"S": record.produced_at.isoformat()},
+                    "acknowledged_at": {"S": record.acknowledged_at.isoformat()},
+                    "expires_at": {"N": str(int(expires))},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR version < :version",
+                ExpressionAttributeValues={":version": {"N": str(record.version)}},
+            )
+        )
+
+    def record_admissions(self, cluster: str, admissions: Sequence[Admission]) -> None:
+        """Record launches as waiting (a redelivered action's record is replaced: same instance, newer
+        version or token)."""
+        self._batch_write(
+            [
+                {
+                    "PutRequest": {
+                        "Item": {
+                            "pk": {"S": _admission_key(cluster)},
+                            "sk": {"S": f"{admission.group}#{admission.instance_id}"},
+                            "group": {"S": admission.group},
+                            "instance_id": {"S": admission.instance_id},
+                            "hook_name": {"S": admission.hook_name},
+                            "token": {"S": admission.token},
+                            "version": {"N": str(admission.version)},
+                            "deadline": {"S": admission.deadline.isoformat()},
+                            "status": {"S": admission.status.value},
+                            "expires_at": {
+                                "N": str(
+                                    int((admission.deadline + ADMISSION_RETENTION - EPOCH).total_seconds())
+                                )
+                            },
+                        }
+                    }
+                }
+                for admission in admissions
+            ]
+        )
+
+    def admissions(self, cluster: str, group: str | None = None) -> list[Admission]:
+        """The recorded admissions of one of this region's groups (all, if None), settled ones included."""
+        items = self._query(_admission_key(cluster), sort_key_prefix=None if group is None else f"{group}#")
+        admissions = [_admission(item) for item in items]
+        return [admission for admission in admissions if group is None or admission.group == group]
+
+    def settle_admission(
+        self, cluster: str, admission: Admission, status: AdmissionStatus, at: datetime
+    ) -> bool:
+        """Settle a pending admission; False when another invocation settled it first (or it was
+        recorded again, for another action): only the winner completes the lifecycle action."""
+        return self._conditional(
+            lambda: self._client.update_item(
+                TableName=self._name,
+                Key={
+                    "pk": {"S": _admission_key(cluster)},
+                    "sk": {"S": f"{admission.group}#{admission.instance_id}"},
+                },
+                UpdateExpression="SET #status = :status, settled_at = :at",
+                ConditionExpression="#status = :pending AND #token = :token",
+                ExpressionAttributeNames={"#status": "status", "#token": "token"},
+                ExpressionAttributeValues={
+                    ":status": {"S": status.value},
+                    ":pending": {"S": AdmissionStatus.PENDING.value},
+                    ":token": {"S": admission.token},
+                    ":at": {"S": at.isoformat()},
+                },
+            )
+        )
+
     def record(self, cluster: str, entries: Sequence[AuditEntry], retention_days: int) -> None:
         """Append entries to the audit trail, in as few BatchWriteItem calls as the limit allows."""
         requests: list[Any] = [
@@ -277,6 +382,28 @@ class Table:
                 return False
             raise
         return True
+
+
+def _ack_record(item: dict[str, Any]) -> AckRecord:
+    return AckRecord(
+        source=item["source"]["S"],
+        region=item["region"]["S"],
+        version=int(item["version"]["N"]),
+        produced_at=datetime.fromisoformat(item["produced_at"]["S"]),
+        acknowledged_at=datetime.fromisoformat(item["acknowledged_at"]["S"]),
+    )
+
+
+def _admission(item: dict[str, Any]) -> Admission:
+    return Admission(
+        group=item["group"]["S"],
+        instance_id=item["instance_id"]["S"],
+        hook_name=item["hook_name"]["S"],
+        token=item["token"]["S"],
+        version=int(item["version"]["N"]),
+        deadline=datetime.fromisoformat(item["deadline"]["S"]),
+        status=AdmissionStatus(item["status"]["S"]),
+    )
 
 
 def _now() -> str:

@@ -15,6 +15,8 @@ from cloud.prefix_lists import PrefixLists
 from cloud.service_quotas import RuleBudgetReader
 from cloud.sns import Topic
 from cloud.sns_certificates import certificate
+from cloud.sqs import LifecycleQueue
+from consumers.acknowledgements import Acknowledgements
 from consumers.group_targets import Counts, SecurityGroups, SecurityGroupTarget, ShardedTarget
 from consumers.metrics import EmfOutcomes, metrics
 from consumers.resync import Resync
@@ -44,6 +46,9 @@ def build(
     outcomes = EmfOutcomes(metrics, settings.cluster)
     ec2 = clients.ec2(settings.region)
     own_topic = settings.own_topic_arn()
+    # This region's topic only: a consumer never writes to another region.
+    topic = Topic(clients.sns(settings.region), own_topic) if own_topic else None
+    queue_url = settings.admission_queue_url
     return ApplyService(
         settings=settings,
         states=table,
@@ -62,10 +67,19 @@ def build(
         outcomes=outcomes,
         verify=SignatureVerifier(certificate).verify,
         logger=logger,
+        acknowledgements=Acknowledgements(
+            settings=settings,
+            topic=topic,
+            book=table,
+            audit=table,
+            checks=LifecycleQueue(clients.sqs(settings.region), queue_url) if queue_url else None,
+            outcomes=outcomes,
+            logger=logger,
+            clock=lambda: datetime.now(UTC),
+        ),
         resync=Resync(
             settings=settings,
-            # This region's topic only: a consumer never writes to another region.
-            topic=Topic(clients.sns(settings.region), own_topic) if own_topic else None,
+            topic=topic,
             states=table,
             answers=table,
             outcomes=outcomes,

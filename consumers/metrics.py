@@ -27,6 +27,11 @@ class Outcome(StrEnum):
     # Snapshots re-published for resync requests, and requests dropped: answered too often this minute.
     RESYNC_ANSWERED = "ResyncAnswers"
     RESYNC_DROPPED = "ResyncRequestsDropped"
+    # Acknowledgements of this region's sources recorded (newer than the region's last), and the time
+    # from a snapshot's produced_at to the last region's acknowledgement of it (a version every peer
+    # region now enforces).
+    ACKNOWLEDGEMENTS = "AcknowledgementsRecorded"
+    CONVERGENCE = "MeshConvergenceSeconds"
     # A gauge, not a count: the fewest rules any managed group can still take, in either family.
     RULE_HEADROOM = "RuleHeadroom"
     # Seconds from a snapshot's produced_at to its being stored here, one value per applied snapshot.

@@ -10,13 +10,24 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from aws_lambda_powertools.logging import Logger
 
+from consumers.acknowledgements import Acknowledgements
 from consumers.metrics import Outcome
 from consumers.resync import Resync
 from consumers.review import Review
 from consumers.state import newest_per_source
 from schemas.audit import AuditEntry, AuditKind
 from schemas.errors import InvalidRecordError, RuleConflictError, RuleQuotaExceededError
-from schemas.events import Event, MembershipSnapshot, ResyncReason, ResyncRequest, parse_event
+from schemas.events import (
+    Acknowledgement,
+    Acknowledger,
+    Event,
+    MembershipSnapshot,
+    Requester,
+    ResyncReason,
+    ResyncRequest,
+    Source,
+    parse_event,
+)
 from schemas.ledger import Stored
 from schemas.names import topic_region_and_account
 from schemas.settings import Settings
@@ -85,7 +96,7 @@ class Target(Protocol[PlanT]):
 @dataclass(frozen=True)
 class ApplyReport:
     """What a batch did. `observing`: the region is in observe mode, so `review` is the plan it logged
-    and reported, not one it applied; an acknowledgement of this batch admits no one (docs/operations.md)."""
+    and reported, not one it applied; its acknowledgements say so (docs/operations.md)."""
 
     applied: tuple[MembershipSnapshot, ...]
     stale: tuple[MembershipSnapshot, ...]
@@ -93,6 +104,8 @@ class ApplyReport:
     # Resync requests to deliver again (consumers.resync).
     retry: tuple[ResyncRequest, ...] = ()
     observing: bool = False
+    # What this region published that it enforces now (consumers.acknowledgements).
+    acknowledged: tuple[Acknowledgement, ...] = ()
 
 
 class ApplyService(Generic[PlanT]):
@@ -109,12 +122,14 @@ class ApplyService(Generic[PlanT]):
         verify: VerifyEnvelope,
         logger: Logger,
         resync: Resync,
+        acknowledgements: Acknowledgements,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_conflict_retries: int = 3,
     ) -> None:
         settings.require("security_group_ids", "ports", "peer_topic_arns")
         self._target = target
         self._resync = resync
+        self._acknowledgements = acknowledgements
         self._settings = settings
         self._states = states
         self._audit = audit
@@ -138,16 +153,23 @@ class ApplyService(Generic[PlanT]):
 
     def apply(self, events: Sequence[Event]) -> ApplyReport:
         """Store the newest snapshot of each source (if newer than the table's), reconcile once, then
-        ask for a resync if the table was empty, and answer the batch's resync requests.
+        ask for a resync if the table was empty, answer the batch's resync requests, record the
+        acknowledgements of this region's sources, and acknowledge what this region now enforces.
 
         Events older than the maximum event age are dropped: the next true-up supersedes anything
         merely delayed, and a captured message replayed later cannot act. Additions the quota holds
-        back fail the batch (RuleQuotaExceededError), once everything else is done.
+        back fail the batch (RuleQuotaExceededError), once everything else is done, and then nothing is
+        acknowledged: a batch is acknowledged only once its groups (or lists) enforce it.
         """
         fresh = self._drop_expired(events)
-        stored = self._store([event for event in fresh if isinstance(event, MembershipSnapshot)])
+        snapshots = [event for event in fresh if isinstance(event, MembershipSnapshot)]
+        requests = [event for event in fresh if isinstance(event, ResyncRequest)]
+        acknowledgements = [event for event in fresh if isinstance(event, Acknowledgement)]
+        stored = self._store(snapshots)
         applied = [snapshot for snapshot, outcome in stored if outcome is not Stored.STALE]
-        review, waiting = self._reconcile(applied)
+        # A batch of acknowledgements alone changes no source: it needs no reconcile.
+        only_acknowledgements = bool(acknowledgements) and not snapshots and not requests
+        review, waiting = (Review(groups=()), None) if only_acknowledgements else self._reconcile(applied)
         # An observed plan changed no rule: the audit trail records the snapshots only.
         self._record(applied, () if self._settings.observe else _changes(review))
         # The table had no state before this batch: it is new or was recreated. Its sources' next
@@ -155,11 +177,20 @@ class ApplyService(Generic[PlanT]):
         first = {snapshot.source.key for snapshot, outcome in stored if outcome is Stored.FIRST}
         if first and len(first) == len(applied) and review.sources <= first:
             self._resync.ask(ResyncReason.EMPTY_TABLE)
-        retry = self._resync.answer([event for event in fresh if isinstance(event, ResyncRequest)])
+        retry = self._resync.answer(requests)
+        self._acknowledgements.record(acknowledgements)
         if waiting is not None:
             raise waiting
+        acknowledged = self._acknowledgements.acknowledge([snapshot for snapshot, _outcome in stored])
         stale = tuple(snapshot for snapshot, outcome in stored if outcome is Stored.STALE)
-        return ApplyReport(tuple(applied), stale, review, tuple(retry), observing=self._settings.observe)
+        return ApplyReport(
+            tuple(applied),
+            stale,
+            review,
+            tuple(retry),
+            acknowledged=tuple(acknowledged),
+            observing=self._settings.observe,
+        )
 
     def _store(self, snapshots: Sequence[MembershipSnapshot]) -> list[tuple[MembershipSnapshot, Stored]]:
         """Store the newest snapshot of each source, if newer than the table's; what each put did."""
@@ -285,7 +316,9 @@ class ApplyService(Generic[PlanT]):
             if _made_at(event) >= oldest:
                 fresh.append(event)
                 continue
-            kind = "snapshot" if isinstance(event, MembershipSnapshot) else "resync request"
+            kind = {MembershipSnapshot: "snapshot", ResyncRequest: "resync request"}.get(
+                type(event), "acknowledgement"
+            )
             self._logger.warning(
                 f"{kind} dropped: older than SGMESH_MAX_EVENT_AGE_SECONDS",
                 extra={**_event_fields(event), "made_at": _made_at(event).isoformat()},
@@ -359,18 +392,15 @@ class ApplyService(Generic[PlanT]):
                 f"cluster {event.cluster!r} is not this deployment's cluster {self._settings.cluster!r}",
                 "wrong-cluster",
             )
-        origin = event.source if isinstance(event, MembershipSnapshot) else event.requester
+        origin, what = _origin(event)
         if (origin.region, origin.account) != topic_region_and_account(topic_arn):
-            what = (
-                f"source {event.source.key!r}"
-                if isinstance(event, MembershipSnapshot)
-                else f"requester {origin.account}/{origin.region}"
-            )
             raise InvalidRecordError(
                 f"{what} did not come from its own region's topic {topic_arn!r}", "wrong-source"
             )
         if _made_at(event) > self._clock() + CLOCK_SKEW:
-            field = "produced_at" if isinstance(event, MembershipSnapshot) else "requested_at"
+            field = {MembershipSnapshot: "produced_at", ResyncRequest: "requested_at"}.get(
+                type(event), "acknowledged_at"
+            )
             raise InvalidRecordError(
                 f"{field} {_made_at(event).isoformat()} is in the future", "produced-in-future"
             )
@@ -394,17 +424,32 @@ def _changes(review: Review) -> list[tuple[str, tuple[str, ...], tuple[str, ...]
     return lists + groups
 
 
+def _origin(event: Event) -> tuple[Source | Requester | Acknowledger, str]:
+    """Who made the event (checked against its topic's region and account), and how to name them."""
+    if isinstance(event, MembershipSnapshot):
+        return event.source, f"source {event.source.key!r}"
+    if isinstance(event, ResyncRequest):
+        return event.requester, f"requester {event.requester.account}/{event.requester.region}"
+    return event.acknowledger, f"acknowledger {event.acknowledger.key}"
+
+
 def _made_at(event: Event) -> datetime:
-    return event.produced_at if isinstance(event, MembershipSnapshot) else event.requested_at
+    if isinstance(event, MembershipSnapshot):
+        return event.produced_at
+    if isinstance(event, ResyncRequest):
+        return event.requested_at
+    return event.acknowledged_at
 
 
 def _event_fields(event: Event) -> dict[str, Any]:
     if isinstance(event, MembershipSnapshot):
         return _snapshot_fields(event)
-    return {
-        "event_id": str(event.event_id),
-        "requester": f"{event.requester.account}/{event.requester.region}",
-    }
+    if isinstance(event, ResyncRequest):
+        return {
+            "event_id": str(event.event_id),
+            "requester": f"{event.requester.account}/{event.requester.region}",
+        }
+    return {"event_id": str(event.event_id), "acknowledger": event.acknowledger.key}
 
 
 def _cause_label(snapshot: MembershipSnapshot) -> str:

@@ -17,7 +17,7 @@ from batches.sqs import WholeBatchProcessor, is_sqs_batch
 from cloud.clients import ClientFactory
 from producers.bootstrap import logger, snapshot_service
 from schemas.errors import InvalidEventError
-from schemas.lifecycle import LifecycleAction, parse_producer_event
+from schemas.lifecycle import AdmissionCheck, LifecycleAction, parse_producer_event
 
 
 def bind(
@@ -30,7 +30,9 @@ def bind(
         service = snapshot_service(environ, clients)
         if is_sqs_batch(event):
 
-            def act(actions: Sequence[LifecycleAction]) -> Sequence[LifecycleAction]:
+            def act(items: Sequence[LifecycleAction | AdmissionCheck]) -> Sequence[LifecycleAction]:
+                service.check_admissions([item for item in items if isinstance(item, AdmissionCheck)])
+                actions = [item for item in items if isinstance(item, LifecycleAction)]
                 return service.on_lifecycle_actions(actions).to_retry
 
             response = process_partial_response(
@@ -50,12 +52,12 @@ def bind(
 handler = bind(os.environ, ClientFactory())
 
 
-def _action(record: SQSRecord) -> LifecycleAction:
-    """A buffered record carries the EventBridge event as its body."""
+def _action(record: SQSRecord) -> LifecycleAction | AdmissionCheck:
+    """A buffered record carries the EventBridge event as its body, or the admission barrier's check."""
     try:
         request = parse_producer_event(json.loads(record.body))
     except json.JSONDecodeError as error:
         raise InvalidEventError(f"record {record.message_id} is not JSON: {error}") from None
-    if not isinstance(request, LifecycleAction):
+    if not isinstance(request, LifecycleAction | AdmissionCheck):
         raise InvalidEventError(f"record {record.message_id} is not a lifecycle action")
     return request

@@ -16,11 +16,15 @@ class ProducerOutcome(StrEnum):
     # Lifecycle actions completed (CONTINUE) that Auto Scaling still held: launches and terminations
     # that went ahead on time.
     LIFECYCLE_COMPLETED = "LifecycleActionsCompleted"
+    # Launches completed once every peer region acknowledged a version admitting them, and launches
+    # completed at the admission timeout instead (SGMESH_ADMISSION_TIMEOUT_RESULT), some region silent.
+    LAUNCHES_ADMITTED = "LaunchesAdmitted"
+    ADMISSION_TIMEOUTS = "AdmissionTimeouts"
 
 
 class EmfOutcomes:
-    """Counts outcomes as EMF lines, at once: they are rare, so a handler flushes nothing when none
-    happened (and Powertools' metrics load only then)."""
+    """Counts outcomes as EMF lines, at once: they are few (one per launch at most), so a handler
+    flushes nothing when none happened (and Powertools' metrics load only then)."""
 
     def __init__(self, cluster: str) -> None:
         self._cluster = cluster

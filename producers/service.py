@@ -10,13 +10,14 @@ from uuid import UUID, uuid4
 
 from aws_lambda_powertools.logging import Logger
 
+from producers.admission import AdmissionBarrier
 from producers.metrics import ProducerOutcome
 from producers.snapshot import Selection, is_member_state, membership_digest, select_members
 from schemas.errors import AddressNotAssignedError, SnapshotsNotPublishedError, VersionConflictError
 from schemas.events import Cause, CauseKind, Member, MembershipSnapshot, Source
 from schemas.inventory import GroupInstance, InstanceAddresses
 from schemas.ledger import LedgerEntry
-from schemas.lifecycle import LifecycleAction, TrueupRequest
+from schemas.lifecycle import AdmissionCheck, LifecycleAction, ProducerRequest, TrueupRequest
 from schemas.names import topic_region_and_account
 from schemas.settings import Settings
 
@@ -74,6 +75,8 @@ class LifecycleOutcome:
     failed: list[LifecycleAction] = field(default_factory=list)
     # Why each of those groups failed.
     errors: dict[str, Exception] = field(default_factory=dict)
+    # Launches waiting for the admission barrier: completed later, once admitted or timed out.
+    held: list[LifecycleAction] = field(default_factory=list)
 
     @property
     def to_retry(self) -> list[LifecycleAction]:
@@ -147,11 +150,14 @@ class SnapshotService:
         hooks: LifecycleHooks,
         outcomes: ProducerOutcomes,
         logger: Logger,
+        barrier: AdmissionBarrier | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         new_event_id: Callable[[], UUID] = uuid4,
         max_claim_attempts: int = 5,
     ) -> None:
         settings.require("topic_arn", "asg_names")
+        # Launches wait for the mesh only where the settings ask for it and name a queue to time them out.
+        self._barrier = barrier if settings.holds_launches else None
         self._settings = settings
         self._groups = groups
         self._addresses = addresses
@@ -165,14 +171,29 @@ class SnapshotService:
         self._max_claim_attempts = max_claim_attempts
         _region, self._account = topic_region_and_account(settings.topic_arn or "")
 
-    def handle(self, request: LifecycleAction | TrueupRequest) -> list[Published]:
+    def handle(self, request: ProducerRequest) -> list[Published]:
         if isinstance(request, LifecycleAction):
             return self.on_lifecycle_action(request)
+        if isinstance(request, AdmissionCheck):
+            self.check_admissions([request])
+            return []
         return self.trueup(request)
+
+    def check_admissions(self, checks: Sequence[AdmissionCheck]) -> None:
+        """Complete the waiting launches the mesh admits now, or whose admission timeout has come."""
+        if self._barrier is None:
+            self._logger.warning("admission check, and launches do not wait here (no barrier); ignored")
+            return
+        for check in checks:
+            self._barrier.settle(check)
 
     def on_lifecycle_action(self, action: LifecycleAction) -> list[Published]:
         """One action, as EventBridge delivers it: a launch not ready yet, or a publish that failed,
-        raises, to be retried."""
+        raises, to be retried. A launch into the group, where launches wait for the admission barrier,
+        goes through the lifecycle buffer instead (AdmissionBarrier.forward)."""
+        if self._barrier is not None and action.joins_group and action.group_name in self._settings.asg_names:
+            self._barrier.forward(action)
+            return []
         outcome = self.on_lifecycle_actions([action])
         if outcome.failed:
             raise outcome.errors[action.group_name]
@@ -199,8 +220,34 @@ class SnapshotService:
                 )
         if not ours:
             return LifecycleOutcome()
-        round_ = self._publish_groups(sorted({action.group_name for action in ours}), _cause_of(ours))
+        waiting = [action for action in ours if action.joins_group] if self._barrier is not None else []
+        held: list[LifecycleAction] = []
+
+        def hold(described: _Described, version: int) -> None:
+            """Before the version that admits them is published: the launches it admits wait for it."""
+            admitted = [
+                action
+                for action in waiting
+                if action.group_name == described.group and action.instance_id in described.member_ids
+            ]
+            if self._barrier is not None and admitted:
+                self._barrier.hold(described.group, version, admitted)
+            held.extend(action for action in admitted if action not in held)
+
+        round_ = self._publish_groups(
+            sorted({action.group_name for action in ours}), _cause_of(ours), before_publish=hold
+        )
+        published = {item.group for item in round_.published}
+        unchanged = [
+            described
+            for group, described in round_.described.items()
+            if group not in published and group not in round_.failed
+        ]
+        for described in unchanged:
+            # The version consumers hold already admits them: acknowledgements may be in already.
+            hold(described, described.ledger.published or described.ledger.claimed)
         failed = [action for action in ours if action.group_name in round_.failed]
+        held = [action for action in held if action not in failed]
         not_ready = [
             action
             for action in ours
@@ -209,15 +256,26 @@ class SnapshotService:
             and action not in failed
             and round_.described[action.group_name].may_become_member(action.instance_id)
         ]
-        completed = [action for action in ours if action not in not_ready and action not in failed]
-        held = sum(self._complete(action, round_.described.get(action.group_name)) for action in completed)
-        self._outcomes.count(ProducerOutcome.LIFECYCLE_COMPLETED, held)
+        completed = [
+            action
+            for action in ours
+            if action not in not_ready and action not in failed and action not in held
+        ]
+        if self._barrier is not None and held:
+            self._barrier.start_timers(held)
+            ready = tuple(sorted({d.group for d in unchanged if any(a.group_name == d.group for a in held)}))
+            if ready:
+                self._barrier.settle(AdmissionCheck(ready))
+        still_held = sum(
+            self._complete(action, round_.described.get(action.group_name)) for action in completed
+        )
+        self._outcomes.count(ProducerOutcome.LIFECYCLE_COMPLETED, still_held)
         for action in not_ready:
             self._logger.warning(
                 "launching instance has no address yet; its action is left pending for a retry",
                 extra={"group": action.group_name, "instance_id": action.instance_id},
             )
-        return LifecycleOutcome(round_.published, completed, not_ready, failed, dict(round_.failed))
+        return LifecycleOutcome(round_.published, completed, not_ready, failed, dict(round_.failed), held)
 
     def trueup(self, request: TrueupRequest) -> list[Published]:
         """Publish every named local group (all of them by default), changed or not; a true-up of the
@@ -280,6 +338,7 @@ class SnapshotService:
         *,
         ledger: Mapping[str, LedgerEntry] | None = None,
         publish_unchanged: bool = False,
+        before_publish: Callable[[_Described, int], None] | None = None,
     ) -> _Round:
         """Claim a version above the one read before the describe, only if it is still the one read;
         else describe again. So versions are committed in the order of the describes: an older view
@@ -292,7 +351,9 @@ class SnapshotService:
             for described in self._describe(pending, cause, ledger):
                 round_.described[described.group] = described
                 try:
-                    published = self._claim_and_publish(described, cause, publish_unchanged=publish_unchanged)
+                    published = self._claim_and_publish(
+                        described, cause, publish_unchanged=publish_unchanged, before_publish=before_publish
+                    )
                 except _ClaimLost:
                     lost.append(described.group)
                     continue
@@ -315,7 +376,12 @@ class SnapshotService:
         return round_
 
     def _claim_and_publish(
-        self, described: _Described, cause: Cause, *, publish_unchanged: bool
+        self,
+        described: _Described,
+        cause: Cause,
+        *,
+        publish_unchanged: bool,
+        before_publish: Callable[[_Described, int], None] | None,
     ) -> Published | None:
         """The group's snapshot published, or None: consumers already hold this membership."""
         if not publish_unchanged and described.ledger.holds(described.digest):
@@ -333,6 +399,8 @@ class SnapshotService:
                 extra={"group": described.group, "version": version},
             )
             raise _ClaimLost(described.group)
+        if before_publish is not None:
+            before_publish(described, version)
         return self._publish(described, version, cause)
 
     def _describe(

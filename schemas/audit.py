@@ -10,6 +10,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 class AuditKind(StrEnum):
     SNAPSHOT_APPLIED = "snapshot-applied"
     RULES_CHANGED = "rules-changed"
+    # A region acknowledged enforcing a version of one of this region's sources.
+    ACKNOWLEDGED = "acknowledged"
 
 
 class AuditEntry(BaseModel):
@@ -28,6 +30,7 @@ class AuditEntry(BaseModel):
     authorized: tuple[str, ...] = ()
     revoked: tuple[str, ...] = ()
     causes: tuple[str, ...] = ()
+    acknowledged_by: str | None = None
 
     @property
     def causes_sources(self) -> tuple[str, ...]:
@@ -36,7 +39,10 @@ class AuditEntry(BaseModel):
     @property
     def sort_key(self) -> str:
         """Time-ordered, and unique per entry within a region's log."""
-        subject = self.source if self.kind is AuditKind.SNAPSHOT_APPLIED else self.group_id
+        subject = {
+            AuditKind.SNAPSHOT_APPLIED: self.source,
+            AuditKind.ACKNOWLEDGED: f"{self.source}#{self.acknowledged_by}",
+        }.get(self.kind, self.group_id)
         return f"{self.at.isoformat()}#{self.kind.value}#{subject}#{self.version or ''}"
 
     def expires_at(self, retention_days: int) -> int:

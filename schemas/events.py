@@ -1,5 +1,6 @@
 """The events: the membership snapshot (v2), how it is written, the one seam that reads any version,
-and the resync request (v1) a consumer publishes to ask the mesh for every source's snapshot."""
+the resync request (v1) a consumer publishes to ask the mesh for every source's snapshot, and the
+acknowledgement (v1) it publishes once it enforces a batch's snapshots."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import zlib
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any, Final, Literal, Self
+from typing import Any, Final, Literal, Self, TypeVar
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -23,6 +24,11 @@ SNAPSHOT_TYPE: Final = "sgmesh.membership-snapshot"
 SCHEMA_VERSION: Final = 2
 RESYNC_REQUEST_TYPE: Final = "sgmesh.resync-request"
 RESYNC_SCHEMA_VERSION: Final = 1
+ACKNOWLEDGEMENT_TYPE: Final = "sgmesh.acknowledgement"
+ACKNOWLEDGEMENT_SCHEMA_VERSION: Final = 1
+# Sources one acknowledgement names at most: a consumer batch holds 10 records as deployed (and at most
+# one snapshot per source); a larger batch is acknowledged in several.
+MAX_ACKNOWLEDGED = 100
 MAX_MEMBERS = 1000
 # SNS takes a Message of at most 262,144 bytes, attributes included (docs.aws.amazon.com/sns/latest/dg/
 # large-message-payloads.html), and SQS stores at most 262,144 bytes by default (MaximumMessageSize,
@@ -43,6 +49,7 @@ EVENT_CONFIG = ConfigDict(strict=True, frozen=True, extra="ignore")
 NEWER_SCHEMA_VERSION = "newer-schema-version"
 UNKNOWN_SCHEMA_VERSION = "unknown-schema-version"
 INVALID_RESYNC_REQUEST = "invalid-resync-request"
+INVALID_ACKNOWLEDGEMENT = "invalid-acknowledgement"
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -223,33 +230,121 @@ class ResyncRequest(BaseModel):
         return self.model_dump_json(exclude_none=True)
 
 
+class Acknowledger(BaseModel):
+    """The region (of its account) whose consumer acknowledges: its own topic's."""
+
+    model_config = EVENT_CONFIG
+
+    account: AccountId
+    region: RegionName
+
+    @property
+    def key(self) -> str:
+        return f"{self.account}/{self.region}"
+
+
+class Enforced(BaseModel):
+    """A source's version the acknowledging region's table holds and its groups (or lists) enforce,
+    or a newer one: a snapshot found stale was already applied."""
+
+    model_config = EVENT_CONFIG
+
+    source: Source
+    version: Version
+    # The acknowledged snapshot's own `produced_at`: the mesh convergence time starts there.
+    produced_at: AwareDatetime
+
+
+class Acknowledgement(BaseModel):
+    """What one region's consumer enforces after applying a batch: published on its own region's topic,
+    routed (subscription filter policies) to the regions of the sources it names, whose launches wait
+    for it (docs/architecture.md, The admission barrier)."""
+
+    model_config = EVENT_CONFIG
+
+    type: Literal["sgmesh.acknowledgement"] = ACKNOWLEDGEMENT_TYPE
+    schema_version: Literal[1] = ACKNOWLEDGEMENT_SCHEMA_VERSION
+    event_id: UUID
+    cluster: ClusterName
+    acknowledger: Acknowledger
+    acknowledged_at: AwareDatetime
+    enforced: tuple[Enforced, ...] = Field(min_length=1, max_length=MAX_ACKNOWLEDGED)
+    # The region observes (SGMESH_OBSERVE): it stored and planned these versions, its groups enforce
+    # nothing. The barrier takes it all the same, so an observing region never holds a launch.
+    observing: bool = False
+
+    @model_validator(mode="after")
+    def _one_entry_per_source(self) -> Self:
+        keys = [entry.source.key for entry in self.enforced]
+        if len(set(keys)) != len(keys):
+            raise ValueError("a source is acknowledged twice")
+        return self
+
+    @property
+    def source_regions(self) -> tuple[str, ...]:
+        """The regions of the acknowledged sources: the `source_regions` attribute subscriptions filter on."""
+        return tuple(sorted({entry.source.region for entry in self.enforced}))
+
+    def to_json(self) -> str:
+        return self.model_dump_json(exclude_none=True)
+
+
 # What travels on the topics.
-Event = MembershipSnapshot | ResyncRequest
+Event = MembershipSnapshot | ResyncRequest | Acknowledgement
 
 
 def parse_event(raw: str | bytes) -> Event:
-    """A snapshot (parse_snapshot) or a resync request, by the `type` the message declares."""
+    """A snapshot (parse_snapshot), a resync request or an acknowledgement, by the `type` the message
+    declares."""
     try:
         return parse_snapshot(raw)
     except InvalidRecordError:
-        if _declared(raw).get("type") != RESYNC_REQUEST_TYPE:
-            raise
-    return parse_resync_request(raw)
+        declared = _declared(raw).get("type")
+        if declared == RESYNC_REQUEST_TYPE:
+            return _parse_versioned(
+                raw, ResyncRequest, RESYNC_SCHEMA_VERSION, "resync request", INVALID_RESYNC_REQUEST
+            )
+        if declared == ACKNOWLEDGEMENT_TYPE:
+            return _parse_versioned(
+                raw,
+                Acknowledgement,
+                ACKNOWLEDGEMENT_SCHEMA_VERSION,
+                "acknowledgement",
+                INVALID_ACKNOWLEDGEMENT,
+            )
+        raise
 
 
 def parse_resync_request(raw: str | bytes) -> ResyncRequest:
     """Validate a resync request; a newer schema version is refused (there is no older one)."""
+    return _parse_versioned(
+        raw, ResyncRequest, RESYNC_SCHEMA_VERSION, "resync request", INVALID_RESYNC_REQUEST
+    )
+
+
+def parse_acknowledgement(raw: str | bytes) -> Acknowledgement:
+    """Validate an acknowledgement; a newer schema version is refused (there is no older one)."""
+    return _parse_versioned(
+        raw, Acknowledgement, ACKNOWLEDGEMENT_SCHEMA_VERSION, "acknowledgement", INVALID_ACKNOWLEDGEMENT
+    )
+
+
+EventT = TypeVar("EventT", ResyncRequest, Acknowledgement)
+
+
+def _parse_versioned(raw: str | bytes, model: type[EventT], newest: int, kind: str, reason: str) -> EventT:
+    """Validate an event of a type with one schema version so far: a newer one is refused by name."""
     try:
-        return ResyncRequest.model_validate_json(raw)
+        return model.model_validate_json(raw)
     except ValidationError as error:
         version = _declared(raw).get("schema_version")
-        if isinstance(version, int) and not isinstance(version, bool) and version > RESYNC_SCHEMA_VERSION:
+        if isinstance(version, int) and not isinstance(version, bool) and version > newest:
             raise InvalidRecordError(
-                f"not a valid resync request: schema_version: {version} is newer than "
-                f"{RESYNC_SCHEMA_VERSION}, the newest this release reads",
+                f"not a valid {kind}: schema_version: {version} is newer than {newest}, the newest this "
+                "release reads",
                 NEWER_SCHEMA_VERSION,
             ) from None
-        raise _invalid(error, "resync request", INVALID_RESYNC_REQUEST) from None
+        raise _invalid(error, kind, reason) from None
 
 
 def _declared(raw: str | bytes) -> dict[str, Any]:

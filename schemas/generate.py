@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from schemas.events import (
+    ACKNOWLEDGEMENT_SCHEMA_VERSION,
     PACKED_MEMBERS,
     RESYNC_SCHEMA_VERSION,
     SCHEMA_VERSION,
+    Acknowledgement,
     MembershipSnapshot,
     ResyncRequest,
 )
@@ -41,6 +43,14 @@ def resync_request_schema() -> dict[str, Any]:
     return schema
 
 
+def acknowledgement_schema() -> dict[str, Any]:
+    schema = Acknowledgement.model_json_schema(mode="validation")
+    schema["$id"] = (
+        f"https://sgmesh.dev/schemas/acknowledgement.v{ACKNOWLEDGEMENT_SCHEMA_VERSION}.schema.json"
+    )
+    return schema
+
+
 def settings_schema() -> dict[str, Any]:
     """The settings model, each property annotated with the environment variable that sets it."""
     schema = Settings.model_json_schema(mode="validation")
@@ -54,6 +64,9 @@ def rendered() -> dict[Path, str]:
     return {
         HERE / f"membership-snapshot.v{SCHEMA_VERSION}.schema.json": _dump(snapshot_schema()),
         HERE / f"resync-request.v{RESYNC_SCHEMA_VERSION}.schema.json": _dump(resync_request_schema()),
+        HERE / f"acknowledgement.v{ACKNOWLEDGEMENT_SCHEMA_VERSION}.schema.json": _dump(
+            acknowledgement_schema()
+        ),
         HERE / "settings.schema.json": _dump(settings_schema()),
     }
 

@@ -81,12 +81,67 @@ class TrueupRequest:
     resync: bool = False
 
 
-def parse_producer_event(event: Mapping[str, Any]) -> LifecycleAction | TrueupRequest:
-    """An EventBridge lifecycle action, or the seed's true-up event.
+# The admission barrier's own message on the lifecycle buffer (delayed to the admission timeout, or sent
+# by the consumer when a version became enforced everywhere), shaped like the events it travels with.
+ADMISSION_CHECK_SOURCE = "sgmesh"
+ADMISSION_CHECK = "sgmesh admission check"
+
+
+class _AdmissionCheckDetail(BaseModel):
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
+
+    # Lax: JSON arrays arrive as lists.
+    group_names: tuple[GroupName, ...] = Field(alias="AutoScalingGroupNames", min_length=1, strict=False)
+    deadline_for: tuple[InstanceId, ...] = Field(default=(), alias="DeadlineFor", strict=False)
+
+
+@dataclass(frozen=True)
+class AdmissionCheck:
+    """Decide the waiting launches of these local groups: admitted, or still waiting; those of the
+    `deadline_for` instances, whose admission timeout this check is, are timed out if not admitted."""
+
+    group_names: tuple[str, ...]
+    deadline_for: tuple[str, ...] = ()
+
+    def event(self) -> dict[str, Any]:
+        detail: dict[str, Any] = {"AutoScalingGroupNames": list(self.group_names)}
+        if self.deadline_for:
+            detail["DeadlineFor"] = list(self.deadline_for)
+        return {"source": ADMISSION_CHECK_SOURCE, "detail-type": ADMISSION_CHECK, "detail": detail}
+
+
+ProducerRequest = LifecycleAction | TrueupRequest | AdmissionCheck
+
+
+def lifecycle_event(action: LifecycleAction) -> dict[str, Any]:
+    """The EventBridge event (the fields read here) of an action handed on to the lifecycle buffer."""
+    detail: dict[str, Any] = {
+        "AutoScalingGroupName": action.group_name,
+        "LifecycleTransition": LAUNCHING if action.launching else TERMINATING,
+        "EC2InstanceId": action.instance_id,
+        "LifecycleHookName": action.hook_name,
+        "LifecycleActionToken": action.token,
+    }
+    if action.origin is not None:
+        detail["Origin"] = action.origin.value
+    if action.destination is not None:
+        detail["Destination"] = action.destination.value
+    return {
+        "detail-type": "EC2 Instance-launch Lifecycle Action",
+        "source": "aws.autoscaling",
+        "detail": detail,
+    }
+
+
+def parse_producer_event(event: Mapping[str, Any]) -> ProducerRequest:
+    """An EventBridge lifecycle action, the seed's true-up event, or an admission check.
 
     The true-up shape is `{"detail": {"AutoScalingGroupName": ...}, "trueup": true}`.
     """
     try:
+        if event.get("source") == ADMISSION_CHECK_SOURCE and event.get("detail-type") == ADMISSION_CHECK:
+            check = _AdmissionCheckDetail.model_validate(event.get("detail", {}))
+            return AdmissionCheck(check.group_names, check.deadline_for)
         if event.get("trueup") is True or event.get("resync") is True:
             detail = _TrueupDetail.model_validate(event.get("detail", {}))
             return TrueupRequest((detail.group_name,), resync=event.get("resync") is True)

@@ -8,7 +8,15 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from schemas.errors import SettingsError
 from schemas.names import (
@@ -167,7 +175,14 @@ ENVIRONMENT_NAMES: dict[str, str] = {
     "target": "SGMESH_TARGET",
     "prefix_list_ids": "SGMESH_PREFIX_LIST_IDS",
     "observe": "SGMESH_OBSERVE",
+    "admission_timeout_seconds": "SGMESH_ADMISSION_TIMEOUT_SECONDS",
+    "admission_timeout_result": "SGMESH_ADMISSION_TIMEOUT_RESULT",
+    "admission_queue_url": "SGMESH_ADMISSION_QUEUE_URL",
 }
+# SQS delays a message by at most 900 seconds (DelaySeconds, docs.aws.amazon.com/AWSSimpleQueueService/
+# latest/APIReference/API_SendMessage.html): the admission timeout fires as one delayed message.
+MAX_ADMISSION_TIMEOUT = 900
+QueueUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+/[0-9]{12}/[A-Za-z0-9_-]{1,80}$")]
 
 
 class ClusterSettings(BaseModel):
@@ -188,6 +203,10 @@ class ClusterSettings(BaseModel):
     # Observe mode: the consumers plan and report (logs, drift metrics) but write to no group or list,
     # so a team can see what sgmesh would change on a running cluster before it lets it (docs/operations.md).
     observe: bool = Field(default=False, strict=False)
+    # How long a launch waits for every peer region to acknowledge a version that admits it (0: not at
+    # all, completed once published); then it is completed with `admission_timeout_result`.
+    admission_timeout_seconds: int = Field(default=120, ge=0, le=MAX_ADMISSION_TIMEOUT, strict=False)
+    admission_timeout_result: Literal["CONTINUE", "ABANDON"] = "CONTINUE"
 
 
 class Settings(ClusterSettings):
@@ -202,6 +221,8 @@ class Settings(ClusterSettings):
     security_group_ids: Annotated[tuple[SecurityGroupId, ...], CommaList] = ()
     peer_topic_arns: Annotated[tuple[TopicArn, ...], CommaList] = ()
     prefix_list_ids: Annotated[tuple[PrefixListId, ...], CommaList] = ()
+    # This region's lifecycle buffer: where launches wait for the barrier, and its checks are sent.
+    admission_queue_url: QueueUrl | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -232,6 +253,18 @@ class Settings(ClusterSettings):
             return self.topic_arn
         here = [arn for arn in self.peer_topic_arns if topic_region_and_account(arn)[0] == self.region]
         return here[0] if len(here) == 1 else None
+
+    @property
+    def holds_launches(self) -> bool:
+        """Whether launches wait for the admission barrier: a timeout is set, and a queue to fire it."""
+        return self.admission_timeout_seconds > 0 and self.admission_queue_url is not None
+
+    def peer_regions(self) -> frozenset[str]:
+        """`<account>/<region>` of every peer topic, this region's own included: the regions a launch
+        waits for."""
+        return frozenset(
+            f"{account}/{region}" for region, account in map(topic_region_and_account, self.peer_topic_arns)
+        )
 
     def to_env(self) -> dict[str, str]:
         """The variables `from_env` reads back into these settings (unset ones left out)."""

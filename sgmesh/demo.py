@@ -18,6 +18,7 @@ from rich.table import Table
 
 from sgmesh import render
 from sgmesh.local.embedded import embedded_aws
+from sgmesh.local.lifecycle import Completion
 from sgmesh.local.mesh import LocalMesh
 from sgmesh.local.stack import StackSpec
 from sgmesh.meshfile import render as render_mesh_file
@@ -39,11 +40,14 @@ class StepResult:
     wall_seconds: float
     simulated_seconds: float
     api_calls: int
+    # How the step's launches left Pending:Wait: the admission barrier at work.
+    launches: str = ""
 
 
 def story(mesh: LocalMesh) -> list[Step]:
-    """Scale out, scale in, a hand termination only the true-up sees, a region cut off and back, then
-    a hand-kept rule adopted (`sgmesh adopt --apply`) and revoked when its member leaves."""
+    """Scale out (each launch waits in Pending:Wait until every region admits it), scale in, a hand
+    termination only the true-up sees, a region cut off (launches complete at the admission timeout)
+    and back, then a hand-kept rule adopted (`sgmesh adopt --apply`) and revoked when its member leaves."""
     first, second, last = mesh.regions[0], mesh.regions[1], mesh.regions[-1]
 
     def cut_off_while_others_change() -> None:
@@ -70,7 +74,10 @@ def story(mesh: LocalMesh) -> list[Step]:
         Step(
             f"terminate a {last} instance by hand (no lifecycle event)", lambda: mesh.terminate_by_hand(last)
         ),
-        Step(f"cut {last} off; {first} -> 3 and {second} -> 3 meanwhile", cut_off_while_others_change),
+        Step(
+            f"cut {last} off; {first} and {second} -> 3 meanwhile (launches wait out the admission timeout)",
+            cut_off_while_others_change,
+        ),
         Step(f"bring {last} back", lambda: mesh.restore(last)),
         Step(
             f"a rule kept by hand in {second} for a {first} member: sgmesh adopt --apply",
@@ -101,16 +108,40 @@ def regions_table(mesh: LocalMesh) -> Table:
 def run_story(mesh: LocalMesh, on_progress: Callable[[int, Step], None] | None = None) -> list[StepResult]:
     results = []
     for index, step in enumerate(story(mesh)):
+        completed = len(mesh.hooks.completions)
         step.act()
         outcome = mesh.run_until_converged(
             on_progress=partial(on_progress, index, step) if on_progress else None
         )
         results.append(
             StepResult(
-                step.title, outcome.converged, outcome.wall_seconds, outcome.sim_seconds, outcome.api_calls
+                step.title,
+                outcome.converged,
+                outcome.wall_seconds,
+                outcome.sim_seconds,
+                outcome.api_calls,
+                launches_text(mesh, mesh.hooks.completions[completed:]),
             )
         )
     return results
+
+
+def launches_text(mesh: LocalMesh, completions: list[Completion]) -> str:
+    """How the launches were completed: once every region acknowledged them, or at the admission timeout
+    (naming the regions cut off, which could not acknowledge)."""
+    launches = [c for c in completions if c.hook_name == mesh.spec.launch_hook]
+    if not launches:
+        return ""
+    timeout = mesh.spec.admission_timeout_seconds
+    waited = max(c.waited for c in launches)
+    at_timeout = [c for c in launches if c.waited >= timeout]
+    silent = ", ".join(region for region, mapping in mesh.mappings.items() if mapping.paused) or "a region"
+    if at_timeout:
+        return (
+            f"{len(launches)} launched: CONTINUE at the admission timeout ({timeout} s) for "
+            f"{len(at_timeout)}, {silent} did not acknowledge"
+        )
+    return f"{len(launches)} launched: CONTINUE once every region acknowledged, {waited:.0f} s at most"
 
 
 def run_demo(console: Console, regions: tuple[str, ...], instances: int, *, as_json: bool) -> int:
@@ -119,7 +150,7 @@ def run_demo(console: Console, regions: tuple[str, ...], instances: int, *, as_j
         return 2
     started = time.perf_counter()
     with _quiet_product_logs(), embedded_aws() as endpoint:
-        mesh = LocalMesh(endpoint, regions, StackSpec()).provision(instances)
+        mesh = LocalMesh(endpoint, regions, StackSpec(admission_barrier=True)).provision(instances)
         try:
             results = run_story(mesh) if as_json else _run_live(console, mesh)
             converged = all(result.converged for result in results) and mesh.converged()
@@ -169,7 +200,7 @@ def _run_live(console: Console, mesh: LocalMesh) -> list[StepResult]:
 
 def _steps_table(results: list[StepResult]) -> Table:
     table = Table(title="time to converge per step", title_justify="left")
-    for column in ("step", "converged", "wall s", "simulated s", "API calls"):
+    for column in ("step", "converged", "wall s", "simulated s", "API calls", "launches"):
         table.add_column(column)
     for result in results:
         table.add_row(
@@ -178,6 +209,7 @@ def _steps_table(results: list[StepResult]) -> Table:
             f"{result.wall_seconds:.2f}",
             f"{result.simulated_seconds:.0f}",
             str(result.api_calls),
+            result.launches,
         )
     return table
 
@@ -193,7 +225,7 @@ def run_local(
 ) -> int:
     """Start the mesh, converge it, write its mesh file, and keep it running for the operator CLI."""
     with _quiet_product_logs(), embedded_aws() as endpoint:
-        mesh = LocalMesh(endpoint, regions, StackSpec()).provision(instances)
+        mesh = LocalMesh(endpoint, regions, StackSpec(admission_barrier=True)).provision(instances)
         mesh.trueup_everywhere()
         outcome = mesh.run_until_converged()
         mesh_path.parent.mkdir(parents=True, exist_ok=True)

@@ -244,6 +244,7 @@ class Doctor:
             raw_delivery=attributes.get("RawMessageDelivery", "false") == "true",
             dead_letter_arn=json.loads(redrive).get("deadLetterTargetArn") if redrive else None,
             filter_policy=attributes.get("FilterPolicy") or None,
+            filter_policy_scope=attributes.get("FilterPolicyScope") or None,
             pending=attributes.get("PendingConfirmation") == "true",
         )
 

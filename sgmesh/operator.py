@@ -23,6 +23,7 @@ from consumers.review import GroupReview, ListReview, Review
 from consumers.sources import SourceBook
 from producers.bootstrap import build as build_producer
 from producers.service import Published
+from schemas.admission import AdmissionStatus, converged, newest_acknowledgements
 from schemas.audit import AuditEntry
 from schemas.events import CauseKind, MembershipSnapshot, Requester, ResyncReason, ResyncRequest
 from schemas.lifecycle import TrueupRequest
@@ -160,6 +161,19 @@ class GroupAdoption:
 
 
 @dataclass(frozen=True)
+class Convergence:
+    """One of the region's own sources across the mesh, from the acknowledgements its table keeps:
+    the newest version every region of the mesh file enforces, and the regions enforcing less than
+    the newest published (or nothing acknowledged yet); launches still waiting for the barrier."""
+
+    source: str
+    published_version: int | None
+    enforced_everywhere: int | None
+    behind: tuple[str, ...]
+    waiting_launches: int
+
+
+@dataclass(frozen=True)
 class RegionStatus:
     region: str
     sources: tuple[SourceStatus, ...]
@@ -168,6 +182,7 @@ class RegionStatus:
     lists: tuple[ListStatus, ...] = ()
     # The region's consumer observes (the mesh file's `observe`): its drift is what it would write.
     observing: bool = False
+    convergence: tuple[Convergence, ...] = ()
 
 
 class Operator:
@@ -210,7 +225,15 @@ class Operator:
         review = self.plan(region, budget)
         groups = tuple(group_status(group, budget()) for group in review.groups)
         lists = tuple(list_status(item) for item in review.lists)
-        return RegionStatus(region, sources, groups, budget(), lists, observing=entry.observe)
+        return RegionStatus(
+            region,
+            sources,
+            groups,
+            budget(),
+            lists,
+            convergence=self._convergence(region, published),
+            observing=entry.observe,
+        )
 
     def _source_status(
         self, state: MembershipSnapshot, stored_at: datetime, now: datetime, published: int | None
@@ -227,6 +250,42 @@ class Operator:
             retired=retired,
             silent=not retired and age > self.mesh.source_silence_seconds,
         )
+
+    def _convergence(self, region: str, published: dict[str, int]) -> tuple[Convergence, ...]:
+        """Each of the region's own groups: what every region enforces of it, by its acknowledgements."""
+        entry = self.mesh.region(region)
+        table = self._table(region, entry.table)
+        account = topic_region_and_account(entry.topic_arn)[1]
+        everyone = frozenset(
+            "/".join(reversed(topic_region_and_account(other.topic_arn)))
+            for other in self.mesh.regions.values()
+        )
+        acks = table.acknowledgements(self.mesh.cluster)
+        waiting = [a for a in table.admissions(self.mesh.cluster) if a.status is AdmissionStatus.PENDING]
+        own = sorted(
+            {*(f"{account}/{region}/{group}" for group in entry.asg_names), *(r.source for r in acks)}
+        )
+        statuses = []
+        for source in own:
+            newest = newest_acknowledgements(record for record in acks if record.source == source)
+            floor = converged(newest, everyone)
+            latest = published.get(source)
+            statuses.append(
+                Convergence(
+                    source=source,
+                    published_version=latest,
+                    enforced_everywhere=None if floor is None else floor.version,
+                    behind=tuple(
+                        sorted(
+                            other
+                            for other in everyone
+                            if other not in newest or (latest is not None and newest[other].version < latest)
+                        )
+                    ),
+                    waiting_launches=sum(1 for a in waiting if f"{account}/{region}/{a.group}" == source),
+                )
+            )
+        return tuple(statuses)
 
     def _rule_budget(self, region: str) -> RuleBudgetReader:
         settings = self.mesh.settings(region)

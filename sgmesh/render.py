@@ -135,6 +135,26 @@ def status_tables(console: Console, statuses: list[RegionStatus]) -> None:
         console.print(sources, groups)
         if status.lists:
             console.print(_lists_table(status))
+        if status.convergence:
+            console.print(_convergence_table(status))
+
+
+def _convergence_table(status: RegionStatus) -> Table:
+    table = Table(
+        title=f"{status.region}: its sources across the mesh (acknowledgements)", title_justify="left"
+    )
+    for column in ("source", "published", "enforced everywhere", "regions behind", "launches waiting"):
+        table.add_column(column)
+    for item in status.convergence:
+        table.add_row(
+            item.source,
+            "?" if item.published_version is None else str(item.published_version),
+            "-" if item.enforced_everywhere is None else str(item.enforced_everywhere),
+            ", ".join(item.behind) or "none",
+            str(item.waiting_launches),
+            style="yellow" if item.behind else "",
+        )
+    return table
 
 
 def _seconds(value: float) -> str:
@@ -239,6 +259,14 @@ def events_table(console: Console, region: str, entries: list[AuditEntry]) -> No
                 entry.source or "",
                 str(entry.version),
                 f"{entry.cause} ({entry.members} members)",
+            )
+        elif entry.kind.value == "acknowledged":
+            table.add_row(
+                entry.at.isoformat(timespec="seconds"),
+                "acknowledged",
+                entry.source or "",
+                str(entry.version),
+                f"enforced by {entry.acknowledged_by}",
             )
         else:
             changes = [f"+ {rule}" for rule in entry.authorized] + [f"- {rule}" for rule in entry.revoked]

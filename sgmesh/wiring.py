@@ -10,8 +10,10 @@ from typing import Any
 
 from schemas.names import topic_region_and_account
 from schemas.regions import sns_principals
+from schemas.routing import FILTER_POLICY_SCOPE, subscription_filter_policy
 
-# The template's subscriptions: SNS envelopes (the consumer checks TopicArn) and no filter policy.
+# The template's subscriptions: SNS envelopes (the consumer checks TopicArn), filtered on message
+# attributes by schemas.routing's policy for the subscribing queue's region.
 RAW_DELIVERY = False
 # A send grant with no aws:SourceArn condition admits any source; an AWS principal "*", any account.
 ANY = "*"
@@ -110,6 +112,7 @@ class Subscription:
     raw_delivery: bool
     dead_letter_arn: str | None
     filter_policy: str | None = None
+    filter_policy_scope: str | None = None
     pending: bool = False
 
 
@@ -174,6 +177,8 @@ class Resubscribe:
         return {
             "RawMessageDelivery": json.dumps(RAW_DELIVERY),
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": self.dead_letter_arn}),
+            "FilterPolicyScope": FILTER_POLICY_SCOPE,
+            "FilterPolicy": json.dumps(subscription_filter_policy(_arn_region(self.queue_arn))),
         }
 
 
@@ -251,19 +256,18 @@ def _subscription_findings(expected: Expected, observed: Observed) -> list[Findi
                 "make deploy or sgmesh doctor --repair sets it back",
                 wanted and Resubscribe(topic, queue, dead_letters, found.arn),
             )
-            for problem in _subscription_problems(found, dead_letters, topic)
+            for problem in _subscription_problems(found, dead_letters, topic, queue)
         ]
     return findings
 
 
-def _subscription_problems(found: Subscription, dead_letters: str, topic: str) -> list[str]:
+def _subscription_problems(found: Subscription, dead_letters: str, topic: str, queue: str) -> list[str]:
     problems = []
     if found.pending:
         problems.append("pending confirmation: nothing is delivered until the queue's owner confirms it")
     if found.raw_delivery != RAW_DELIVERY:
         problems.append("raw delivery is on: the consumer rejects messages without their SNS envelope")
-    if found.filter_policy:
-        problems.append(f"has a filter policy {found.filter_policy}: some snapshots never arrive")
+    problems += _filter_problems(found, _arn_region(queue))
     if found.dead_letter_arn is None:
         problems.append("no redrive policy: what SNS cannot deliver is lost")
     elif dead_letters and found.dead_letter_arn != dead_letters:
@@ -271,6 +275,32 @@ def _subscription_problems(found: Subscription, dead_letters: str, topic: str) -
     elif not dead_letters and found.dead_letter_arn.split(":")[3] != topic_region_and_account(topic)[0]:
         problems.append(f"dead letters go to {found.dead_letter_arn}, outside the topic's region")
     return problems
+
+
+def _filter_problems(found: Subscription, region: str) -> list[str]:
+    """The template's filter, as SNS keeps it (JSON, compared parsed); anything else loses events or
+    lets every region's acknowledgements through."""
+    if not found.filter_policy:
+        return ["no filter policy: every region's acknowledgements arrive here too"]
+    wanted = subscription_filter_policy(region)
+    try:
+        policy = json.loads(found.filter_policy)
+    except json.JSONDecodeError:
+        policy = None
+    problems = []
+    if policy != wanted:
+        problems.append(
+            f"its filter policy {found.filter_policy} is not {json.dumps(wanted)}: events may never arrive"
+        )
+    if (found.filter_policy_scope or FILTER_POLICY_SCOPE) != FILTER_POLICY_SCOPE:
+        problems.append(
+            f"its filter policy applies to the {found.filter_policy_scope}, not the message attributes"
+        )
+    return problems
+
+
+def _arn_region(arn: str) -> str:
+    return arn.split(":")[3]
 
 
 def _grant_findings(region: str, part: Part, expected: Expected, grant: Grant | None) -> list[Finding]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import count
@@ -14,6 +14,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from aws_lambda_powertools.logging import Logger
 
+from consumers.acknowledgements import AcknowledgementBook, Acknowledgements, LifecycleQueue
 from consumers.bootstrap import target
 from consumers.group_targets import SecurityGroups
 from consumers.metrics import Outcome
@@ -22,6 +23,7 @@ from consumers.resync import AnswerLedger, EventTopic, Resync
 from consumers.service import ApplyService, AuditLog, Outcomes, SourceStates, VerifyEnvelope
 from consumers.signatures import SignatureVerifier
 from consumers.sources import SourceRecords
+from producers.admission import AdmissionBook, Completions
 from producers.metrics import ProducerOutcome
 from producers.service import (
     AddressDirectory,
@@ -31,6 +33,7 @@ from producers.service import (
     SnapshotTopic,
     VersionLedger,
 )
+from schemas.admission import AckRecord, Admission, AdmissionStatus
 from schemas.audit import AuditEntry
 from schemas.errors import RuleConflictError
 from schemas.events import (
@@ -125,14 +128,15 @@ class FakeSourceStates(SourceStates, SourceRecords, AnswerLedger):
 
 class FakeEventTopic(EventTopic):
     """This region's topic, as the consumer publishes to it: records each event; `failure` makes every
-    publish raise it."""
+    publish (of the `failing` types, if any are named) raise it."""
 
     def __init__(self) -> None:
         self.published: list[Event] = []
         self.failure: Exception | None = None
+        self.failing: set[str] = set()
 
     def publish(self, event: Event) -> str:
-        if self.failure is not None:
+        if self.failure is not None and (not self.failing or event.type in self.failing):
             raise self.failure
         self.published.append(parse_event(event.to_json()))
         return f"message-{len(self.published)}"
@@ -174,6 +178,41 @@ class FakeOutcomes(Outcomes):
 
     def per_target(self, outcome: Outcome, target_id: str, value: int) -> None:
         self.targets[outcome, target_id] = value
+
+
+class FakeAcknowledgementBook(AcknowledgementBook):
+    """The acknowledgement records: a put conditioned on `attribute_not_exists(pk) OR version < :v`."""
+
+    def __init__(self) -> None:
+        self.records: dict[tuple[str, str, str], AckRecord] = {}
+        self.writes = 0
+
+    def acknowledgements(self, cluster: str, source: str | None = None) -> list[AckRecord]:
+        return [
+            record
+            for (owner, of, _region), record in sorted(self.records.items())
+            if owner == cluster and source in (None, of)
+        ]
+
+    def record_acknowledgement(self, cluster: str, record: AckRecord) -> bool:
+        key = (cluster, record.source, record.region)
+        held = self.records.get(key)
+        if held is not None and not held.version < record.version:
+            return False
+        self.records[key] = record
+        self.writes += 1
+        return True
+
+
+class FakeLifecycleQueue(LifecycleQueue):
+    """The lifecycle buffer: keeps each event sent, with its delay."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[dict[str, Any], int]] = []
+
+    def send(self, event: Mapping[str, Any], delay_seconds: int = 0) -> str:
+        self.sent.append((dict(event), delay_seconds))
+        return f"sqs-message-{len(self.sent)}"
 
 
 class RulesPerGroupLimitExceeded(Exception):
@@ -437,17 +476,53 @@ class FakeProducerOutcomes(ProducerOutcomes):
         self.counts[outcome] += value
 
 
-class FakeLifecycleHooks(LifecycleHooks):
-    """Records the actions completed; the port's contract is that completing means CONTINUE."""
+class FakeLifecycleHooks(LifecycleHooks, Completions):
+    """Records the actions completed with CONTINUE (`continued`), and every completion's result."""
 
     def __init__(self, journal: list[str] | None = None) -> None:
         self.continued: list[LifecycleAction] = []
+        self.results: list[tuple[str, str]] = []
         self.journal = journal if journal is not None else []
 
-    def complete(self, action: LifecycleAction) -> bool:
-        self.continued.append(action)
-        self.journal.append(f"continue {action.instance_id}")
+    def complete(self, action: LifecycleAction, result: str = "CONTINUE") -> bool:
+        if result == "CONTINUE":
+            self.continued.append(action)
+        self.results.append((action.instance_id, result))
+        self.journal.append(f"{result.lower()} {action.instance_id}")
         return True
+
+
+class FakeAdmissionBook(AdmissionBook):
+    """The producer's view of its table for the barrier: admissions (a put replaces; settling is
+    conditioned on `status = pending AND token = :token`) and the consumer's acknowledgements."""
+
+    def __init__(self, acknowledgements: FakeAcknowledgementBook, journal: list[str] | None = None) -> None:
+        self.items: dict[tuple[str, str, str], Admission] = {}
+        self.acks = acknowledgements
+        self.journal = journal if journal is not None else []
+
+    def record_admissions(self, cluster: str, admissions: Sequence[Admission]) -> None:
+        for admission in admissions:
+            self.items[(cluster, admission.group, admission.instance_id)] = admission
+            self.journal.append(f"hold {admission.instance_id} for v{admission.version}")
+
+    def admissions(self, cluster: str, group: str | None = None) -> list[Admission]:
+        return [
+            a for (owner, of, _i), a in sorted(self.items.items()) if owner == cluster and group in (None, of)
+        ]
+
+    def settle_admission(
+        self, cluster: str, admission: Admission, status: AdmissionStatus, at: datetime
+    ) -> bool:
+        key = (cluster, admission.group, admission.instance_id)
+        held = self.items.get(key)
+        if held is None or held.status is not AdmissionStatus.PENDING or held.token != admission.token:
+            return False
+        self.items[key] = held.settled(status)
+        return True
+
+    def acknowledgements(self, cluster: str, source: str | None = None) -> list[AckRecord]:
+        return self.acks.acknowledgements(cluster, source)
 
 
 # --- builders ----------------------------------------------------------------------------------------
@@ -554,12 +629,17 @@ def fake_consumer(
     max_conflict_retries: int = 3,
     verify: VerifyEnvelope | None = None,
     topic: FakeEventTopic | None = None,
+    book: FakeAcknowledgementBook | None = None,
+    checks: FakeLifecycleQueue | None = None,
 ) -> ApplyService[Any]:
     """The consumer over in-memory ports, with the target its settings choose, trusting the tests'
     SNS key unless `verify` says otherwise, its clock just after PRODUCED_AT; what it publishes to its
-    own topic (resync requests and answers) goes to `topic`."""
+    own topic (resync requests and answers, acknowledgements) goes to `topic`, the acknowledgements it
+    records to `book`, and what it asks of its producer to `checks`."""
     states = states or FakeSourceStates()
     outcomes = outcomes or FakeOutcomes()
+    topic = topic or FakeEventTopic()
+    audit = audit or FakeAuditLog()
     logger = Logger(service="test")
     return ApplyService(
         settings=settings,
@@ -574,13 +654,23 @@ def fake_consumer(
             rule_quota=lambda: settings.rule_quota,
             clock=clock,
         ),
-        audit=audit or FakeAuditLog(),
+        audit=audit,
         outcomes=outcomes,
         verify=verify or verify_with_test_key(),
         logger=logger,
+        acknowledgements=Acknowledgements(
+            settings=settings,
+            topic=topic,
+            book=book or FakeAcknowledgementBook(),
+            audit=audit,
+            checks=checks,
+            outcomes=outcomes,
+            logger=logger,
+            clock=clock,
+        ),
         resync=Resync(
             settings=settings,
-            topic=topic or FakeEventTopic(),
+            topic=topic,
             states=states,
             answers=states,
             outcomes=outcomes,

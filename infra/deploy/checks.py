@@ -47,6 +47,13 @@ def check_plan(config: ClusterConfig, own_topics: Mapping[str, str], template: M
             problems.append(f"peer topic {arn}: deploy this account in its region {region} too")
     problems += _opt_in_problems(regions, topics)
     problems += _prefix_list_weight_problems(config)
+    if config.admission_timeout_seconds >= config.lifecycle_heartbeat_timeout:
+        # sgmesh completes a launch (admitted, or at its admission timeout) before the hook answers for
+        # it with lifecycle_default_result: the heartbeat stays the last resort.
+        problems.append(
+            f"admission_timeout_seconds {config.admission_timeout_seconds} must be below "
+            f"lifecycle_heartbeat_timeout {config.lifecycle_heartbeat_timeout}"
+        )
     for region, own in own_topics.items():
         ordered = [own, *(arn for arn in topics if arn != own)]
         problems += [
@@ -122,7 +129,12 @@ def function_environments(
     template: Mapping[str, Any], config: ClusterConfig, settings: Settings
 ) -> dict[str, dict[str, str]]:
     """Each function's variables as CloudFormation will set them, with the longest generated names."""
-    generated: dict[str, object] = {"table_name": f"{stack_name(config.cluster)}-Table-{GENERATED_SUFFIX}"}
+    account = topic_region_and_account(settings.topic_arn or "")[1] if settings.topic_arn else "0" * 12
+    generated: dict[str, object] = {
+        "table_name": f"{stack_name(config.cluster)}-Table-{GENERATED_SUFFIX}",
+        "admission_queue_url": f"https://sqs.{settings.region}.amazonaws.com/{account}/"
+        f"{stack_name(config.cluster)}-LifecycleBuffer-{GENERATED_SUFFIX}",
+    }
     if config.target is TargetMode.PREFIX_LIST:
         generated["prefix_list_ids"] = LONGEST_PREFIX_LIST_IDS
     environment = settings.model_copy(update=generated).to_env()

@@ -11,7 +11,7 @@ through the emulated CompleteLifecycleAction.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from boto3.session import Session
@@ -34,6 +34,7 @@ class PendingAction:
     token: str
     launching: bool
     deadline: float
+    held_at: float = 0.0  # when Auto Scaling put the instance at the hook (simulated time)
 
     def event(self, token: str | None = None) -> dict[str, Any]:
         """The EventBridge event announcing this action (with another token: a stale or forged one)."""
@@ -47,9 +48,17 @@ class PendingAction:
             token=self.token if token is None else token,
         )
 
-    def completion(self, result: str, *, by_timeout: bool) -> Completion:
+    def completion(self, result: str, *, by_timeout: bool, at: float | None = None) -> Completion:
+        """How it ended; `at` (simulated time) tells how long it waited, if known."""
         return Completion(
-            self.region, self.group_name, self.hook_name, self.instance_id, self.token, result, by_timeout
+            self.region,
+            self.group_name,
+            self.hook_name,
+            self.instance_id,
+            self.token,
+            result,
+            by_timeout,
+            waited=0.0 if at is None else at - self.held_at,
         )
 
 
@@ -64,6 +73,8 @@ class Completion:
     token: str
     result: str
     by_timeout: bool
+    # Seconds (simulated) the instance waited at the hook: what the admission barrier costs a launch.
+    waited: float = field(default=0.0, compare=False)
 
 
 class LifecycleHooks:
@@ -111,13 +122,14 @@ class LifecycleHooks:
             token=str(uuid.uuid4()),
             launching=launching,
             deadline=self._clock.now + self._spec.heartbeat_timeout_seconds,
+            held_at=self._clock.now,
         )
         self.pending[action.token] = action
         self._bus.put(region, action.event())
 
     def _finish(self, action: PendingAction, result: str, *, by_timeout: bool) -> None:
         del self.pending[action.token]
-        self.completions.append(action.completion(result, by_timeout=by_timeout))
+        self.completions.append(action.completion(result, by_timeout=by_timeout, at=self._clock.now))
         if action.launching and result == "CONTINUE":
             return  # into service
         autoscaling = self._session.client("autoscaling", region_name=action.region)

@@ -17,6 +17,7 @@ from schemas.settings import AddressMode, PortSpec, TargetMode
 from sgmesh.local.buffer import LifecycleBuffer, create_buffer
 from sgmesh.local.clients import CallLedger, ExtendedClientFactory
 from sgmesh.local.clock import SimClock
+from sgmesh.local.delays import DelayedMessages
 from sgmesh.local.embedded import EndpointSession
 from sgmesh.local.esm import EventSourceMapping
 from sgmesh.local.eventbridge import EventBus, scheduled_event
@@ -56,7 +57,10 @@ class LocalMesh:
         self.bus = EventBus(self.clock, self._route)
         self.hooks = LifecycleHooks(self.session, self.clock, self.bus, self.spec)
         self.prefix_lists = PrefixListChecks()
-        self.factory = ExtendedClientFactory(self.session, self.calls, self.hooks, self.prefix_lists)
+        self.delays = DelayedMessages(self.session, self.clock)
+        self.factory = ExtendedClientFactory(
+            self.session, self.calls, self.hooks, self.prefix_lists, self.delays
+        )
         self.stacks: dict[str, RegionStack] = {}
         self.mappings: dict[str, EventSourceMapping] = {}
         self.buffers: dict[str, LifecycleBuffer] = {}
@@ -75,11 +79,14 @@ class LocalMesh:
             self.mappings[region] = EventSourceMapping(
                 self.session, stack, self.spec, self.clock, partial(self.consume, region)
             )
-            if self.spec.lifecycle_buffer:
+            # The buffer also carries the admission barrier's own messages, where launches wait for it.
+            if self.spec.lifecycle_buffer or self.spec.admission_barrier:
                 buffer = create_buffer(self.session, stack, self.spec)
                 self.buffers[region] = LifecycleBuffer(
                     self.session, stack, self.spec, self.clock, partial(self.lifecycle, region), buffer
                 )
+                if self.spec.admission_barrier:
+                    stack.environment["SGMESH_ADMISSION_QUEUE_URL"] = buffer.url
         return self
 
     def close(self) -> None:
@@ -118,7 +125,7 @@ class LocalMesh:
         where lifecycle events are buffered, its queue)."""
         if event.get("detail-type") == "Scheduled Event":
             return self.trueup(region, event)
-        if region in self.buffers:
+        if self.spec.lifecycle_buffer and region in self.buffers:
             self.buffers[region].put(event)
             return None
         return self.lifecycle(region, event)
@@ -214,7 +221,12 @@ class LocalMesh:
 
     def step(self) -> int:
         """Let every emulated part act once at the current time; return how much happened."""
-        activity = self.schedule.fire_due() + self.bus.dispatch_due() + self.hooks.expire_due()
+        activity = (
+            self.schedule.fire_due()
+            + self.bus.dispatch_due()
+            + self.hooks.expire_due()
+            + self.delays.release_due()
+        )
         for mapping in self._all_mappings():
             activity += mapping.release_due() + mapping.poll()
         return activity
@@ -267,7 +279,12 @@ class LocalMesh:
         return sum(visible for visible, _ in counts), sum(in_flight for _, in_flight in counts)
 
     def _next_moment(self, *, include_polls: bool) -> float:
-        candidates = [self.bus.next_due, self.hooks.next_deadline, self.schedule.next_due]
+        candidates = [
+            self.bus.next_due,
+            self.hooks.next_deadline,
+            self.schedule.next_due,
+            self.delays.next_due,
+        ]
         for mapping in self._all_mappings():
             candidates += [
                 mapping.next_release,

@@ -11,6 +11,7 @@ from boto3.session import Session
 
 from schemas.names import topic_region_and_account
 from schemas.regions import sns_principals
+from schemas.routing import FILTER_POLICY_SCOPE, subscription_filter_policy
 
 ACCOUNT = "123456789012"  # moto's default account
 
@@ -41,6 +42,12 @@ class StackSpec:
     lifecycle_buffer: bool = True
     lifecycle_timeout_seconds: int = 60
     buffer_batching_window_seconds: int = 2
+    # Launches wait until every region acknowledges them, or the admission timeout (the template's
+    # defaults). Off unless asked for: the stories written before the barrier complete launches once
+    # published; the demo, `sgmesh local` and the barrier's own tests turn it on.
+    admission_barrier: bool = False
+    admission_timeout_seconds: int = 120
+    admission_timeout_result: str = "CONTINUE"
 
     @property
     def visibility_timeout_seconds(self) -> int:
@@ -109,6 +116,10 @@ class RegionStack:
             "SGMESH_MAX_EVENT_AGE_SECONDS": str(spec.max_event_age_seconds),
             "SGMESH_TARGET": spec.target,
             "SGMESH_OBSERVE": "true" if spec.observe else "false",
+            "SGMESH_ADMISSION_TIMEOUT_SECONDS": str(spec.admission_timeout_seconds),
+            "SGMESH_ADMISSION_TIMEOUT_RESULT": spec.admission_timeout_result,
+            # The lifecycle buffer's URL, once provisioned, where the spec plays the barrier (LocalMesh).
+            "SGMESH_ADMISSION_QUEUE_URL": "",
             # The template creates prefix lists only for the prefix-list target, which this runtime
             # does not provision.
             "SGMESH_PREFIX_LIST_IDS": "",
@@ -194,16 +205,7 @@ def subscribe_to_peers(session: Session, stacks: list[RegionStack], spec: StackS
     topic_regions = [topic_region_and_account(topic)[0] for topic in topics]
     for stack in stacks:
         for topic_arn in topics:
-            topic_region = topic_region_and_account(topic_arn)[0]
-            session.client("sns", region_name=topic_region).subscribe(
-                TopicArn=topic_arn,
-                Protocol="sqs",
-                Endpoint=stack.queue_arn,
-                Attributes={
-                    "RawMessageDelivery": "false",
-                    "RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_letters[topic_region]}),
-                },
-            )
+            subscribe(session, stack, topic_arn, dead_letters[topic_region_and_account(topic_arn)[0]])
         sqs = session.client("sqs", region_name=stack.region)
         for url, arn in (
             (stack.queue_url, stack.queue_arn),
@@ -212,6 +214,27 @@ def subscribe_to_peers(session: Session, stacks: list[RegionStack], spec: StackS
             policy = queue_policy(arn, topics, sns_principals(stack.region, topic_regions))
             sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
         stack.environment = stack.settings_environment(spec, topics)
+
+
+def subscribe(session: Session, subscriber: RegionStack, topic_arn: str, dead_letter_arn: str) -> None:
+    """The subscriber's queue to the topic, as the template's subscriptions: envelopes, dead letters in
+    the topic region's delivery DLQ, and only the acknowledgements of the subscriber's own region's
+    sources (schemas.routing)."""
+    session.client("sns", region_name=topic_region_and_account(topic_arn)[0]).subscribe(
+        TopicArn=topic_arn,
+        Protocol="sqs",
+        Endpoint=subscriber.queue_arn,
+        Attributes=subscription_attributes(subscriber.region, dead_letter_arn),
+    )
+
+
+def subscription_attributes(subscriber_region: str, dead_letter_arn: str) -> dict[str, str]:
+    return {
+        "RawMessageDelivery": "false",
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dead_letter_arn}),
+        "FilterPolicyScope": FILTER_POLICY_SCOPE,
+        "FilterPolicy": json.dumps(subscription_filter_policy(subscriber_region)),
+    }
 
 
 def topic_policy(topic_arn: str) -> dict[str, Any]:

@@ -31,9 +31,17 @@ from tests.bench import scenarios
 OUTPUT = Path("build/bench.json")
 Row = tuple[str, str, str, str]
 Job = partial[Any]  # a scenario's side, called with the worker's endpoint
-# (label, one by one, buffered): the buffering queue is how sgmesh deploys; without it each lifecycle
-# event is its own invocation, as in the blog.
-STORM_CASES = (("at once", False, True), ("at once, unbuffered", False, False), ("one by one", True, True))
+# (label, one by one, buffered, barrier): the buffering queue is how sgmesh deploys; without it each
+# lifecycle event is its own invocation, as in the blog. With the admission barrier (as deployed), each
+# launch is completed once every region acknowledged it, and the counts include the acknowledgements
+# and the launches' timers.
+STORM_CASES = (
+    ("at once", False, True, False),
+    ("at once, unbuffered", False, False, False),
+    ("one by one", True, True, False),
+    ("at once, barrier", False, True, True),
+    ("at once, unbuffered, barrier", False, False, True),
+)
 # The product logs every snapshot and reconcile at INFO: thousands of lines in a storm.
 PRODUCT_LOGGERS = ("sgmesh-producer", "sgmesh-consumer")
 
@@ -63,9 +71,9 @@ def count_jobs() -> dict[str, Job]:
     so the cases at once share theirs."""
     jobs: dict[str, Job] = {}
     for size in sorted(scenarios.STORM_SIZES, reverse=True):
-        for case, one_by_one, buffered in STORM_CASES:
+        for case, one_by_one, buffered, barrier in STORM_CASES:
             jobs[_storm_label(size, case, "sgmesh")] = partial(
-                scenarios.sgmesh_storm, size=size, one_by_one=one_by_one, buffered=buffered
+                scenarios.sgmesh_storm, size=size, one_by_one=one_by_one, buffered=buffered, barrier=barrier
             )
             arrival = scenarios.arrival(one_by_one=one_by_one)
             jobs.setdefault(
@@ -133,7 +141,7 @@ def count_rows(results: dict[str, Any]) -> tuple[list[Row], dict[str, Any]]:
             )
         )
     storms = []
-    for case, one_by_one, buffered in STORM_CASES:
+    for case, one_by_one, buffered, barrier in STORM_CASES:
         for size in scenarios.STORM_SIZES:
             arrival = scenarios.arrival(one_by_one=one_by_one)
             storm = scenarios.StormCost(
@@ -142,17 +150,26 @@ def count_rows(results: dict[str, Any]) -> tuple[list[Row], dict[str, Any]]:
                 buffered,
                 results[_storm_label(size, case, "sgmesh")],
                 results[_storm_label(size, arrival, "baseline")],
+                barrier,
             )
             storms.append(storm)
-            rows += _storm_rows(storm, case)
+            rows += _storm_rows(storm, case, barrier=barrier)
     return rows, {
         "one_change": [asdict(cost) for cost in changes],
         "storm": [{**asdict(storm), "ratio": storm.ratio} for storm in storms],
     }
 
 
-def _storm_rows(storm: scenarios.StormCost, case: str) -> list[Row]:
+def _storm_rows(storm: scenarios.StormCost, case: str, *, barrier: bool) -> list[Row]:
     sgmesh, baseline = storm.sgmesh, storm.baseline
+    waited = [
+        (
+            "   simulated s from launch to CONTINUE, at most / completed at the admission timeout",
+            f"{sgmesh.max_seconds_to_continue:.0f} / {sgmesh.admission_timeouts}",
+            "-",
+            "",
+        )
+    ]
     return [
         (
             f"2. {storm.size} launches {case}: calls in total",
@@ -167,6 +184,7 @@ def _storm_rows(storm: scenarios.StormCost, case: str) -> list[Row]:
             f"{baseline.ec2_mutating} / - / {baseline.cross_region_writes}",
             "",
         ),
+        *(waited if barrier else []),
     ]
 
 

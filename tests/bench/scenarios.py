@@ -23,8 +23,10 @@ from moto.ec2.models.security_groups import SecurityGroupBackend
 from moto.ec2.utils import random_public_ip
 from moto.servicequotas.models import ServiceQuotasBackend
 
+from cloud.dynamodb import Table
 from cloud.service_quotas import RULES_PER_GROUP
 from consumers.reconcile import desired_rules, plan_group
+from schemas.admission import AdmissionStatus
 from schemas.events import Cause, CauseKind, Member, MembershipSnapshot, Source
 from schemas.rules import InboundRule
 from schemas.settings import AddressMode, PortSpec
@@ -66,12 +68,15 @@ class BenchMesh(Mesh):
         return self
 
 
-def bench_spec(ports: str = "tcp:7000-7001,tcp:9042", *, buffered: bool = True) -> StackSpec:
+def bench_spec(
+    ports: str = "tcp:7000-7001,tcp:9042", *, buffered: bool = True, barrier: bool = False
+) -> StackSpec:
     return StackSpec(
         ports=ports,
         rule_quota=RAISED_RULE_QUOTA,
         trueup_interval_seconds=NO_SCHEDULE_SECONDS,
         lifecycle_buffer=buffered,
+        admission_barrier=barrier,
     )
 
 
@@ -211,6 +216,10 @@ class SgmeshStorm:
     ec2_mutating_in_baseline_regions: int
     max_grants_per_batch: int  # Authorize + Revoke calls in any one consumer invocation
     sim_seconds: float
+    # Simulated seconds from a launch (the instance at its hook) to its CONTINUE, at most.
+    max_seconds_to_continue: float = 0.0
+    # Launches completed at the admission timeout instead (none unless a region is silent).
+    admission_timeouts: int = 0
 
 
 @dataclass(frozen=True)
@@ -228,21 +237,25 @@ class StormCost:
     buffered: bool  # lifecycle events reach sgmesh's producer through the buffering queue
     sgmesh: SgmeshStorm
     baseline: BaselineStorm  # measured apart: the blog's function has no buffer, whatever `buffered` says
+    barrier: bool = False  # launches wait for every region's acknowledgement (as deployed)
 
     @property
     def ratio(self) -> float:
         return self.baseline.total / self.sgmesh.total
 
 
-def storm(endpoint: str, size: int, *, one_by_one: bool, buffered: bool = True) -> StormCost:
+def storm(
+    endpoint: str, size: int, *, one_by_one: bool, buffered: bool = True, barrier: bool = False
+) -> StormCost:
     """us-east-1 grows from 0 to `size` (the others have 2 each): sgmesh on 3 regions, the baseline
     on the 2 it supports."""
     return StormCost(
         size,
         arrival(one_by_one=one_by_one),
         buffered,
-        sgmesh_storm(endpoint, size, one_by_one=one_by_one, buffered=buffered),
+        sgmesh_storm(endpoint, size, one_by_one=one_by_one, buffered=buffered, barrier=barrier),
         baseline_storm(endpoint, size, one_by_one=one_by_one),
+        barrier,
     )
 
 
@@ -254,16 +267,28 @@ def _storm_steps(size: int, *, one_by_one: bool) -> list[int]:
     return list(range(1, size + 1)) if one_by_one else [size]
 
 
-def sgmesh_storm(endpoint: str, size: int, *, one_by_one: bool, buffered: bool) -> SgmeshStorm:
-    """sgmesh's side of a storm, each step run until every region converged."""
+def sgmesh_storm(
+    endpoint: str, size: int, *, one_by_one: bool, buffered: bool, barrier: bool = False
+) -> SgmeshStorm:
+    """sgmesh's side of a storm, each step run until every region converged and every launch was
+    completed; with the admission barrier, until the launches' timers have fired too (their calls
+    count)."""
     launching = DEFAULT_REGIONS[0]
     with bench_account(endpoint):
-        sgmesh = BenchMesh(endpoint, DEFAULT_REGIONS, bench_spec(buffered=buffered))
+        spec = bench_spec(buffered=buffered, barrier=barrier)
+        sgmesh = BenchMesh(endpoint, DEFAULT_REGIONS, spec)
         _start(sgmesh, {launching: 0, **dict.fromkeys(DEFAULT_REGIONS[1:], 2)})
         mark, first_invocation, started = sgmesh.calls.mark(), len(sgmesh.invocations), sgmesh.clock.now
+        first_completion = len(sgmesh.hooks.completions)
         for step in _storm_steps(size, one_by_one=one_by_one):
             sgmesh.scale(launching, step)
             assert sgmesh.run_until_converged().converged
+        if barrier:
+            sgmesh.run_for(spec.admission_timeout_seconds + spec.buffer_batching_window_seconds + 1)
+            assert not sgmesh.delays.held, "admission timers still pending"
+        completions = sgmesh.hooks.completions[first_completion:]
+        assert len(completions) == size, "a launch was not completed"
+        assert not any(completion.by_timeout for completion in completions), "a hook timed out"
         calls = sgmesh.calls.since(mark)
         grants = [
             sum(1 for call in invocation.calls if call.operation.endswith("SecurityGroupIngress"))
@@ -276,9 +301,17 @@ def sgmesh_storm(endpoint: str, size: int, *, one_by_one: bool, buffered: bool) 
             ec2_mutating_in_baseline_regions=_mutating_ec2(calls, TWO_REGIONS),
             max_grants_per_batch=max(grants, default=0),
             sim_seconds=sgmesh.clock.now - started,
+            max_seconds_to_continue=max(completion.waited for completion in completions),
+            admission_timeouts=_timed_out(sgmesh, launching) if barrier else 0,
         )
         sgmesh.close()
     return storm
+
+
+def _timed_out(mesh: Mesh, region: str) -> int:
+    """Launches the region completed at the admission timeout (read with the harness's own client)."""
+    table = Table(mesh.dynamodb(region), mesh.stacks[region].table_name)
+    return sum(1 for a in table.admissions(mesh.spec.cluster) if a.status is AdmissionStatus.TIMED_OUT)
 
 
 def baseline_storm(endpoint: str, size: int, *, one_by_one: bool) -> BaselineStorm:

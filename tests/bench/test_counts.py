@@ -54,6 +54,26 @@ def assert_storm_targets(storm: scenarios.StormCost) -> None:
     assert storm.sgmesh.max_grants_per_batch <= 2
 
 
+# The 2017 design's calls for a jump from 0 to 50 on its two regions (M^2 + 7M + 2, calibrated above).
+BASELINE_50_AT_ONCE = 50**2 + 7 * 50 + 2
+
+
+@pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "eventbridge-to-the-function"])
+def test_given_the_admission_barrier_then_a_storm_of_50_launches_stays_10x_cheaper_than_the_2017_design(
+    endpoint: str, buffered: bool
+) -> None:
+    # WHEN 50 instances launch at once in one region of three, each completed only once every region
+    # acknowledged it (the acknowledgements, the launches' records and timers all counted, in every region)
+    storm = scenarios.sgmesh_storm(endpoint, 50, one_by_one=False, buffered=buffered, barrier=True)
+    # THEN the whole mesh makes at most a tenth of the 2017 design's calls on its two regions
+    assert BASELINE_50_AT_ONCE == 2852
+    assert storm.total * 10 <= BASELINE_50_AT_ONCE, storm
+    # AND no launch was completed at the timeout, and none waited for longer than a few batching windows
+    assert storm.admission_timeouts == 0
+    assert storm.max_seconds_to_continue < 30
+    assert storm.cross_region_writes == 0
+
+
 def test_given_moto_draws_an_address_already_in_use_then_the_bench_account_draws_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

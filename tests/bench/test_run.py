@@ -35,8 +35,10 @@ def test_given_the_bench_then_each_side_is_measured_once_and_every_count_row_fin
     }
     # WHEN their results become rows
     rows, output = run.count_rows({label: fake_result(job) for label, job in jobs.items()})
-    # THEN every change and every storm case has its rows, each storm beside its own baseline
-    assert len(rows) == clusters + 2 * len(run.STORM_CASES) * storms
+    # THEN every change and every storm case has its rows (with the barrier, its wait too), each storm
+    # beside its own baseline
+    per_storm = sum(3 if barrier else 2 for *_case, barrier in run.STORM_CASES)
+    assert len(rows) == clusters + per_storm * storms
     assert all(storm["baseline"]["total"] == storm["size"] * 100 for storm in output["storm"])
     assert [change["baseline_total"] for change in output["one_change"]] == [
         members + 9 for members in scenarios.CLUSTER_SIZES

@@ -296,6 +296,8 @@ class DeliveryFaults:
     delay: float = 0.0  # probability a message is held back up to `max_delay_seconds` (reordering)
     max_delay_seconds: int = 120
     shuffle: bool = False  # hand each batch over in a random order
+    # Only messages carrying events of these types suffer the faults above (every message if empty).
+    only_types: frozenset[str] = frozenset()
 
 
 class FaultyEventSourceMapping(EventSourceMapping):
@@ -329,6 +331,9 @@ class FaultyEventSourceMapping(EventSourceMapping):
                 handed.append(message)
                 continue
             self._seen.add(message["MessageId"])
+            if self.faults.only_types and _event_type(message) not in self.faults.only_types:
+                handed.append(message)
+                continue
             if self._random.random() < self.faults.loss:
                 self.lost += 1
                 self._sqs.delete_message(
@@ -352,3 +357,12 @@ class FaultyEventSourceMapping(EventSourceMapping):
             self.duplicated += 1
             copy = self._sqs.send_message(QueueUrl=self._stack.queue_url, MessageBody=message["Body"])
             self._seen.add(copy["MessageId"])  # a copy is not lost or copied again
+
+
+def _event_type(message: dict[str, Any]) -> str | None:
+    """The `type` of the event an SNS envelope carries (None if it carries none that parses)."""
+    try:
+        event = json.loads(json.loads(message["Body"])["Message"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    return event.get("type") if isinstance(event, dict) else None

@@ -31,15 +31,16 @@ SIZES = {
     "region_readded": 3,
     "consumer_table_recreated": 3,
     "quota_pressure": 3,
+    "acknowledgements_lossy": 5,
 }
 
 
 def run_all(endpoint: str) -> list[tuple[Report, float]]:
     results = []
-    for name, (scenario, regions) in SCENARIOS.items():
+    for name, (scenario, regions, spec) in SCENARIOS.items():
         requests.post(f"{endpoint}/moto-api/reset", timeout=30).raise_for_status()
         started = time.perf_counter()
-        mesh = ChaosMesh(endpoint, regions).provision()
+        mesh = ChaosMesh(endpoint, regions, spec).provision()
         try:
             results.append((scenario(mesh, SIZES[name]), time.perf_counter() - started))
         finally:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from schemas.events import ACKNOWLEDGEMENT_TYPE, SNAPSHOT_TYPE
+from sgmesh.local.stack import StackSpec
 from tests.chaos.faults import FaultKind
 from tests.chaos.harness import ChaosMesh, Report, VersionWatch, measure
 from tests.support.mesh import TWO_REGIONS
@@ -285,6 +287,8 @@ def group_retired(mesh: ChaosMesh, size: int) -> Report:
         if not mesh.run_until_converged().converged:
             violations.append(f"{group} was not admitted while named")
         mesh.drop_group(EAST, group)
+        # Snapshots are lost, as before acknowledgements existed: losing those is scenario n's subject.
+        mesh.delivery.only_types = frozenset({SNAPSHOT_TYPE})
         mesh.delivery.loss = 0.3
         mesh.scale(WEST, 2 + round_ % 2)
         mesh.scale(EU, 3 - round_ % 2)
@@ -608,18 +612,93 @@ def _delta(call: Any) -> int:
     )
 
 
+class EarlyCompletions:
+    """Checks every CompleteLifecycleAction of a launch as the product sends it: before the launch's
+    admission timeout, every region must already admit the instance (its address in each group)."""
+
+    def __init__(self, mesh: ChaosMesh) -> None:
+        self._mesh = mesh
+        self.checked = 0
+        self.at_timeout = 0
+        self.violations: list[str] = []
+
+    def register(self, client: Any) -> None:
+        if client.meta.service_model.service_id.hyphenize() == "auto-scaling":
+            client.meta.events.register(
+                "before-parameter-build.auto-scaling.CompleteLifecycleAction", self._check
+            )
+
+    def _check(self, params: dict[str, Any], **_: Any) -> None:
+        action = self._mesh.hooks.pending.get(params.get("LifecycleActionToken", ""))
+        if action is None or not action.launching:
+            return  # no longer pending (a second completion is harmless), or a termination
+        self.checked += 1
+        if self._mesh.clock.now - action.held_at >= self._mesh.spec.admission_timeout_seconds:
+            self.at_timeout += 1
+            return
+        address = f"{self._mesh.members(action.region)[action.instance_id]}/32"
+        missing = [
+            region
+            for region in self._mesh.regions
+            if address not in {cidr for *_ports, cidr in self._mesh.managed_permissions(region)}
+        ]
+        if missing:
+            self.violations.append(f"{action.instance_id} completed early: {missing} did not admit it")
+
+
+def acknowledgements_lossy(mesh: ChaosMesh, size: int) -> Report:
+    """(n) acknowledgements lost, duplicated and delayed (snapshots delivered as usual), launches waiting
+    for the admission barrier: no launch is completed before every region admits it unless its admission
+    timeout has passed, and none is lost: each is completed by sgmesh, with CONTINUE, before its hook's
+    heartbeat."""
+    start(mesh)
+    guard = EarlyCompletions(mesh)
+    mesh.factory.extend(guard)
+    guard.register(mesh.factory.autoscaling(EAST))  # the producer's client, built already
+    mesh.delivery.only_types = frozenset({ACKNOWLEDGEMENT_TYPE})
+    mesh.delivery.loss, mesh.delivery.duplication, mesh.delivery.delay = 0.3, 0.3, 0.3
+    launched: list[str] = []
+    for round_ in range(2 * size):
+        for mapping in mesh.faulty_mappings():
+            mapping.reseed(mesh.seed + round_)
+        launched += mesh.scale(EAST, len(mesh.members(EAST)) + 1 + round_ % 2)
+        mesh.run_for(mesh.spec.admission_timeout_seconds + 2 * mesh.spec.batching_window_seconds)
+    mesh.delivery.loss = mesh.delivery.duplication = mesh.delivery.delay = 0.0
+    outcome = mesh.run_until_converged()
+    violations = list(guard.violations)
+    for instance_id in launched:
+        completions = [c for c in mesh.hooks.completions if c.instance_id == instance_id]
+        if [(c.result, c.by_timeout) for c in completions] != [("CONTINUE", False)]:
+            violations.append(f"launch {instance_id} lost or completed otherwise: {completions}")
+    lost = sum(mapping.lost for mapping in mesh.faulty_mappings())
+    copied = sum(mapping.duplicated for mapping in mesh.faulty_mappings())
+    return measure(
+        mesh,
+        "n. acknowledgements lost, duplicated, delayed",
+        f"{len(launched)} launches: {lost} acks lost, {copied} copied; "
+        f"{guard.at_timeout} completed at the timeout",
+        converged=outcome.converged,
+        violations=violations,
+    )
+
+
 SCENARIOS = {
-    "region_outage": (region_outage, tuple[str, ...]((EAST, WEST, EU))),
-    "crash_points": (crash_points, TWO_REGIONS),
-    "delivery_schedules": (delivery_schedules, TWO_REGIONS),
-    "racing_writers": (racing_writers, TWO_REGIONS),
-    "throttling": (throttling, TWO_REGIONS),
-    "poison_batch": (poison_batch, TWO_REGIONS),
-    "lifecycle_completion": (lifecycle_completion, tuple[str, ...]((EAST, WEST, EU))),
-    "leaving_by_hand": (leaving_by_hand, TWO_REGIONS),
-    "group_retired": (group_retired, tuple[str, ...]((EAST, WEST, EU))),
-    "table_recreated": (table_recreated, tuple[str, ...]((EAST, WEST, EU))),
-    "region_readded": (region_readded, tuple[str, ...]((EAST, WEST, EU))),
-    "consumer_table_recreated": (consumer_table_recreated, tuple[str, ...]((EAST, WEST, EU))),
-    "quota_pressure": (quota_pressure, tuple[str, ...]((EAST, WEST, EU))),
+    "region_outage": (region_outage, tuple[str, ...]((EAST, WEST, EU)), None),
+    "crash_points": (crash_points, TWO_REGIONS, None),
+    "delivery_schedules": (delivery_schedules, TWO_REGIONS, None),
+    "racing_writers": (racing_writers, TWO_REGIONS, None),
+    "throttling": (throttling, TWO_REGIONS, None),
+    "poison_batch": (poison_batch, TWO_REGIONS, None),
+    "lifecycle_completion": (lifecycle_completion, tuple[str, ...]((EAST, WEST, EU)), None),
+    "leaving_by_hand": (leaving_by_hand, TWO_REGIONS, None),
+    "group_retired": (group_retired, tuple[str, ...]((EAST, WEST, EU)), None),
+    "table_recreated": (table_recreated, tuple[str, ...]((EAST, WEST, EU)), None),
+    "region_readded": (region_readded, tuple[str, ...]((EAST, WEST, EU)), None),
+    "consumer_table_recreated": (consumer_table_recreated, tuple[str, ...]((EAST, WEST, EU)), None),
+    "quota_pressure": (quota_pressure, tuple[str, ...]((EAST, WEST, EU)), None),
+    "acknowledgements_lossy": (
+        acknowledgements_lossy,
+        tuple[str, ...]((EAST, WEST, EU)),
+        StackSpec(admission_barrier=True),
+    ),
 }

@@ -23,6 +23,7 @@ SIZES = {
     "region_readded": 1,
     "consumer_table_recreated": 1,
     "quota_pressure": 1,
+    "acknowledgements_lossy": 2,
 }
 
 
@@ -30,8 +31,8 @@ SIZES = {
 def test_scenario_loses_no_member_adds_no_rule_and_converges(
     aws: str, provisioned: Provisioner, name: str
 ) -> None:
-    scenario, regions = SCENARIOS[name]
-    mesh = provisioned(ChaosMesh(aws, regions))
+    scenario, regions, spec = SCENARIOS[name]
+    mesh = provisioned(ChaosMesh(aws, regions, spec))
 
     report = scenario(mesh, SIZES[name])
 

@@ -214,3 +214,37 @@ def test_a_local_mesh_file_is_enough_whatever_the_environment_says(
     # THEN the CLI reached the mesh file's endpoint, and left the environment alone
     assert [status["region"] for status in statuses] == [EAST, WEST]
     assert dict(os.environ) == before
+
+
+def test_status_shows_per_source_the_version_every_region_enforces_and_the_regions_behind(
+    sgmesh: Run, mesh_file: Path, local_mesh: LocalMesh
+) -> None:
+    # GIVEN a converged mesh, every region's acknowledgements recorded by the sources' regions
+    (east,) = sgmesh.json("status", "--mesh", str(mesh_file), "--region", EAST)
+    (own,) = east["convergence"]
+    assert (own["source"], own["behind"], own["waiting_launches"]) == (source_key(EAST), [], 0)
+    assert own["enforced_everywhere"] == own["published_version"]
+
+    # WHEN us-east-1 scales out while eu-west-1 receives nothing
+    local_mesh.cut_off(WEST)
+    local_mesh.scale(EAST, 3)
+    local_mesh.run_until_converged()
+
+    # THEN us-east-1's source is enforced everywhere only at its previous version, eu-west-1 behind
+    (east,) = sgmesh.json("status", "--mesh", str(mesh_file), "--region", EAST)
+    (now,) = east["convergence"]
+    assert now["behind"] == [f"123456789012/{WEST}"]
+    assert now["enforced_everywhere"] == own["published_version"] < now["published_version"]
+    code, table = sgmesh("status", "--mesh", str(mesh_file), "--region", EAST)
+    assert code == 0
+    assert "its sources across the mesh" in table
+
+
+def test_events_show_the_acknowledgements_of_the_regions_own_sources(sgmesh: Run, mesh_file: Path) -> None:
+    events = sgmesh.json("events", "--mesh", str(mesh_file), "--region", EAST)
+
+    acknowledged = {(e["source"], e["acknowledged_by"]) for e in events if e["kind"] == "acknowledged"}
+    assert acknowledged == {(source_key(EAST), f"123456789012/{region}") for region in (EAST, WEST)}
+    code, table = sgmesh("events", "--mesh", str(mesh_file), "--region", EAST)
+    assert code == 0
+    assert "acknowledged" in table

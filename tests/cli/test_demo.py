@@ -42,6 +42,13 @@ def test_demo_command_prints_a_converged_verdict_and_exits_zero(aws: str, sgmesh
     assert verdict["api_calls"] == sum(verdict["api_calls_by_operation"].values()) > 0
     hand_termination = verdict["steps"][3]
     assert hand_termination["simulated_seconds"] >= 250, "only the scheduled true-up can catch it"
+    # the launches wait in Pending:Wait until every region acknowledged them; with eu-west-1 cut off,
+    # they are completed at the admission timeout, and the story says so
+    scale_out, cut_off = verdict["steps"][1], verdict["steps"][4]
+    assert "CONTINUE once every region acknowledged" in scale_out["launches"]
+    assert "CONTINUE at the admission timeout (120 s)" in cut_off["launches"]
+    assert "eu-west-1 did not acknowledge" in cut_off["launches"]
+    assert cut_off["simulated_seconds"] >= 120
 
 
 def test_demo_needs_two_regions(sgmesh: Run) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from moto.awslambda.models import LayerVersion
@@ -13,6 +14,7 @@ from moto.core.common_models import CloudFormationModel
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.managed_prefixes import ManagedPrefixList
 from moto.iam.models import ManagedPolicy
+from moto.kms.models import Key
 
 
 def install() -> None:
@@ -29,11 +31,15 @@ def install() -> None:
       template that reads its attributes): `PrefixListFromTemplate` below.
     - `AWS::NoValue` in a list of an AWS::IAM::ManagedPolicy's document leaves the item out, as
       CloudFormation does. moto keeps it as null, and then refuses the document ("Syntax errors").
+    - An AWS::KMS::Key whose KeyPolicy changes is updated in place, as CloudFormation does (KeyPolicy
+      needs no replacement). moto has no update for keys: the key drops out of the stack, and every
+      later resource that reads `Fn::GetAtt Key.Arn` fails the update.
     """
     LayerVersion.physical_resource_id = property(lambda layer: layer.arn)  # type: ignore[attr-defined]
     Stack.parameter_list = property(_parameter_list)  # type: ignore[assignment,method-assign]
     CloudFormationResponse._validate_different_update = _validate_different_update  # type: ignore[method-assign]
     ManagedPolicy.create_from_cloudformation_json = _policy_without_no_values  # type: ignore[method-assign]
+    Key.update_from_cloudformation_json = _key_policy_updated_in_place  # type: ignore[method-assign,assignment]
     # moto finds resource types among CloudFormationModel's subclasses, once (cached).
     for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
         cached.cache_clear()
@@ -51,6 +57,21 @@ def _policy_without_no_values(
         "Properties": {**properties, "PolicyDocument": _drop_nulls(properties.get("PolicyDocument"))},
     }
     return _MOTOS_MANAGED_POLICY(resource_name, cleaned, *args, **kwargs)
+
+
+@classmethod  # type: ignore[misc]
+def _key_policy_updated_in_place(
+    cls: type[Key],
+    original_resource: Key,
+    new_resource_name: str,
+    cloudformation_json: dict[str, Any],
+    account_id: str,
+    region_name: str,
+) -> Key:
+    policy = cloudformation_json["Properties"].get("KeyPolicy")
+    if policy is not None:
+        original_resource.policy = policy if isinstance(policy, str) else json.dumps(policy)
+    return original_resource
 
 
 def _drop_nulls(value: Any) -> Any:

@@ -120,15 +120,24 @@ class DeployedStack:
         through the SQS and SNS APIs: what CloudFormation would do with them."""
         self.apply_queue_policies()
         for subscription in self.resolved_of_type("AWS::SNS::Subscription").values():
-            boto3.client("sns", region_name=subscription["Region"]).subscribe(
+            sns = boto3.client("sns", region_name=subscription["Region"])
+            attributes = {
+                "RawMessageDelivery": str(subscription["RawMessageDelivery"]).lower(),
+                "RedrivePolicy": json.dumps(subscription["RedrivePolicy"]),
+                "FilterPolicyScope": subscription["FilterPolicyScope"],
+                "FilterPolicy": json.dumps(subscription["FilterPolicy"]),
+            }
+            arn = sns.subscribe(
                 TopicArn=subscription["TopicArn"],
                 Protocol=subscription["Protocol"],
                 Endpoint=subscription["Endpoint"],
-                Attributes={
-                    "RawMessageDelivery": str(subscription["RawMessageDelivery"]).lower(),
-                    "RedrivePolicy": json.dumps(subscription["RedrivePolicy"]),
-                },
-            )
+                Attributes=attributes,
+                ReturnSubscriptionArn=True,
+            )["SubscriptionArn"]
+            # SNS answers an existing subscription without changing it (moto too, and it may have made
+            # one from a template it half understands): set what this slot declares, as CloudFormation does.
+            for name, value in attributes.items():
+                sns.set_subscription_attributes(SubscriptionArn=arn, AttributeName=name, AttributeValue=value)
 
     def apply_queue_policies(self) -> None:
         sqs = boto3.client("sqs", region_name=self.region)

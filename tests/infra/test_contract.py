@@ -23,20 +23,33 @@ HANDLERS = {
 # Who reads what (docs/configuration.md, Settings); Lambda itself sets AWS_REGION.
 COMMON = {"SGMESH_CLUSTER", "SGMESH_TABLE_NAME", "SGMESH_ADDRESS"}
 PRODUCER = COMMON | {"SGMESH_TOPIC_ARN", "SGMESH_ASG_NAMES"}
-CONSUMER = COMMON | {
-    # Its own topic, where it asks for a resync and answers one.
-    "SGMESH_TOPIC_ARN",
-    "SGMESH_SECURITY_GROUP_IDS",
-    "SGMESH_PORTS",
+# The admission barrier: the lifecycle function holds launches, the consumer asks it to settle them.
+BARRIER = {
+    # The regions a launch waits for: without them the barrier would wait for none.
     "SGMESH_PEER_TOPIC_ARNS",
-    "SGMESH_RULE_QUOTA",
-    "SGMESH_EVENT_RETENTION_DAYS",
-    "SGMESH_MAX_EVENT_AGE_SECONDS",
-    "SGMESH_TARGET",
-    "SGMESH_PREFIX_LIST_IDS",
-    "SGMESH_OBSERVE",
+    "SGMESH_ADMISSION_TIMEOUT_SECONDS",
+    "SGMESH_ADMISSION_TIMEOUT_RESULT",
+    "SGMESH_ADMISSION_QUEUE_URL",
 }
-NEEDS = {"LifecycleFunction": PRODUCER, "TrueupFunction": PRODUCER, "ConsumerFunction": CONSUMER}
+CONSUMER = (
+    BARRIER
+    | COMMON
+    | {
+        # Its own topic, where it asks for a resync and answers one.
+        "SGMESH_TOPIC_ARN",
+        "SGMESH_SECURITY_GROUP_IDS",
+        "SGMESH_PORTS",
+        "SGMESH_PEER_TOPIC_ARNS",
+        "SGMESH_RULE_QUOTA",
+        "SGMESH_EVENT_RETENTION_DAYS",
+        "SGMESH_MAX_EVENT_AGE_SECONDS",
+        "SGMESH_TARGET",
+        "SGMESH_PREFIX_LIST_IDS",
+        "SGMESH_OBSERVE",
+    }
+)
+NEEDS = {"LifecycleFunction": PRODUCER | BARRIER, "TrueupFunction": PRODUCER, "ConsumerFunction": CONSUMER}
+BUFFER = f"https://sqs.{REGION}.amazonaws.com/123456789012/sgmesh-demo-LifecycleBuffer-1A2B3C"
 PARAMETERS = {
     "ClusterName": "demo",
     "TopicArns": f"{TOPIC},arn:aws:sns:us-east-1:123456789012:sgmesh-demo",
@@ -83,7 +96,7 @@ def test_the_settings_the_template_sets_validate_and_build_each_side(transformed
         transformed,
         PARAMETERS,
         {"AWS::Region": REGION, "AWS::AccountId": "123456789012", "AWS::Partition": "aws"},
-        ref={"Table": "sgmesh-demo-Table-1A2B3C", "Topic": TOPIC}.__getitem__,
+        ref={"Table": "sgmesh-demo-Table-1A2B3C", "Topic": TOPIC, "LifecycleBuffer": BUFFER}.__getitem__,
         getatt=lambda logical_id, attribute: f"{logical_id}.{attribute}",
     )
     built = {}
@@ -128,7 +141,12 @@ def test_the_prefix_list_target_gets_one_list_per_address_family_and_may_write_o
         transformed,
         {**PARAMETERS, "Target": target, "AddressMode": address, "PrefixListMaxEntries": "250"},
         {"AWS::Region": REGION, "AWS::AccountId": "123456789012", "AWS::Partition": "aws"},
-        ref={"Table": "sgmesh-demo-Table-1A2B3C", "Topic": TOPIC, **PREFIX_LIST_IDS}.__getitem__,
+        ref={
+            "Table": "sgmesh-demo-Table-1A2B3C",
+            "Topic": TOPIC,
+            "LifecycleBuffer": BUFFER,
+            **PREFIX_LIST_IDS,
+        }.__getitem__,
         getatt=lambda logical_id, attribute: (
             prefix_list_arn(logical_id) if logical_id in PREFIX_LIST_IDS else f"{logical_id}.{attribute}"
         ),

@@ -22,6 +22,7 @@ from schemas.names import stack_name
 from sgmesh.meshfile import load
 from sgmesh.operator import Operator
 from tests.infra.stacks import ACCOUNT, DeployedStack
+from tests.support.mesh import SNAPSHOT_ATTRIBUTES
 
 CLUSTER = "demo"
 THREE = ("us-east-1", "us-west-2", "eu-west-1")
@@ -197,6 +198,12 @@ def test_functions_run_the_template_settings(deployed: Deployed) -> None:
     lambda_client = boto3.client("lambda", region_name="eu-west-1")
     # moto passes numbers through as numbers; Lambda's environment holds strings.
     consumer = lambda_client.get_function_configuration(FunctionName=stack.physical_ids["ConsumerFunction"])
+    # The admission barrier: both sides know the region's lifecycle buffer and the timeout.
+    barrier = {
+        "SGMESH_ADMISSION_TIMEOUT_SECONDS": "120",
+        "SGMESH_ADMISSION_TIMEOUT_RESULT": "CONTINUE",
+        "SGMESH_ADMISSION_QUEUE_URL": stack.physical_ids["LifecycleBuffer"],
+    }
     assert {name: str(value) for name, value in consumer["Environment"]["Variables"].items()} == {
         "SGMESH_CLUSTER": CLUSTER,
         "SGMESH_TABLE_NAME": stack.physical_ids["Table"],
@@ -212,14 +219,18 @@ def test_functions_run_the_template_settings(deployed: Deployed) -> None:
         "SGMESH_OBSERVE": "false",
         # Prefix lists only with the prefix-list target (test_contract resolves that case).
         "SGMESH_PREFIX_LIST_IDS": "",
+        **barrier,
     }
     producer = lambda_client.get_function_configuration(FunctionName=stack.physical_ids["LifecycleFunction"])
-    assert producer["Environment"]["Variables"] == {
+    assert {name: str(value) for name, value in producer["Environment"]["Variables"].items()} == {
         "SGMESH_CLUSTER": CLUSTER,
         "SGMESH_TABLE_NAME": stack.physical_ids["Table"],
         "SGMESH_ADDRESS": "public",
         "SGMESH_TOPIC_ARN": topic("eu-west-1"),
         "SGMESH_ASG_NAMES": ",".join(GROUPS),
+        # The regions its launches wait for.
+        "SGMESH_PEER_TOPIC_ARNS": stack.parameters["TopicArns"],
+        **barrier,
     }
 
 
@@ -368,27 +379,43 @@ def test_queue_policies_admit_exactly_the_cluster_topics(deployed: Deployed) -> 
 
 def test_the_resolved_wiring_carries_every_topic_to_every_queue(deployed: Deployed) -> None:
     """GIVEN the subscriptions and queue policies resolved from each deployed template, applied through
-    the SNS and SQS APIs (what CloudFormation would do), WHEN each region's topic publishes, THEN every
-    region's queue receives every message, in an envelope naming its topic."""
+    the SNS and SQS APIs (what CloudFormation would do), WHEN each region's topic publishes a snapshot,
+    THEN every region's queue receives every one, in an envelope naming its topic; WHEN each publishes
+    an acknowledgement of a us-east-1 source, THEN only us-east-1's queue receives them (the filter)."""
     stacks = [DeployedStack(region, CLUSTER) for region in FOUR]
     for stack in stacks:
         stack.apply_wiring()
-    for region in FOUR:
-        boto3.client("sns", region_name=region).publish(TopicArn=topic(region), Message=f"from {region}")
-    for stack in stacks:
-        sqs = boto3.client("sqs", region_name=stack.region)
-        received: dict[str, str] = {}
-        for _attempt in range(10):
-            response = sqs.receive_message(QueueUrl=stack.physical_ids["Queue"], MaxNumberOfMessages=10)
-            for message in response.get("Messages", []):
-                envelope = json.loads(message["Body"])
-                received[envelope["TopicArn"]] = envelope["Message"]
-                sqs.delete_message(
-                    QueueUrl=stack.physical_ids["Queue"], ReceiptHandle=message["ReceiptHandle"]
-                )
-            if len(received) == len(FOUR):
-                break
-        assert received == {topic(region): f"from {region}" for region in FOUR}, stack.region
+    acknowledgement: dict[str, Any] = {
+        "type": {"DataType": "String", "StringValue": "sgmesh.acknowledgement"},
+        "source_regions": {"DataType": "String.Array", "StringValue": json.dumps(["us-east-1"])},
+    }
+    routed: tuple[tuple[str, dict[str, Any]], ...] = (
+        ("snapshot", SNAPSHOT_ATTRIBUTES),
+        ("acknowledgement", acknowledgement),
+    )
+    for kind, attributes in routed:
+        for region in FOUR:
+            boto3.client("sns", region_name=region).publish(
+                TopicArn=topic(region), Message=f"{kind} from {region}", MessageAttributes=attributes
+            )
+        for stack in stacks:
+            admitted = kind == "snapshot" or stack.region == "us-east-1"
+            expected = {(topic(region), f"{kind} from {region}") for region in FOUR} if admitted else set()
+            assert _drain(stack) == expected, (kind, stack.region)
+
+
+def _drain(stack: DeployedStack) -> set[tuple[str, str]]:
+    """(topic, message) of every envelope on the stack's queue, taken off it."""
+    sqs = boto3.client("sqs", region_name=stack.region)
+    received: set[tuple[str, str]] = set()
+    while messages := sqs.receive_message(QueueUrl=stack.physical_ids["Queue"], MaxNumberOfMessages=10).get(
+        "Messages", []
+    ):
+        for message in messages:
+            envelope = json.loads(message["Body"])
+            received.add((envelope["TopicArn"], envelope["Message"]))
+            sqs.delete_message(QueueUrl=stack.physical_ids["Queue"], ReceiptHandle=message["ReceiptHandle"])
+    return received
 
 
 def test_lifecycle_hooks_on_every_named_group_with_the_parameters(deployed: Deployed) -> None:

@@ -96,6 +96,8 @@ def test_what_the_stacks_or_the_functions_would_refuse_is_refused_before_any_aws
     message = f"{refused.value}\n{refused_elsewhere.value}"
     for expected in (
         f"{MAX_TOPICS + 1} topics",
+        # the default 120 s: launches would wait for the barrier as long as the hook waits for sgmesh
+        "admission_timeout_seconds 120 must be below lifecycle_heartbeat_timeout 10",
         "us-east-1: 1 to 5 auto_scaling_groups, not 6",
         "us-east-1: at most 5 security_groups",
         "LifecycleHeartbeatTimeout='10': must be within 30-7200",

@@ -22,6 +22,7 @@ TOPICS = [f"arn:aws:sns:{region}:{ACCOUNT}:sgmesh-prod-1" for region in (REGION,
 TABLE = "sgmesh-prod-1-Table-1A2B3C"
 DEAD_LETTERS = [f"arn:aws:sqs:{topic.split(':')[3]}:{ACCOUNT}:dlq" for topic in TOPICS[1:]]
 PREFIX_LISTS = {"PrefixListIpv4": "pl-0123456789abcdef0", "PrefixListIpv6": "pl-0123456789abcdef1"}
+BUFFER = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/sgmesh-prod-1-LifecycleBuffer-1A2B3C"
 FIELD_OF = {variable: field for field, variable in ENVIRONMENT_NAMES.items()}
 
 
@@ -45,6 +46,9 @@ def deploy_file(directory: Path, **keys: object) -> Path:
         ("event_retention_days", 4000),
         ("max_event_age_seconds", 59),
         ("cluster", "my.cluster"),
+        # SQS delays a message by 900 s at most (API_SendMessage, DelaySeconds): the timeout's timer
+        ("admission_timeout_seconds", 901),
+        ("admission_timeout_result", "WAIT"),
     ],
 )
 def test_a_bad_setting_in_the_deploy_file_is_refused_as_the_functions_refuse_it(
@@ -108,6 +112,8 @@ def test_each_function_reads_back_every_setting_the_deploy_file_gives_it(
             "rule_quota": 200,
             "event_retention_days": 9,
             "max_event_age_seconds": 3600,
+            "admission_timeout_seconds": 300,
+            "admission_timeout_result": "ABANDON",
             "auto_scaling_groups": ["cassandra-a", "cassandra-b"],
             "regions": {REGION: {"security_groups": ["sg-0123456789abcdef0", "sg-0123456789abcdef1"]}},
         }
@@ -116,12 +122,12 @@ def test_each_function_reads_back_every_setting_the_deploy_file_gives_it(
         transformed,
         stack_parameters(sam_template, config, REGION, TOPICS, DEAD_LETTERS),
         {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws"},
-        ref={"Table": TABLE, "Topic": TOPICS[0], **PREFIX_LISTS}.__getitem__,
+        ref={"Table": TABLE, "Topic": TOPICS[0], "LifecycleBuffer": BUFFER, **PREFIX_LISTS}.__getitem__,
         getatt=lambda logical_id, attribute: f"{logical_id}.{attribute}",
     )
     lists = {"prefix-list": tuple(PREFIX_LISTS.values()), "sharded": ()}[target]
     intended = config.settings(REGION, TOPICS).model_copy(
-        update={"table_name": TABLE, "prefix_list_ids": lists}
+        update={"table_name": TABLE, "prefix_list_ids": lists, "admission_queue_url": BUFFER}
     )
 
     reached = {"region"}
@@ -142,12 +148,14 @@ def test_the_template_constrains_and_defaults_each_setting_parameter_as_the_sett
     sam_template: dict[str, Any],
 ) -> None:
     forwarded = setting_parameters(sam_template)
-    # Every operator-chosen setting travels as a parameter; the table, topic and lists are the stack's own.
+    # Every operator-chosen setting travels as a parameter; the table, topic, lists and lifecycle
+    # buffer are the stack's own.
     assert {FIELD_OF[variable] for variable in forwarded} == set(Settings.model_fields) - {
         "region",
         "table_name",
         "topic_arn",
         "prefix_list_ids",
+        "admission_queue_url",
     }
     for variable, parameter in forwarded.items():
         field = Settings.model_fields[FIELD_OF[variable]]

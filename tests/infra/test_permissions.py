@@ -6,6 +6,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -50,6 +51,7 @@ IAM_PREFIX = {
     "dynamodb": "dynamodb",
     "sns": "sns",
     "service-quotas": "servicequotas",
+    "sqs": "sqs",
 }
 # Granted for what Lambda and the AWS services do on the function's behalf, not for calls in the code:
 # logs (the runtime), KMS (SQS, SNS and DynamoDB encrypt and decrypt), SQS (the event source mappings
@@ -150,6 +152,32 @@ class Functions:
         sqs.send_message(QueueUrl=self.stack.physical_ids["LifecycleBuffer"], MessageBody=json.dumps(event))
         return self._poll("LifecycleBuffer", "LifecycleFunction", lifecycle.bind)
 
+    def launch_waits_until_timeout(self, event: dict[str, Any]) -> None:
+        """The launch is held with a one-second timer, and the timer fires before any acknowledgement
+        (moto delays messages by the wall clock): the lifecycle function takes the buffer's messages
+        until the launch is settled."""
+        sqs = boto3.client("sqs", region_name=REGION)
+        sqs.send_message(QueueUrl=self.stack.physical_ids["LifecycleBuffer"], MessageBody=json.dumps(event))
+        self._poll(
+            "LifecycleBuffer", "LifecycleFunction", lifecycle.bind, SGMESH_ADMISSION_TIMEOUT_SECONDS="1"
+        )
+        key = {
+            "pk": {"S": f"admission#{CLUSTER}"},
+            "sk": {"S": f"{GROUP}#{event['detail']['EC2InstanceId']}"},
+        }
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        deadline = time.monotonic() + 10
+        while dynamodb.get_item(TableName=self.stack.physical_ids["Table"], Key=key)["Item"]["status"][
+            "S"
+        ] == ("pending"):
+            assert time.monotonic() < deadline, "the admission timer never fired"
+            time.sleep(0.2)
+            self._poll("LifecycleBuffer", "LifecycleFunction", lifecycle.bind)
+
+    def admission_check(self) -> Any:
+        """The lifecycle buffer hands the consumer's admission check to the lifecycle function."""
+        return self._poll("LifecycleBuffer", "LifecycleFunction", lifecycle.bind)
+
     def _poll(self, queue: str, function: str, bind: Binding, **overrides: str) -> Any:
         sqs = boto3.client("sqs", region_name=REGION)
         queue_url = self.stack.physical_ids[queue]
@@ -196,7 +224,11 @@ def calls(functions: Functions) -> dict[str, list[ApiCall]]:
         token=str(uuid.uuid4()),
     )
     assert functions.lifecycle_action(event) == {"batchItemFailures": []}
+    # The launch waits for the barrier: the consumer applies and acknowledges the snapshot, records its
+    # own acknowledgement (the only region), and has the lifecycle function complete the launch.
     functions.deliver()
+    assert functions.deliver() == {"batchItemFailures": []}
+    assert functions.admission_check() == {"batchItemFailures": []}
     functions.scale(0)
     assert functions.run("TrueupFunction", trueup.bind, {})["published"]
     assert functions.deliver() == {"batchItemFailures": []}
@@ -215,6 +247,9 @@ def test_the_scenario_exercised_every_kind_of_write(calls: dict[str, list[ApiCal
     } <= operations["ConsumerFunction"]
     assert {"UpdateItem", "Publish"} <= operations["TrueupFunction"]
     assert "CompleteLifecycleAction" in operations["LifecycleFunction"]
+    # The admission barrier: the launch's record and timer, and the consumer's request to settle it.
+    assert {"BatchWriteItem", "SendMessage"} <= operations["LifecycleFunction"]
+    assert "SendMessage" in operations["ConsumerFunction"]
 
 
 @pytest.mark.parametrize("function", ["TrueupFunction", "LifecycleFunction", "ConsumerFunction"])
@@ -230,7 +265,11 @@ def test_every_call_is_allowed_and_every_grant_is_used(
     assert refused == []
     granted = {action for statement in statements for action in _listed(statement["Action"])}
     used = {_action(call) for call in calls[function]}
-    assert {action for action in granted if not action.startswith(ON_BEHALF)} == used
+    # Grants for what is done on the function's behalf may go unused by the code; the code's own calls
+    # (the admission barrier's SendMessage to the lifecycle buffer, say) are all checked above.
+    assert {action for action in granted if not action.startswith(ON_BEHALF)} == {
+        action for action in used if not action.startswith(ON_BEHALF)
+    }
 
 
 def _statements(stack: DeployedStack, function: str) -> Iterator[dict[str, Any]]:
@@ -280,6 +319,10 @@ def _resource(stack: DeployedStack, call: ApiCall) -> str:
         return str(params["TopicArn"])
     if call.service == "ec2":
         return f"arn:aws:ec2:{region}:{ACCOUNT}:security-group/{params['GroupId']}"
+    if call.service == "sqs":
+        # A queue URL ends in /<account>/<name>; its ARN is arn:aws:sqs:<region>:<account>:<name>.
+        account, name = str(params["QueueUrl"]).rsplit("/", 2)[1:]
+        return f"arn:aws:sqs:{region}:{account}:{name}"
     if call.service == "service-quotas":
         return f"arn:aws:servicequotas:{region}:{ACCOUNT}:{params['ServiceCode']}/{params['QuotaCode']}"
     if call.service == "auto-scaling":
@@ -555,7 +598,8 @@ def test_every_metric_the_alarms_and_the_dashboard_name_is_one_the_functions_emi
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """GIVEN the deployed region, WHEN the real handlers meet each outcome the dashboard charts (snapshots
-    applied, coalesced, expired and rejected, a throttled call, a launch completed, a quota too small),
+    applied, coalesced, expired and rejected, a throttled call, a launch admitted by the barrier, a quota
+    too small),
     THEN every sgmesh metric an alarm or the dashboard names is in the EMF they printed, with the same
     namespace and dimensions, and every AWS metric is one of the stack's own resources."""
     capsys.readouterr()
@@ -601,7 +645,15 @@ def test_every_metric_the_alarms_and_the_dashboard_name_is_one_the_functions_emi
         token=str(uuid.uuid4()),
     )
     functions.lifecycle_action(event)
-    # Over the quota: a plan that cannot fit.
+    # ... through the barrier: the snapshot applied and acknowledged, the acknowledgement recorded (the
+    # mesh converged), the launch admitted.
+    functions.deliver()
+    functions.deliver()
+    functions.admission_check()
+    # ... and one at the admission timeout (a second, as small as SQS delays go): no region answered.
+    (late,) = set(functions.scale(3)) - members - {instance_id}
+    functions.launch_waits_until_timeout({**event, "detail": {**event["detail"], "EC2InstanceId": late}})
+    # Over the quota: a plan that cannot fit (the late launch's snapshot, waiting on the queue).
     functions.deliver(SGMESH_RULE_QUOTA="1")
     printed = emitted_metrics(emitted(capsys.readouterr().out))
 
@@ -625,6 +677,8 @@ def test_every_metric_the_alarms_and_the_dashboard_name_is_one_the_functions_emi
         "RuleHeadroom",
         "ApiThrottled",
         "LifecycleActionsCompleted",
+        "LaunchesAdmitted",
+        "MeshConvergenceSeconds",
         "ApproximateNumberOfMessagesVisible",
     }
     assert {alarms["SourceSilenceAlarm"], alarms["RuleHeadroomAlarm"]} <= charted

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from ipaddress import IPv4Network
 from typing import Any
 
+from schemas.events import ACKNOWLEDGEMENT_TYPE
 from sgmesh.local.clients import ApiCall
 from sgmesh.local.stack import StackSpec
 from tests.support.mesh import Mesh, Provisioner
@@ -34,17 +35,23 @@ def addresses_of(mesh: Mesh, *regions: str) -> set[str]:
 
 
 def applies_since(mesh: Mesh, region: str, first: int) -> list[Any]:
-    return mesh.handled(region, "apply")[first:]
+    """The consumer's invocations since `first` that applied snapshots (not acknowledgements alone)."""
+    return [
+        invocation
+        for invocation in mesh.handled(region, "apply")[first:]
+        if invocation.message_types() - {ACKNOWLEDGEMENT_TYPE}
+    ]
 
 
 def published_by_consumers(mesh: Mesh, since: int = 0) -> list[tuple[str, str]]:
-    """(region of the consumer, topic region) of every Publish a consumer made."""
+    """(region of the consumer, topic region) of every Publish a consumer made, acknowledgements aside."""
     return [
         (invocation.region, call.params["TopicArn"].split(":")[3])
         for invocation in mesh.invocations[since:]
         if invocation.handler == "apply"
         for call in invocation.calls
         if call.operation == "Publish"
+        and call.params["MessageAttributes"]["type"]["StringValue"] != ACKNOWLEDGEMENT_TYPE
     ]
 
 

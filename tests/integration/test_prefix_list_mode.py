@@ -19,7 +19,7 @@ from schemas.events import Cause, CauseKind, Member, MembershipSnapshot, Source
 from sgmesh.local.clients import ApiCall
 from sgmesh.local.prefix_lists import PrefixListChecks
 from sgmesh.local.stack import ACCOUNT
-from tests.support.mesh import Mesh
+from tests.support.mesh import SNAPSHOT_ATTRIBUTES, Mesh
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2.type_defs import AddPrefixListEntryTypeDef
@@ -84,7 +84,9 @@ def publish(mesh: Mesh, region: str, version: int, group_members: list[Member]) 
         cause=Cause(kind=CauseKind.TRUEUP),
         members=tuple(group_members),
     )
-    mesh.sns(region).publish(TopicArn=stack.topic_arn, Message=snapshot.model_dump_json())
+    mesh.sns(region).publish(
+        TopicArn=stack.topic_arn, Message=snapshot.model_dump_json(), MessageAttributes=SNAPSHOT_ATTRIBUTES
+    )
 
 
 def entries(mesh: Mesh, region: str, prefix_list_id: str) -> set[str]:

@@ -15,7 +15,7 @@ from sgmesh.local.lifecycle import Completion
 from sgmesh.local.stack import StackSpec
 from tests.support.ec2 import reference_a_prefix_list
 from tests.support.logs import extra
-from tests.support.mesh import Mesh, Provisioner
+from tests.support.mesh import SNAPSHOT_ATTRIBUTES, Mesh, Provisioner
 
 
 def tampered(message: dict[str, Any], *, body: str | None = None, **changes: Any) -> dict[str, Any]:
@@ -35,7 +35,11 @@ def tampered(message: dict[str, Any], *, body: str | None = None, **changes: Any
 
 def published(mesh: Mesh, region: str, snapshot: dict[str, Any]) -> None:
     """What a holder of sns:Publish on the region's topic could send: signed by SNS, but forged."""
-    mesh.sns(region).publish(TopicArn=mesh.stacks[region].topic_arn, Message=json.dumps(snapshot))
+    mesh.sns(region).publish(
+        TopicArn=mesh.stacks[region].topic_arn,
+        Message=json.dumps(snapshot),
+        MessageAttributes=SNAPSHOT_ATTRIBUTES,
+    )
 
 
 def with_member_address(snapshot: dict[str, Any], cidr: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from sgmesh.local.stack import ACCOUNT
 from tests.support.golden import golden, shape
-from tests.support.mesh import Mesh
+from tests.support.mesh import SNAPSHOT_ATTRIBUTES, Mesh
 
 POISON = "{not a snapshot"
 
@@ -47,12 +47,13 @@ def test_given_more_messages_than_a_batch_then_they_are_handed_over_ten_at_most_
     # THEN each queue's messages went to its consumer in batches of at most ten, none lost: every
     # message published on any topic (the 24 snapshots, and what each region's empty table set off:
     # its resync request, and the answers that re-published the answering region's own source)
-    published = Counter(
-        json.loads(call.params["Message"])["type"]
+    messages = [
+        json.loads(call.params["Message"])
         for invocation in mesh.invocations
         for call in invocation.calls
         if call.operation == "Publish"
-    )
+    ]
+    published = Counter(message["type"] for message in messages)
     assert published["sgmesh.membership-snapshot"] > 24
     assert published["sgmesh.resync-request"] == len(mesh.regions)
     for region in mesh.regions:
@@ -60,19 +61,29 @@ def test_given_more_messages_than_a_batch_then_they_are_handed_over_ten_at_most_
         kinds = Counter(
             json.loads(json.loads(r["body"])["Message"])["type"] for batch in batches for r in batch
         )
-        assert kinds == published
+        # acknowledgements go to the regions of the sources they name, the rest everywhere
+        routed = Counter(
+            message["type"]
+            for message in messages
+            if message["type"] != "sgmesh.acknowledgement"
+            or region in {entry["source"]["region"] for entry in message["enforced"]}
+        )
+        assert kinds == routed
         assert max(len(batch) for batch in batches) == 10
         assert all(
             invocation.result == {"batchItemFailures": []} for invocation in mesh.handled(region, "apply")
         )
         assert mesh.mappings[region].depth() == 0
 
-    # ... and every record has the shape of the SQS event AWS delivers (see tests/events)
+    # ... and every record has the shape of the SQS event AWS delivers (see tests/events); an
+    # acknowledgement's envelope also carries its sources' regions, which the subscriptions filter on
     (expected,) = golden("sqs_snapshot_batch")["Records"]
     for invocation in mesh.handled("us-west-2", "apply"):
         for record in invocation.event["Records"]:
+            body = json.loads(record["body"])
+            body["MessageAttributes"].pop("source_regions", None)
             assert shape(record) == shape(expected)
-            assert shape(json.loads(record["body"])) == shape(json.loads(expected["body"]))
+            assert shape(body) == shape(json.loads(expected["body"]))
             assert record["eventSourceARN"] == mesh.stacks["us-west-2"].queue_arn
 
 
@@ -83,7 +94,9 @@ def test_given_a_poison_record_then_it_is_retried_after_each_visibility_timeout_
     converge(mesh)
     west, stack = mesh.mappings["us-west-2"], mesh.stacks["us-west-2"]
     timeout = mesh.spec.visibility_timeout_seconds
-    mesh.sns("us-east-1").publish(TopicArn=mesh.stacks["us-east-1"].topic_arn, Message=POISON)
+    mesh.sns("us-east-1").publish(
+        TopicArn=mesh.stacks["us-east-1"].topic_arn, Message=POISON, MessageAttributes=SNAPSHOT_ATTRIBUTES
+    )
     poison_ids: set[str] = set()
 
     for receive in range(1, 6):

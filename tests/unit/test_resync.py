@@ -13,6 +13,7 @@ import pytest
 from consumers.metrics import Outcome
 from schemas.errors import InvalidRecordError
 from schemas.events import (
+    RESYNC_REQUEST_TYPE,
     MembershipSnapshot,
     Requester,
     ResyncReason,
@@ -147,7 +148,9 @@ def test_given_no_topic_setting_then_the_one_peer_topic_of_its_region_is_its_own
 
 def test_a_failed_request_is_logged_and_the_batch_still_applies() -> None:
     consumer = Consumer()
+    # SNS refuses the request (acknowledgements still go: a failed one fails the batch, by design)
     consumer.topic.failure = RuntimeError("SNS is down")
+    consumer.topic.failing = {RESYNC_REQUEST_TYPE}
 
     report = consumer.service.apply([make_snapshot(THERE, 1, [member(1)])])
 

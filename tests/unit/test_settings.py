@@ -324,6 +324,7 @@ def test_given_settings_when_written_as_environment_then_read_back_equal() -> No
         "SGMESH_RULE_QUOTA": "200",
         "SGMESH_EVENT_RETENTION_DAYS": "9",
         "SGMESH_MAX_EVENT_AGE_SECONDS": "3600",
+        "SGMESH_ADMISSION_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/sgmesh-prod-buffer",
     }
     for environment in (every_setting, minimal_environment()):
         settings = Settings.from_env(environment)

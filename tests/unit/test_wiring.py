@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from schemas.routing import subscription_filter_policy
 from sgmesh.wiring import (
     ANY,
     Expected,
@@ -53,7 +54,13 @@ def cluster(regions: Sequence[str] = REGIONS) -> list[Expected]:
 def healthy(expected: Expected) -> Observed:
     """What the template deploys, as AWS describes it."""
     subscriptions = {
-        arn: Subscription(f"{arn}:{n}", raw_delivery=False, dead_letter_arn=expected.dead_letters[arn])
+        arn: Subscription(
+            f"{arn}:{n}",
+            raw_delivery=False,
+            dead_letter_arn=expected.dead_letters[arn],
+            filter_policy=json.dumps(subscription_filter_policy(expected.region)),
+            filter_policy_scope="MessageAttributes",
+        )
         for n, arn in enumerate(expected.topics)
     }
     grant = Grant(expected.principals, frozenset(expected.topics))
@@ -158,7 +165,7 @@ def test_a_subscription_with_other_attributes_is_set_back_in_place() -> None:
     )
 
 
-def test_a_subscription_without_redrive_or_with_a_filter_is_found() -> None:
+def test_a_subscription_without_redrive_or_with_another_filter_is_found() -> None:
     east = cluster()[0]
     observed = healthy(east)
     arn = topic("eu-west-1")
@@ -167,9 +174,39 @@ def test_a_subscription_without_redrive_or_with_a_filter_is_found() -> None:
     found = problems(east, replace(observed, subscriptions={**observed.subscriptions, arn: changed}))
 
     assert [problem.split(":")[0] for _part, _subject, problem in found] == [
-        'has a filter policy {"a"',
+        'its filter policy {"a"',
         "no redrive policy",
     ]
+
+
+def test_a_subscription_without_the_templates_filter_is_found_and_its_repair_sets_it() -> None:
+    # GIVEN us-east-1's subscription to eu-west-1's topic made by hand, with no filter policy, and one
+    # filtering on the message body instead of its attributes
+    east = cluster()[0]
+    observed = healthy(east)
+    arn, other = topic("eu-west-1"), topic("us-west-2")
+    declared, declared_other = observed.subscriptions[arn], observed.subscriptions[other]
+    assert declared is not None and declared_other is not None
+    bare = replace(declared, filter_policy=None, filter_policy_scope=None)
+    on_body = replace(declared_other, filter_policy_scope="MessageBody")
+
+    found = check(
+        east, replace(observed, subscriptions={**observed.subscriptions, arn: bare, other: on_body})
+    )
+
+    # THEN both are found, and their repair sets the policy of the subscribing queue's region
+    assert sorted((f.subject, f.problem.split(":")[0]) for f in found) == sorted(
+        [
+            (other, "its filter policy applies to the MessageBody, not the message attributes"),
+            (arn, "no filter policy"),
+        ]
+    )
+    for finding in found:
+        assert finding.repair is not None
+        assert json.loads(finding.repair.attributes["FilterPolicy"]) == subscription_filter_policy(
+            "us-east-1"
+        )
+        assert finding.repair.attributes["FilterPolicyScope"] == "MessageAttributes"
 
 
 def test_a_deleted_topic_is_reported_by_every_region_without_a_repair() -> None:
