@@ -60,14 +60,7 @@ class EmfOutcomes:
             return
         self._metrics.add_metric(name=outcome.value, unit=MetricUnit.Count, value=value)
         if reason is not None:
-            with single_metric(
-                name=outcome.value,
-                unit=MetricUnit.Count,
-                value=value,
-                namespace=NAMESPACE,
-                default_dimensions={"service": SERVICE, "cluster": self._cluster},
-            ) as metric:
-                metric.add_dimension(name="reason", value=reason)
+            self._count_by(outcome, value, "reason", reason)
 
     def gauge(self, outcome: Outcome, value: int) -> None:
         self._metrics.add_metric(name=outcome.value, unit=MetricUnit.Count, value=value)
@@ -76,6 +69,11 @@ class EmfOutcomes:
         self._metrics.add_metric(name=outcome.value, unit=MetricUnit.Seconds, value=value)
 
     def per_target(self, outcome: Outcome, target_id: str, value: int) -> None:
+        self._count_by(outcome, value, "target", target_id)
+
+    def _count_by(self, outcome: Outcome, value: int, dimension: str, dimension_value: str) -> None:
+        """A count of its own with one dimension more than the batch's metrics (EMF allows one set of
+        dimensions per document)."""
         with single_metric(
             name=outcome.value,
             unit=MetricUnit.Count,
@@ -83,7 +81,7 @@ class EmfOutcomes:
             namespace=NAMESPACE,
             default_dimensions={"service": SERVICE, "cluster": self._cluster},
         ) as metric:
-            metric.add_dimension(name="target", value=target_id)
+            metric.add_dimension(name=dimension, value=dimension_value)
 
 
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)

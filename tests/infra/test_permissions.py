@@ -200,6 +200,19 @@ class Functions:
         return [instance["InstanceId"] for instance in group["Instances"]]
 
 
+def launch_event(instance_id: str) -> dict[str, Any]:
+    """What the lifecycle rule hands the buffer when the group launches the instance."""
+    return lifecycle_event(
+        account=ACCOUNT,
+        region=REGION,
+        group=GROUP,
+        instance_id=instance_id,
+        launching=True,
+        hook=f"sgmesh-{CLUSTER}-launching",
+        token=str(uuid.uuid4()),
+    )
+
+
 @pytest.fixture(scope="module")
 def functions(stack: DeployedStack, moto_endpoint: str) -> Functions:
     return Functions(stack, moto_endpoint)
@@ -214,15 +227,7 @@ def calls(functions: Functions) -> dict[str, list[ApiCall]]:
     members = set(functions.scale(2))
     # A launch: the new instance is not in the published membership yet, so it is published again.
     (instance_id,) = set(functions.scale(3)) - members
-    event = lifecycle_event(
-        account=ACCOUNT,
-        region=REGION,
-        group=GROUP,
-        instance_id=instance_id,
-        launching=True,
-        hook=f"sgmesh-{CLUSTER}-launching",
-        token=str(uuid.uuid4()),
-    )
+    event = launch_event(instance_id)
     assert functions.lifecycle_action(event) == {"batchItemFailures": []}
     # The launch waits for the barrier: the consumer applies and acknowledges the snapshot, records its
     # own acknowledgement (the only region), and has the lifecycle function complete the launch.
@@ -635,15 +640,7 @@ def test_every_metric_the_alarms_and_the_dashboard_name_is_one_the_functions_emi
     # A launch completed through its lifecycle hook.
     members = set(functions.scale(1))
     (instance_id,) = set(functions.scale(2)) - members
-    event = lifecycle_event(
-        account=ACCOUNT,
-        region=REGION,
-        group=GROUP,
-        instance_id=instance_id,
-        launching=True,
-        hook=f"sgmesh-{CLUSTER}-launching",
-        token=str(uuid.uuid4()),
-    )
+    event = launch_event(instance_id)
     functions.lifecycle_action(event)
     # ... through the barrier: the snapshot applied and acknowledged, the acknowledgement recorded (the
     # mesh converged), the launch admitted.
@@ -652,7 +649,7 @@ def test_every_metric_the_alarms_and_the_dashboard_name_is_one_the_functions_emi
     functions.admission_check()
     # ... and one at the admission timeout (a second, as small as SQS delays go): no region answered.
     (late,) = set(functions.scale(3)) - members - {instance_id}
-    functions.launch_waits_until_timeout({**event, "detail": {**event["detail"], "EC2InstanceId": late}})
+    functions.launch_waits_until_timeout(launch_event(late))
     # Over the quota: a plan that cannot fit (the late launch's snapshot, waiting on the queue).
     functions.deliver(SGMESH_RULE_QUOTA="1")
     printed = emitted_metrics(emitted(capsys.readouterr().out))

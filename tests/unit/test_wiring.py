@@ -186,7 +186,8 @@ def test_a_subscription_without_the_templates_filter_is_found_and_its_repair_set
     observed = healthy(east)
     arn, other = topic("eu-west-1"), topic("us-west-2")
     declared, declared_other = observed.subscriptions[arn], observed.subscriptions[other]
-    assert declared is not None and declared_other is not None
+    assert declared is not None
+    assert declared_other is not None
     bare = replace(declared, filter_policy=None, filter_policy_scope=None)
     on_body = replace(declared_other, filter_policy_scope="MessageBody")
 
